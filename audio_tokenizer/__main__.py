@@ -1,0 +1,121 @@
+"""Command line: ``python -m audio_tokenizer {corpus,build} ...`` (see ``--help`` of each)."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+EXAMPLES = """examples:
+  python -m audio_tokenizer corpus data/espeak --n 200 --holdout 20 --seed 0
+  python -m audio_tokenizer build --input data/espeak --output data/espeak_tok \\
+      --tokenizer canopylabs/orpheus-3b-0.1-ft --codec hubertsiuzdak/snac_24khz
+  python -m audio_tokenizer build --input my_hf_dataset_dir --text-column sentence --audio-column audio \\
+      --voice tara --output data/tara_tok --tokenizer ./tokenizer --codec ./snac_24khz
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m audio_tokenizer", epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Make an offline speech corpus with eSpeak NG, or tokenise a speech dataset into "
+                    "Orpheus-layout TTS rows (SNAC 24 kHz codes) saved with datasets.save_to_disk.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("corpus", help="speak generated English sentences into OUT/{wavs,metadata.csv}",
+                       description="Write OUT/wavs/*.wav (24 kHz) and OUT/metadata.csv (file|text|voice, "
+                                   "with a header) from seeded sentences spoken by eSpeak NG; no downloads.")
+    c.add_argument("out", help="output folder (must be new or empty unless --force)")
+    c.add_argument("--n", type=int, default=50, help="number of utterances (default 50)")
+    c.add_argument("--seed", type=int, default=0, help="same seed -> byte-identical corpus (default 0)")
+    c.add_argument("--holdout", type=int, default=0,
+                   help="also write this many unspoken sentences to OUT/heldout.txt for evaluation")
+    c.add_argument("--voices", default=None,
+                   help="comma-separated eSpeak voices (default en-us,en-gb,en-us+f3,en-gb+m3,en-us+f2)")
+    c.add_argument("--rates", default=None, help="comma-separated words per minute (default 150,175,200)")
+    c.add_argument("--force", action="store_true", help="replace OUT if it is not empty")
+
+    b = sub.add_parser("build", help="tokenise a metadata.csv folder or a Hugging Face dataset",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                       description="Encode every utterance with SNAC and write Orpheus rows (input_ids, "
+                                   "attention_mask, prompt_lengths, data_type='tts', text, voice, duration, "
+                                   "source) to OUTPUT. Bad utterances go to OUTPUT/skipped.csv. Work is saved "
+                                   "in shards: rerunning the same command resumes.")
+    b.add_argument("--input", required=True,
+                   help="folder with metadata.csv (file|text, LJSpeech file|text|normalized, or a header "
+                        "line like file|text|voice), a save_to_disk folder, or a hub dataset name")
+    b.add_argument("--output", required=True, help="output folder (the dataset, skipped.csv, build_info.json)")
+    b.add_argument("--tokenizer", required=True, help="Llama-3 tokenizer: hub id or local folder")
+    b.add_argument("--codec", default="hubertsiuzdak/snac_24khz", help="SNAC 24 kHz: hub id or local folder")
+    b.add_argument("--voice", default=None, help="voice name for every row (prompt 'voice: text'); "
+                                                  "overrides the voice column")
+    b.add_argument("--text-column", default="text", help="transcript column")
+    b.add_argument("--audio-column", default="audio", help="audio column (Hugging Face input)")
+    b.add_argument("--voice-column", default="voice", help="per-row voice column, used when present "
+                                                            "('' to ignore)")
+    b.add_argument("--split", default="train", help="split of a Hugging Face dataset")
+    b.add_argument("--min-duration", type=float, default=0.5, help="skip shorter audio (seconds)")
+    b.add_argument("--max-duration", type=float, default=30.0, help="skip longer audio (seconds)")
+    b.add_argument("--max-length", type=int, default=8192, help="skip rows with more tokens")
+    b.add_argument("--drop-repeated-frames", action="store_true",
+                   help="Orpheus notebook dedupe: drop frames whose L0 code repeats the previous frame's")
+    b.add_argument("--shard-size", type=int, default=500, help="utterances per resumable shard")
+    b.add_argument("--device", default="cpu", help="device for the SNAC encoder (cpu, cuda, cuda:1)")
+    b.add_argument("--overwrite", action="store_true", help="discard shards from an earlier, different run")
+    b.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def _corpus(args) -> int:
+    from audio_tokenizer import corpus
+
+    kwargs = {}
+    if args.voices:
+        kwargs["voices"] = tuple(v.strip() for v in args.voices.split(",") if v.strip())
+    if args.rates:
+        kwargs["rates"] = tuple(int(r) for r in args.rates.split(","))
+    out = corpus.make_corpus(args.out, args.n, seed=args.seed, holdout=args.holdout, overwrite=args.force,
+                             **kwargs)
+    print(f"wrote {args.n} utterances to {out} (metadata.csv, wavs/)"
+          + (f", {args.holdout} held-out sentences to {out / 'heldout.txt'}" if args.holdout else ""))
+    return 0
+
+
+def _build(args) -> int:
+    from audio_tokenizer.build import BuildConfig, build
+
+    cfg = BuildConfig(
+        input=args.input, output=args.output, tokenizer=args.tokenizer, codec=args.codec, voice=args.voice,
+        text_column=args.text_column, audio_column=args.audio_column, voice_column=args.voice_column,
+        split=args.split, min_duration=args.min_duration, max_duration=args.max_duration,
+        max_length=args.max_length, drop_repeated_frames=args.drop_repeated_frames,
+        shard_size=args.shard_size, device=args.device)
+    info = build(cfg, overwrite=args.overwrite, progress=not args.quiet)
+    n, d = info["counts"], info["durations"]
+    reasons = ", ".join(f"{k}: {v}" for k, v in n["skipped_by_reason"].items())
+    print(f"{n['rows']} rows from {n['utterances']} utterances ({d['total_audio_seconds']:.1f} s of audio), "
+          f"{n['skipped']} skipped" + (f" ({reasons}; see {args.output}/skipped.csv)" if reasons else "")
+          + f"; shards built {info['shards']['built']}, reused {info['shards']['reused']}; "
+          f"{info['elapsed_seconds']:.1f} s")
+    if n["rows"] == 0:
+        print(f"error: no usable rows; see {args.output}/skipped.csv", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from audio_tokenizer.corpus import InputError
+
+    args = _parser().parse_args(argv)
+    # bad input: one line, exit 2 (corpus: any ValueError is a bad argument, e.g. an unknown voice)
+    expected = ValueError if args.command == "corpus" else InputError
+    try:
+        return _corpus(args) if args.command == "corpus" else _build(args)
+    except expected as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

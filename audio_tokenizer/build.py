@@ -1,0 +1,383 @@
+"""Tokenise a speech dataset into Orpheus-layout TTS rows, saved with ``datasets.save_to_disk``.
+
+Input: a folder with ``metadata.csv`` (see :func:`read_metadata`) or a Hugging Face dataset (a
+``save_to_disk`` folder or a hub name) with audio and text columns. Output folder::
+
+    OUT/data-*.arrow, dataset_info.json, state.json   the dataset (load with datasets.load_from_disk)
+    OUT/skipped.csv      source,reason for every utterance left out
+    OUT/build_info.json  settings, counts, durations, total audio seconds, speed
+    OUT/.shards/NNNNN/   finished shards; a rerun with the same settings reuses them
+
+Row: [start_of_human, BOS, tokens("voice: text"), end_of_text, end_of_human, start_of_ai,
+start_of_speech, audio..., end_of_speech, end_of_ai]; ``prompt_lengths`` counts up to start_of_speech.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from audio_tokenizer import audio_io, layout
+from audio_tokenizer.corpus import InputError, Utterance, read_metadata
+from audio_tokenizer.text import encode_text
+
+_SETTINGS_FILE = "settings.json"
+
+
+@dataclass
+class BuildConfig:
+    """Everything that decides the output rows (a rerun must match it to reuse shards)."""
+
+    input: str
+    output: str
+    tokenizer: str
+    codec: str
+    voice: str | None = None
+    text_column: str = "text"
+    audio_column: str = "audio"
+    voice_column: str = "voice"
+    split: str = "train"
+    min_duration: float = 0.5
+    max_duration: float = 30.0
+    max_length: int = 8192
+    drop_repeated_frames: bool = False
+    shard_size: int = 500
+    device: str = "cpu"
+
+
+class HFInput:
+    """Rows of a Hugging Face dataset as Utterances; audio stays undecoded until a row is tokenised."""
+
+    def __init__(self, ds, text_column: str, audio_column: str, voice_column: str):
+        import datasets
+
+        missing = [c for c in (text_column, audio_column) if c not in ds.column_names]
+        if missing:
+            raise InputError(f"dataset has no column {missing[0]!r} (columns: {', '.join(ds.column_names)}); "
+                             f"pass --{'text' if missing[0] == text_column else 'audio'}-column")
+        if isinstance(ds.features[audio_column], datasets.Audio):  # raw bytes/path: no torchcodec needed
+            ds = ds.cast_column(audio_column, datasets.Audio(decode=False))
+        self.ds, self.text, self.audio = ds, text_column, audio_column
+        self.voice = voice_column if voice_column in ds.column_names else None
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, rows: slice) -> list[Utterance]:
+        part = self.ds.select(range(rows.start, rows.stop))
+        return [Utterance(f"row:{i}", str(r[self.text] or ""), str(r[self.voice] or "") if self.voice else "",
+                          r[self.audio]) for i, r in zip(range(rows.start, rows.stop), part)]
+
+
+def open_input(spec: str, text_column="text", audio_column="audio", voice_column="voice", split="train"):
+    """Utterances (a sized, sliceable sequence) of a metadata.csv folder or a Hugging Face dataset."""
+    import datasets
+
+    path = Path(spec)
+    if path.is_dir() and not (path / "metadata.csv").is_file() and any(
+        (path / f).is_file() for f in ("state.json", "dataset_dict.json")
+    ):
+        ds = datasets.load_from_disk(str(path))
+    elif path.exists() or spec.startswith((".", "/", "~")) or spec.count("/") > 1:
+        return read_metadata(path, text_column, voice_column)
+    else:
+        try:
+            ds = datasets.load_dataset(spec, split=split)
+        except Exception as e:  # noqa: BLE001  (offline, unknown name, bad config: all unusable input)
+            raise InputError(f"{spec!r} is not a local folder and could not be loaded as a Hugging Face "
+                             f"dataset: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
+    if isinstance(ds, datasets.DatasetDict):
+        if split not in ds:
+            raise InputError(f"dataset has no split {split!r} (splits: {', '.join(ds)}); pass --split")
+        ds = ds[split]
+    return HFInput(ds, text_column, audio_column, voice_column)
+
+
+def _array_wave(array, sr, target_sr: int) -> np.ndarray:
+    """A decoded audio array [T] or [C, T] -> mono float32 [T] at ``target_sr``."""
+    wave = np.asarray(array, dtype=np.float32)
+    if wave.ndim == 2:
+        wave = wave.mean(axis=int(np.argmin(wave.shape)))
+    if wave.ndim != 1 or wave.size == 0 or not sr:
+        raise audio_io.AudioError(f"audio array has shape {wave.shape} and rate {sr}; expected mono samples")
+    if not np.isfinite(wave).all():
+        raise audio_io.AudioError("audio array has NaN or infinite samples")
+    return audio_io.resample(wave, int(sr), target_sr)
+
+
+def load_wave(audio, target_sr: int) -> np.ndarray:
+    """Mono float32 [T] at ``target_sr`` from a path or a Hugging Face audio value; AudioError if bad."""
+    if isinstance(audio, (str, Path)):
+        return audio_io.load_audio(audio, target_sr=target_sr)
+    if isinstance(audio, dict):
+        if audio.get("array") is not None:
+            return _array_wave(audio["array"], audio.get("sampling_rate"), target_sr)
+        if audio.get("bytes"):
+            suffix = Path(audio.get("path") or "audio.wav").suffix or ".wav"
+            with tempfile.NamedTemporaryFile(suffix=suffix) as f:
+                f.write(audio["bytes"])
+                f.flush()
+                return audio_io.load_audio(f.name, target_sr=target_sr)
+        if audio.get("path"):
+            return audio_io.load_audio(audio["path"], target_sr=target_sr)
+    raise audio_io.AudioError("row has no audio (no path, bytes or array)")
+
+
+def drop_repeated_frames(audio_ids: list[int]) -> list[int]:
+    """Orpheus's dedupe: drop each 7-token frame whose L0 id equals the last kept frame's L0 id."""
+    if len(audio_ids) % layout.SLOTS_PER_FRAME:
+        raise ValueError(f"audio token count {len(audio_ids)} is not a multiple of 7")
+    kept = list(audio_ids[:7])
+    for i in range(7, len(audio_ids), 7):
+        if audio_ids[i] != kept[-7]:
+            kept.extend(audio_ids[i : i + 7])
+    return kept
+
+
+def make_row(tokenizer, text: str, voice: str | None, audio_ids: list[int]) -> tuple[list[int], int]:
+    """Orpheus row ids and prompt length for one utterance ("voice: text" when a voice is given)."""
+    prompt_text = f"{voice}: {text}" if voice else text
+    return layout.tts_row_ids(encode_text(tokenizer, prompt_text), audio_ids)
+
+
+class _Encoder:
+    """Loads the tokenizer (always) and the codec (only when a shard needs encoding)."""
+
+    def __init__(self, cfg: BuildConfig):
+        from transformers import AutoTokenizer
+
+        self.cfg = cfg
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(cfg.tokenizer, trust_remote_code=False)
+        except Exception as e:  # noqa: BLE001  (hub/OS/format errors all mean "cannot load")
+            raise InputError(f"cannot load tokenizer {cfg.tokenizer!r}: {str(e).splitlines()[0]}") from e
+        for token, want in (("<|begin_of_text|>", layout.BOS_ID), ("<|eot_id|>", layout.END_OF_TEXT_ID)):
+            if self.tokenizer.convert_tokens_to_ids(token) != want:
+                raise InputError(f"tokenizer {cfg.tokenizer!r} is not a Llama-3 tokenizer ({token} is not {want})")
+        self._codec = None
+
+    @property
+    def codec(self):
+        if self._codec is None:
+            from audio_tokenizer.codec import SnacCodec
+
+            try:
+                self._codec = SnacCodec.from_pretrained(self.cfg.codec, device=self.cfg.device)
+            except Exception as e:  # noqa: BLE001
+                raise InputError(f"cannot load codec {self.cfg.codec!r}: {str(e).splitlines()[0]}") from e
+        return self._codec
+
+    def row(self, utt: Utterance) -> tuple[dict | None, str | None]:
+        """(row, None) for a usable utterance, else (None, reason it was skipped)."""
+        cfg = self.cfg
+        text = (utt.text or "").strip()
+        if utt.error:
+            return None, utt.error
+        if not text:
+            return None, "empty text"
+        if isinstance(utt.audio, (str, Path)) and not Path(utt.audio).is_file():
+            return None, f"missing audio: {utt.audio}"
+        try:
+            wave = load_wave(utt.audio, layout.SAMPLE_RATE)  # [T] float32, 24 kHz
+        except (audio_io.AudioError, OSError, RuntimeError) as e:  # soundfile raises RuntimeError subclasses
+            return None, f"bad audio: {e}"
+        duration = len(wave) / layout.SAMPLE_RATE
+        if duration < cfg.min_duration:
+            return None, f"too short: {duration:.2f} s < {cfg.min_duration:g} s"
+        if duration > cfg.max_duration:
+            return None, f"too long: {duration:.2f} s > {cfg.max_duration:g} s"
+        audio_ids = self.codec.encode_tokens(wave, layout.SAMPLE_RATE).tolist()  # [7n]
+        if cfg.drop_repeated_frames:
+            audio_ids = drop_repeated_frames(audio_ids)
+        voice = cfg.voice or utt.voice or None
+        ids, prompt_len = make_row(self.tokenizer, text, voice, audio_ids)
+        if len(ids) > cfg.max_length:
+            return None, f"row too long: {len(ids)} tokens > --max-length {cfg.max_length}"
+        return {"input_ids": ids, "attention_mask": [1] * len(ids), "prompt_lengths": prompt_len,
+                "data_type": "tts", "text": text, "voice": voice or "", "duration": float(duration),
+                "source": utt.source}, None
+
+
+def _features():
+    import datasets
+
+    return datasets.Features({
+        "input_ids": datasets.Sequence(datasets.Value("int32")),
+        "attention_mask": datasets.Sequence(datasets.Value("int8")),
+        "prompt_lengths": datasets.Value("int32"),
+        "data_type": datasets.Value("string"),
+        "text": datasets.Value("string"),
+        "voice": datasets.Value("string"),
+        "duration": datasets.Value("float32"),
+        "source": datasets.Value("string"),
+    })
+
+
+def _write_shard(shard_dir: Path, rows: list[dict], skipped: list[tuple[str, str]]) -> None:
+    """Write one finished shard atomically (temp dir, then rename)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    tmp = shard_dir.with_name(shard_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    schema = _features().arrow_schema
+    table = pa.Table.from_pylist(rows, schema=schema) if rows else schema.empty_table()
+    pq.write_table(table, tmp / "rows.parquet")
+    (tmp / "skipped.json").write_text(json.dumps(skipped), encoding="utf-8")
+    tmp.rename(shard_dir)
+
+
+def _where(spec: str) -> str:
+    """A local path made absolute (so reruns from another directory match); hub names unchanged."""
+    return str(Path(spec).resolve()) if Path(spec).exists() else spec
+
+
+def _check_output(cfg: BuildConfig) -> Path:
+    """The output folder, refusing one that holds anything but an earlier build (or the input)."""
+    out = Path(cfg.output)
+    if Path(cfg.input).exists() and out.resolve() == Path(cfg.input).resolve():
+        raise InputError(f"--output {out} is the input folder; choose a new folder")
+    if out.is_dir() and any(out.iterdir()) and not ((out / ".shards").is_dir() or (out / "build_info.json").is_file()):
+        raise InputError(f"--output {out} is not empty and holds no earlier build; choose a new folder")
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--output {out} is a file; choose a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _check_settings(shards: Path, cfg: BuildConfig, n_items: int, overwrite: bool) -> None:
+    """Record the settings next to the shards; refuse to mix shards built with other settings."""
+    want = {**asdict(cfg), "n_items": n_items}
+    for volatile in ("output", "device"):
+        want.pop(volatile)
+    for key in ("input", "tokenizer", "codec"):
+        want[key] = _where(want[key])
+    path = shards / _SETTINGS_FILE
+    if path.exists() and not overwrite:
+        have = json.loads(path.read_text(encoding="utf-8"))
+        changed = sorted(k for k in want.keys() | have.keys() if want.get(k) != have.get(k))
+        if changed:
+            raise InputError(f"{shards.parent} holds shards built with other settings ({', '.join(changed)}); "
+                             "pass --overwrite or choose a new --output")
+        return
+    shutil.rmtree(shards, ignore_errors=True)
+    shards.mkdir(parents=True)
+    path.write_text(json.dumps(want, indent=2), encoding="utf-8")
+
+
+def _remove_dataset(out: Path) -> None:
+    """Delete a previously published dataset (state.json first, so a half-deleted one cannot load)."""
+    for name in ("state.json", "dataset_info.json", *(p.name for p in out.glob("data-*.arrow"))):
+        (out / name).unlink(missing_ok=True)
+
+
+def _publish(table, out: Path, progress: bool) -> None:
+    """Save the final dataset into ``out``; state.json is replaced last, so a crash never leaves a mix."""
+    import datasets
+
+    tmp = out / ".dataset.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    bars_were_on = not datasets.are_progress_bars_disabled()
+    if not progress:
+        datasets.disable_progress_bars()
+    try:
+        datasets.Dataset(table, info=datasets.DatasetInfo(features=_features())).save_to_disk(str(tmp))
+    finally:
+        if not progress and bars_were_on:
+            datasets.enable_progress_bars()
+    _remove_dataset(out)
+    for p in sorted(tmp.iterdir(), key=lambda p: p.name == "state.json"):
+        p.replace(out / p.name)
+    tmp.rmdir()
+
+
+def _summarise(cfg: BuildConfig, table, skipped, n_items, built, reused, seconds) -> dict:
+    dur = np.asarray(table.column("duration").to_pylist() if table.num_rows else [], dtype=np.float64)
+    lens = np.asarray([len(x) for x in table.column("input_ids").to_pylist()] if table.num_rows else [])
+    reasons: dict[str, int] = {}
+    for _, why in skipped:
+        key = why.split(":")[0]
+        reasons[key] = reasons.get(key, 0) + 1
+    return {
+        "config": asdict(cfg),
+        "counts": {"utterances": n_items, "rows": int(table.num_rows), "skipped": len(skipped),
+                   "skipped_by_reason": reasons},
+        "durations": {"total_audio_seconds": round(float(dur.sum()), 3),
+                      "min": round(float(dur.min()), 3) if dur.size else None,
+                      "max": round(float(dur.max()), 3) if dur.size else None,
+                      "mean": round(float(dur.mean()), 3) if dur.size else None},
+        "row_lengths": {"max": int(lens.max()) if lens.size else None,
+                        "mean": round(float(lens.mean()), 1) if lens.size else None},
+        "shards": {"built": built, "reused": reused},
+        "elapsed_seconds": round(seconds, 3),
+    }
+
+
+def build(cfg: BuildConfig, overwrite: bool = False, progress: bool = True) -> dict:
+    """Tokenise ``cfg.input`` into ``cfg.output``; returns the build_info dict (also written to disk).
+
+    Raises InputError for a missing/unsupported input, missing columns or mismatched shards.
+    Unusable utterances are skipped and listed in ``skipped.csv``, never raised.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if cfg.shard_size < 1 or cfg.max_length < 1 or cfg.min_duration > cfg.max_duration:
+        raise InputError("need --shard-size >= 1, --max-length >= 1 and --min-duration <= --max-duration")
+    start = time.perf_counter()
+    inputs = open_input(cfg.input, cfg.text_column, cfg.audio_column, cfg.voice_column, cfg.split)
+    out = _check_output(cfg)
+    shards = out / ".shards"
+    _check_settings(shards, cfg, len(inputs), overwrite)
+    encoder = _Encoder(cfg)
+    starts = range(0, len(inputs), cfg.shard_size)
+    done = {s for s in starts if (shards / f"{s // cfg.shard_size:05d}").is_dir()}
+    todo_items = sum(min(cfg.shard_size, len(inputs) - s) for s in starts if s not in done)
+    bar = tqdm(total=todo_items, desc="tokenising", unit="utt", disable=not progress)
+    t0 = time.perf_counter()
+    n_rows = n_skip = 0
+    for s in starts:
+        if s in done:
+            continue
+        rows, skipped = [], []
+        for utt in inputs[s : min(s + cfg.shard_size, len(inputs))]:
+            row, why = encoder.row(utt)
+            if row is None:
+                skipped.append((utt.source, why))
+            else:
+                rows.append(row)
+            n_rows, n_skip = n_rows + (row is not None), n_skip + (row is None)
+            bar.update(1)
+            bar.set_postfix(rows=n_rows, skipped=n_skip)
+        _write_shard(shards / f"{s // cfg.shard_size:05d}", rows, skipped)
+    bar.close()
+    encode_seconds = time.perf_counter() - t0
+    tables, skipped = [], []
+    for s in starts:
+        d = shards / f"{s // cfg.shard_size:05d}"
+        tables.append(pq.read_table(d / "rows.parquet"))
+        skipped += [tuple(x) for x in json.loads((d / "skipped.json").read_text(encoding="utf-8"))]
+    table = pa.concat_tables(tables) if tables else _features().arrow_schema.empty_table()
+    with open(out / "skipped.csv", "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([("source", "reason"), *skipped])
+    if table.num_rows:
+        _publish(table, out, progress)
+    else:
+        _remove_dataset(out)
+    info = _summarise(cfg, table, skipped, len(inputs), len(starts) - len(done), len(done),
+                      time.perf_counter() - start)
+    info["tokenizer"], info["codec"] = cfg.tokenizer, cfg.codec
+    info["speed"] = {"utterances_this_run": todo_items, "encode_seconds": round(encode_seconds, 3),
+                     "utterances_per_second": round(todo_items / encode_seconds, 2) if encode_seconds else None}
+    tmp = out / "build_info.json.tmp"
+    tmp.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(out / "build_info.json")
+    return info

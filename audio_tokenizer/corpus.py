@@ -1,0 +1,250 @@
+"""A small offline speech corpus: generated English sentences spoken by eSpeak NG.
+
+Layout written by :func:`make_corpus` (LJSpeech/Piper-like, with a header naming the columns)::
+
+    OUT/metadata.csv     file|text|voice          (header line, then one row per utterance)
+    OUT/wavs/<file>.wav  24 kHz mono 16-bit PCM   (the file column has no extension, LJSpeech style)
+    OUT/heldout.txt      one sentence per line, never spoken in the corpus (only if holdout > 0)
+    OUT/corpus_info.json seed, voices, rates, counts, total seconds
+
+Everything is a pure function of the arguments: the same seed gives byte-identical files.
+:func:`read_metadata` reads this layout back, and LJSpeech/Piper folders too.
+"""
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from audio_tokenizer import audio_io, espeak
+
+DEFAULT_VOICES = ("en-us", "en-gb", "en-us+f3", "en-gb+m3", "en-us+f2")
+DEFAULT_RATES = (150, 175, 200)
+METADATA_HEADER = "file|text|voice"
+FILE_COLUMNS = ("file", "id", "path", "audio", "file_name", "filename", "wav")
+
+_ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+         "fifteen sixteen seventeen eighteen nineteen").split()
+_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+
+_NAMES = ("Alice Bruno Clara Daniel Emma Felix Grace Henry Iris James Kate Leo Maria Nora Oscar Paul "
+          "Rosa Sam Tara Victor").split()
+_ADJS = ("quiet bright old tiny heavy gentle noisy golden narrow ancient careful sleepy clever "
+         "distant warm muddy purple lucky strange busy").split()
+_NOUNS = [(s, s + "s") for s in ("dog cat bird lamp river window garden bottle engine letter "
+                                 "mountain ticket pencil basket candle bridge clock apple").split()]
+_NOUNS += [("box", "boxes"), ("child", "children"), ("bus", "buses"), ("city", "cities")]
+_PLACES = ("market station library kitchen harbour museum bakery village school office park "
+           "hospital theatre airport farm").split()
+_VERBS = ("found painted carried watched repaired followed opened sold borrowed cleaned "
+          "noticed dropped").split()
+_DAYS = "Monday Tuesday Wednesday Thursday Friday Saturday Sunday".split()
+_FEELINGS = "happy tired surprised worried excited calm hungry".split()
+_SHORT = ("Yes, of course.", "Not today.", "Thank you very much.", "Good morning!", "Wait a moment.",
+          "Where are you going?", "That sounds wonderful.", "Please sit down.", "I am not sure.")
+
+
+def number_to_words(n: int) -> str:
+    """Spell out 0 <= n < 1,000,000 in English ("three hundred and five")."""
+    if not 0 <= n < 1_000_000:
+        raise ValueError(f"can only spell 0..999999, got {n}")
+    if n < 20:
+        return _ONES[n]
+    if n < 100:
+        return _TENS[n // 10] + ("" if n % 10 == 0 else "-" + _ONES[n % 10])
+    if n < 1000:
+        rest = n % 100
+        return _ONES[n // 100] + " hundred" + ("" if rest == 0 else " and " + number_to_words(rest))
+    rest = n % 1000
+    joiner = "" if rest == 0 else (" and " if rest < 100 else " ")
+    return number_to_words(n // 1000) + " thousand" + joiner + ("" if rest == 0 else number_to_words(rest))
+
+
+def year_to_words(year: int) -> str:
+    """Spell a year the way it is read aloud: 1953 -> "nineteen fifty-three", 2005 -> "two thousand and five"."""
+    hi, lo = divmod(year, 100)
+    if not 1100 <= year <= 2099 or (2000 <= year < 2010):
+        return number_to_words(year)
+    if lo == 0:
+        return number_to_words(hi) + " hundred"
+    return number_to_words(hi) + (" oh " if lo < 10 else " ") + number_to_words(lo)
+
+
+def _a(word: str) -> str:
+    return ("an " if word[0] in "aeiou" else "a ") + word
+
+
+def _count(rng: random.Random, hi: int) -> tuple[str, int]:
+    n = rng.choice((rng.randint(2, 12), rng.randint(13, 99), rng.randint(100, hi)))
+    return number_to_words(n), n
+
+
+def _clause(rng: random.Random) -> str:
+    """One clause, without final punctuation."""
+    c = rng.choice
+    noun, plural = c(_NOUNS)
+    kind = rng.randrange(6)
+    if kind == 0:
+        return f"the {c(_ADJS)} {noun} near the {c(_PLACES)} was {c(_ADJS)}"
+    if kind == 1:
+        words, n = _count(rng, 2500)
+        return f"{c(_NAMES)} {c(_VERBS)} {words} {noun if n == 1 else plural} at the {c(_PLACES)} on {c(_DAYS)}"
+    if kind == 2:
+        return f"it takes about {_count(rng, 300)[0]} minutes to walk from the {c(_PLACES)} to the {c(_PLACES)}"
+    if kind == 3:
+        return f"{c(_NAMES)} felt {c(_FEELINGS)} when {_a(c(_ADJS))} {noun} appeared in the {c(_PLACES)}"
+    if kind == 4:
+        return f"the train leaves at {number_to_words(rng.randint(1, 12))} o'clock from platform {number_to_words(rng.randint(1, 20))}"
+    return f"we {c(_VERBS)} {_a(c(_ADJS))} {noun} in {year_to_words(rng.randint(1900, 2030))}"
+
+
+def make_sentence(rng: random.Random) -> str:
+    """One varied English sentence (statement, question, exclamation, short or compound)."""
+    kind = rng.random()
+    if kind < 0.12:
+        return rng.choice(_SHORT)
+    if kind < 0.32:
+        noun = rng.choice(_NOUNS)[0]
+        return rng.choice((
+            f"Did you see the {rng.choice(_ADJS)} {noun} at the {rng.choice(_PLACES)}?",
+            f"Why is the {noun} so {rng.choice(_ADJS)} today?",
+            f"How many {rng.choice(_NOUNS)[1]} did {rng.choice(_NAMES)} find on {rng.choice(_DAYS)}?",
+            f"Could you ask {rng.choice(_NAMES)} to meet me by the {rng.choice(_PLACES)}?",
+        ))
+    first = _clause(rng)
+    if kind < 0.65:
+        sentence = first
+    else:
+        sentence = f"{first}, {rng.choice(('and', 'but', 'because', 'so'))} {_clause(rng)}"
+    return sentence[0].upper() + sentence[1:] + rng.choice((".", ".", ".", "!"))
+
+
+def make_sentences(n: int, seed: int = 0) -> list[str]:
+    """``n`` distinct sentences, a pure function of (n, seed)."""
+    rng, seen, out = random.Random(seed), set(), []
+    for _ in range(100 * n + 1000):
+        if len(out) == n:
+            return out
+        s = make_sentence(rng)
+        if s not in seen:
+            seen.add(s)
+            out.append(s)
+    raise ValueError(f"could not make {n} distinct sentences; ask for fewer")
+
+
+def make_corpus(out_dir, n_sentences: int, voices=DEFAULT_VOICES, rates=DEFAULT_RATES, seed: int = 0,
+                sample_rate: int = 24000, holdout: int = 0, overwrite: bool = False,
+                progress: bool = True) -> Path:
+    """Speak ``n_sentences`` generated sentences into ``out_dir`` (see module doc); returns its path.
+
+    Utterance i uses ``voices[i % len(voices)]`` and a seeded choice of ``rates``. ``holdout`` extra
+    sentences, distinct from every spoken one, go to ``heldout.txt`` for evaluation.
+    """
+    out = Path(out_dir)
+    if n_sentences < 1 or holdout < 0:
+        raise ValueError(f"need n_sentences >= 1 and holdout >= 0, got {n_sentences}, {holdout}")
+    if not voices or not rates:
+        raise ValueError("need at least one voice and one rate")
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise ValueError(f"{out} is not empty; choose a new directory or pass overwrite=True (--force)")
+    texts = make_sentences(n_sentences + holdout, seed)
+    spoken, held = texts[:n_sentences], texts[n_sentences:]
+    rng = random.Random(f"{seed}-rates")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        (tmp / "wavs").mkdir()
+        rows, seconds = [METADATA_HEADER], 0.0
+        for i, text in enumerate(tqdm(spoken, desc="speaking", unit="utt", disable=not progress)):
+            voice, rate = voices[i % len(voices)], rng.choice(rates)
+            wave, sr = espeak.synthesize(text, voice=voice, rate=rate)
+            wave = audio_io.resample(wave, sr, sample_rate)  # [T] float32
+            name = f"utt_{i:05d}"
+            audio_io.save_wav(tmp / "wavs" / f"{name}.wav", wave, sample_rate)
+            rows.append(f"{name}|{text}|{voice}")
+            seconds += len(wave) / sample_rate
+        (tmp / "metadata.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+        if holdout:
+            (tmp / "heldout.txt").write_text("\n".join(held) + "\n", encoding="utf-8")
+        info = {"n_sentences": n_sentences, "holdout": holdout, "seed": seed, "voices": list(voices),
+                "rates": list(rates), "sample_rate": sample_rate, "total_seconds": round(seconds, 3)}
+        (tmp / "corpus_info.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+class InputError(ValueError):
+    """The input as a whole is unusable (missing folder, metadata or column): the CLI exits 2."""
+
+
+@dataclass
+class Utterance:
+    """One utterance to tokenise. audio: a file path, or a Hugging Face audio value (dict)."""
+
+    source: str  # id reported in the output and in skipped.csv
+    text: str
+    voice: str
+    audio: object
+    error: str = ""  # set when the entry itself is malformed: it is skipped with this reason
+
+
+def _audio_path(folder: Path, name: str) -> Path:
+    """Resolve a metadata file entry: relative to the folder or to wavs/, ``.wav`` optional."""
+    candidates = [folder / name, folder / "wavs" / name]
+    if not name.lower().endswith(".wav"):
+        candidates += [folder / f"{name}.wav", folder / "wavs" / f"{name}.wav"]
+    return next((p for p in candidates if p.is_file()), candidates[-1])
+
+
+def read_metadata(folder, text_column: str = "text", voice_column: str = "voice") -> list[Utterance]:
+    """Utterances of a ``metadata.csv`` folder (``|``-separated, UTF-8).
+
+    With a header line (first field one of FILE_COLUMNS, e.g. ``file|text|voice``) columns are taken
+    by name. Without one: 2 fields = ``file|text``; 3 fields = LJSpeech ``file|raw_text|text`` (the
+    normalised third column is "text"). A line with the wrong number of fields is kept as an
+    utterance with ``error`` set, so it is skipped and reported rather than misread.
+    """
+    folder = Path(folder)
+    meta = folder / "metadata.csv"
+    if not folder.exists():
+        raise InputError(f"input {folder} does not exist")
+    if not folder.is_dir():
+        raise InputError(f"input {folder} is not a folder; pass the folder that holds metadata.csv")
+    if not meta.is_file():
+        raise InputError(f"no metadata.csv in {folder} (expected file|text lines) and not a saved dataset")
+    lines = [ln for ln in meta.read_text(encoding="utf-8-sig").splitlines() if ln.strip()]
+    if not lines:
+        raise InputError(f"{meta} is empty")
+    first = [c.strip() for c in lines[0].split("|")]
+    if first[0].lower() in FILE_COLUMNS:
+        names, lines, first_line = first, lines[1:], 2
+    elif len(first) in (2, 3):
+        names, first_line = (["file", "text"] if len(first) == 2 else ["file", "raw_text", "text"]), 1
+    else:
+        raise InputError(f"{meta} line 1 has {len(first)} fields; expected file|text, LJSpeech "
+                         "file|text|normalized_text, or a header line such as file|text|voice")
+    if text_column not in names:
+        raise InputError(f"{meta} has no column {text_column!r} (columns: {', '.join(names)}); "
+                         "pass --text-column")
+    out = []
+    for n, line in enumerate(lines, start=first_line):
+        fields = line.split("|")
+        if len(fields) != len(names):
+            why = f"malformed metadata: line {n} has {len(fields)} fields, expected {len(names)}"
+            out.append(Utterance(f"metadata.csv:{n}", "", "", None, error=why))
+            continue
+        row = dict(zip(names, fields))
+        out.append(Utterance(row[names[0]].strip(), row[text_column],
+                             row.get(voice_column, "").strip() if voice_column else "",
+                             _audio_path(folder, row[names[0]].strip())))
+    return out

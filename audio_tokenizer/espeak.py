@@ -1,0 +1,183 @@
+"""Offline speech synthesis with eSpeak NG (the ``espeakng-loader`` wheel), through ctypes.
+
+The wheel ships ``libespeak-ng.so`` and ``espeak-ng-data``; nothing is downloaded. Output is eSpeak's
+native rate (22050 Hz), mono float32 in [-1, 1].
+
+eSpeak keeps hidden global state between utterances (pitch-flutter phase, gain control) and seeds its
+noise generator from the clock, so the same text spoken twice differs slightly. To make every call
+reproducible, each call loads a private copy of the library (about 5 ms), seeds the noise with 0,
+speaks once, and unloads it.
+Calls are serialised by a module lock.
+"""
+from __future__ import annotations
+
+import _ctypes
+import contextlib
+import ctypes
+import os
+import shutil
+import tempfile
+import threading
+
+import numpy as np
+
+# speak_lib.h constants
+_AUDIO_OUTPUT_SYNCHRONOUS = 2
+_POS_CHARACTER = 1
+_CHARS_UTF8 = 1
+_PARAM_RATE, _PARAM_PITCH = 1, 3
+_EE_OK = 0
+
+_LOCK = threading.Lock()
+_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
+
+
+class EspeakError(RuntimeError):
+    """eSpeak NG could not be loaded or refused a request."""
+
+
+class _Voice(ctypes.Structure):
+    _fields_ = [
+        ("name", ctypes.c_char_p),
+        ("languages", ctypes.c_void_p),  # (priority byte, name, NUL)*, NUL
+        ("identifier", ctypes.c_char_p),
+        ("gender", ctypes.c_ubyte),
+        ("age", ctypes.c_ubyte),
+        ("variant", ctypes.c_ubyte),
+        ("xx1", ctypes.c_ubyte),
+        ("score", ctypes.c_int),
+        ("spare", ctypes.c_void_p),
+    ]
+
+
+def _paths() -> tuple[str, str]:
+    """(library path, data path) of the espeakng-loader wheel."""
+    try:
+        import espeakng_loader
+
+        return espeakng_loader.get_library_path(), espeakng_loader.get_data_path()
+    except (ImportError, RuntimeError) as e:
+        raise EspeakError(f"cannot find eSpeak NG ({e}); install it with `pip install espeakng-loader`") from e
+
+
+def _load_private(lib_path: str) -> ctypes.CDLL:
+    """dlopen a fresh, private copy of the library (its globals start from scratch)."""
+    fd, tmp = tempfile.mkstemp(prefix="espeak-ng-", suffix=".so")
+    os.close(fd)
+    try:
+        shutil.copyfile(lib_path, tmp)
+        return ctypes.CDLL(tmp)
+    finally:
+        os.unlink(tmp)  # the mapping stays valid; nothing is left on disk
+
+
+def _declare(lib: ctypes.CDLL) -> None:
+    lib.espeak_Initialize.restype = ctypes.c_int
+    lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
+    lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
+    lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+    lib.espeak_Synth.argtypes = [
+        ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint, ctypes.c_uint,
+        ctypes.c_void_p, ctypes.c_void_p,
+    ]
+    lib.espeak_ListVoices.restype = ctypes.POINTER(ctypes.POINTER(_Voice))
+    lib.espeak_ListVoices.argtypes = [ctypes.c_void_p]
+    lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
+
+
+@contextlib.contextmanager
+def _engine():
+    """A freshly initialised eSpeak instance: yields (lib, sample_rate, chunks list)."""
+    lib_path, data_path = _paths()
+    with _LOCK:
+        try:
+            lib = _load_private(lib_path)
+        except OSError as e:
+            raise EspeakError(f"cannot load {lib_path} ({e}); reinstall `espeakng-loader`") from e
+        _declare(lib)
+        chunks: list[np.ndarray] = []
+
+        def on_audio(wav, n, _events):  # int16 chunks; return 0 to keep going
+            if wav and n > 0:
+                chunks.append(np.ctypeslib.as_array(wav, shape=(n,)).copy())
+            return 0
+
+        callback = _CALLBACK(on_audio)
+        try:
+            sr = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data_path.encode(), 0)
+            if sr <= 0:
+                raise EspeakError(f"espeak_Initialize failed with data path {data_path}")
+            lib.espeak_SetSynthCallback(callback)
+            lib.espeak_ng_SetRandSeed(0)  # breathy variants add noise, seeded from the clock by default
+            yield lib, int(sr), chunks
+        finally:
+            lib.espeak_Terminate()
+            _ctypes.dlclose(lib._handle)
+            del callback
+
+
+def _languages(raw: int) -> list[tuple[int, str]]:
+    """Parse eSpeak's packed language list into (priority, language) pairs."""
+    out, pos = [], raw
+    while (prio := ctypes.string_at(pos, 1)[0]) != 0:
+        name = ctypes.string_at(pos + 1)
+        out.append((prio, name.decode().lower()))
+        pos += 2 + len(name)
+    return out
+
+
+def _voice_table(lib) -> list[tuple[str, list[tuple[int, str]]]]:
+    """(identifier, [(priority, language)]) for every installed voice."""
+    voices = lib.espeak_ListVoices(None)
+    table, i = [], 0
+    while voices[i]:
+        v = voices[i].contents
+        table.append((v.identifier.decode(), _languages(v.languages)))
+        i += 1
+    return table
+
+
+def _set_voice(lib, voice: str) -> None:
+    """Select ``voice`` by file name, else by language (``en-gb`` -> gmw/en); keeps a ``+variant``."""
+    base, plus, variant = voice.partition("+")
+    if variant and not os.path.isfile(os.path.join(_paths()[1], "voices", "!v", variant)):
+        raise ValueError(f"unknown eSpeak voice variant {variant!r} in {voice!r} (try f1..f5, m1..m7)")
+    if lib.espeak_SetVoiceByName(voice.encode()) == _EE_OK:
+        return
+    matches = [(prio, ident) for ident, langs in _voice_table(lib) for prio, lang in langs if lang == base.lower()]
+    if matches:
+        name = min(matches)[1].rsplit("/", 1)[-1] + plus + variant
+        if lib.espeak_SetVoiceByName(name.encode()) == _EE_OK:
+            return
+    raise ValueError(f"unknown eSpeak voice {voice!r}; see audio_tokenizer.espeak.list_voices()")
+
+
+def list_voices() -> list[str]:
+    """Identifiers of the installed voices (e.g. ``gmw/en-US``); language names like ``en-gb`` work too."""
+    with _engine() as (lib, _, _):
+        return [ident for ident, _ in _voice_table(lib)]
+
+
+def synthesize(text: str, voice: str = "en-us", rate: int = 175, pitch: int = 50) -> tuple[np.ndarray, int]:
+    """Speak ``text``: returns (wave float32 [T], sample_rate), identical for identical arguments.
+
+    voice: an eSpeak voice or language, optionally with a variant (``en-us``, ``en-gb``, ``en-us+f3``).
+    rate: words per minute (80..450). pitch: 0..100.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("text to synthesise must be a non-empty string")
+    if not 80 <= rate <= 450:
+        raise ValueError(f"rate must be in 80..450 words per minute, got {rate}")
+    if not 0 <= pitch <= 100:
+        raise ValueError(f"pitch must be in 0..100, got {pitch}")
+    data = text.encode("utf-8") + b"\0"
+    with _engine() as (lib, sr, chunks):
+        _set_voice(lib, voice)
+        lib.espeak_SetParameter(_PARAM_RATE, int(rate), 0)
+        lib.espeak_SetParameter(_PARAM_PITCH, int(pitch), 0)
+        err = lib.espeak_Synth(data, len(data), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
+        if err != _EE_OK:
+            raise EspeakError(f"espeak_Synth failed with error {err}")
+        lib.espeak_Synchronize()
+    pcm = np.concatenate(chunks) if chunks else np.zeros(0, np.int16)  # [T] int16
+    return pcm.astype(np.float32) / 32768.0, sr

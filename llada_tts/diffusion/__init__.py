@@ -1,0 +1,20 @@
+"""Masked-diffusion math (LLaDA): forward process, losses, metrics. Imports only torch."""
+from llada_tts.diffusion.forward import crop_normalizer, forward_process, random_length_crop
+from llada_tts.diffusion.losses import (
+    accuracy_breakdown,
+    audio_positions,
+    loss_breakdown,
+    masked_accuracy,
+    masked_diffusion_loss,
+)
+
+__all__ = [
+    "accuracy_breakdown",
+    "audio_positions",
+    "crop_normalizer",
+    "forward_process",
+    "loss_breakdown",
+    "masked_accuracy",
+    "masked_diffusion_loss",
+    "random_length_crop",
+]

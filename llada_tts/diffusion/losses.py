@@ -1,0 +1,107 @@
+"""Masked-diffusion loss (LLaDA pretraining and SFT in one formula) and its text/audio breakdown.
+
+    weighted_ce[b, l] = CE(logits[b, l], targets[b, l]) / p_mask[b, l]   if masked[b, l], else 0
+    loss = mean_b( sum_l weighted_ce[b, l] / normalizer[b] )
+
+normalizer = L for every row is LLaDA pretraining's sum / (B * L); normalizer = answer length (the
+positions after the prompt, trailing fill included) is LLaDA SFT's loss. Cross-entropy is computed
+in float32 on the masked positions only, so the [B, L, V] logits are never upcast as a whole.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def _check(logits: torch.Tensor, targets: torch.Tensor, masked: torch.Tensor) -> None:
+    if logits.dim() != 3:
+        raise ValueError(f"logits must be [B, L, V], got shape {tuple(logits.shape)}")
+    if targets.shape != logits.shape[:2] or masked.shape != logits.shape[:2]:
+        raise ValueError(f"targets {tuple(targets.shape)} and masked {tuple(masked.shape)} must both be "
+                         f"[B, L] = {tuple(logits.shape[:2])}")
+    if masked.dtype != torch.bool:
+        raise ValueError(f"masked must be a bool tensor, got {masked.dtype}")
+
+
+def masked_diffusion_loss(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    masked: torch.Tensor,
+    p_mask: torch.Tensor,
+    normalizer: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Loss scalar and weighted_ce [B, L] float32 (0 at unmasked positions).
+
+    logits [B, L, V] (any float dtype), targets [B, L] int (the clean ids), masked [B, L] bool,
+    p_mask [B, L], normalizer [B] > 0. A batch with nothing masked gives a loss of exactly 0 that
+    still backpropagates (zero gradients).
+    """
+    _check(logits, targets, masked)
+    b, l, _ = logits.shape
+    if p_mask.shape != (b, l):
+        raise ValueError(f"p_mask must be [B, L] = {(b, l)}, got {tuple(p_mask.shape)}")
+    if normalizer.shape != (b,):
+        raise ValueError(f"normalizer must be [B] = ({b},), got {tuple(normalizer.shape)}")
+    normalizer = normalizer.to(device=logits.device, dtype=torch.float32)
+    if bool((normalizer <= 0).any()):
+        raise ValueError("normalizer must be > 0 for every row (answer length or sequence length)")
+    ce = F.cross_entropy(logits[masked].float(), targets[masked].long(), reduction="none")  # [N]
+    weighted_ce = torch.zeros((b, l), dtype=torch.float32, device=logits.device)
+    weighted_ce = weighted_ce.masked_scatter(masked, ce / p_mask[masked].float())  # [B, L]
+    loss = (weighted_ce.sum(dim=1) / normalizer).mean()
+    return loss, weighted_ce
+
+
+def audio_positions(targets: torch.Tensor, audio_lo: int, audio_hi: int) -> torch.Tensor:
+    """Bool [B, L]: targets in the audio band [audio_lo, audio_hi) (pass layout.AUDIO_OFFSET/AUDIO_END)."""
+    if audio_lo >= audio_hi:
+        raise ValueError(f"audio range must be non-empty, got [{audio_lo}, {audio_hi})")
+    return (targets >= audio_lo) & (targets < audio_hi)
+
+
+def loss_breakdown(
+    weighted_ce: torch.Tensor, targets: torch.Tensor, masked: torch.Tensor, audio_lo: int, audio_hi: int
+) -> dict[str, torch.Tensor]:
+    """Per-token loss on masked text vs audio targets, for logging (detached).
+
+    weighted_ce [B, L] (or plain per-token CE) is 0 off the mask; ``audio`` = targets in
+    [audio_lo, audio_hi), ``text`` = every other target (words and control tokens such as
+    end_of_speech and pad fill). Returns float32 scalars ``text_sum``, ``audio_sum`` (sums of
+    weighted_ce), ``text_count``, ``audio_count`` (masked tokens) and ``text_loss`` /
+    ``audio_loss`` = sum / count, 0 where the count is 0. Sums and counts add up across processes;
+    ``text_sum + audio_sum == weighted_ce[masked].sum()``.
+    """
+    if weighted_ce.shape != targets.shape or masked.shape != targets.shape:
+        raise ValueError("weighted_ce, targets and masked must all be [B, L]")
+    w = weighted_ce.detach().float()
+    audio = audio_positions(targets, audio_lo, audio_hi) & masked  # [B, L]
+    text = masked & ~audio  # [B, L]
+    out = {}
+    for name, sel in (("text", text), ("audio", audio)):
+        total = (w * sel).sum()
+        count = sel.sum().float()
+        out[f"{name}_sum"] = total
+        out[f"{name}_count"] = count
+        out[f"{name}_loss"] = total / count.clamp(min=1.0)
+    return out
+
+
+def masked_accuracy(
+    logits: torch.Tensor, targets: torch.Tensor, masked: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(correct, total) long scalars: argmax predictions that equal the target on masked positions."""
+    _check(logits, targets, masked)
+    pred = logits[masked].argmax(dim=-1)  # [N]
+    correct = (pred == targets[masked]).sum()
+    return correct, masked.sum()
+
+
+def accuracy_breakdown(
+    logits: torch.Tensor, targets: torch.Tensor, masked: torch.Tensor, audio_lo: int, audio_hi: int
+) -> dict[str, torch.Tensor]:
+    """``{all,text,audio}_{correct,total}`` long scalars; audio/text split as in :func:`loss_breakdown`."""
+    audio = audio_positions(targets, audio_lo, audio_hi)
+    out = {}
+    for name, sel in (("all", masked), ("text", masked & ~audio), ("audio", masked & audio)):
+        out[f"{name}_correct"], out[f"{name}_total"] = masked_accuracy(logits, targets, sel)
+    return out

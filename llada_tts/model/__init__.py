@@ -1,0 +1,16 @@
+"""Bidirectional LLaMA mask predictor: configs, creation, loading, conversion, atomic saving."""
+from llada_tts.model.configuration import LLAMA3_ROPE, SIZES, config_for_size, tiny_config
+from llada_tts.model.modeling import (
+    count_parameters,
+    create_model,
+    from_llama,
+    grow_vocab,
+    load_model,
+    position_ids_from_mask,
+    save_model,
+)
+
+__all__ = [
+    "LLAMA3_ROPE", "SIZES", "config_for_size", "tiny_config", "count_parameters", "create_model",
+    "from_llama", "grow_vocab", "load_model", "position_ids_from_mask", "save_model",
+]
