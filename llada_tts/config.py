@@ -1,0 +1,341 @@
+"""Training configuration: one dataclass, loaded from YAML (or JSON) with ``--key value`` overrides.
+
+Keys are those of the earlier LLaDA-TTS scripts (``TTS_dataset``, ``text_QA_dataset``, ``ratio``,
+``batch_size`` ...), so existing files keep working; a few older spellings are accepted as aliases
+(``output_dir`` -> ``save_folder``, ``model_name_or_path`` -> ``model_name``, ``data_path`` ->
+``text_QA_dataset``). An unknown key stops the run with the list of valid keys: nothing is silently
+ignored. Keys that only restate the fixed token layout (``pad_token``, ``num_audio_tokens``,
+``num_special_tokens``, ``mask_token_id``) are checked against it.
+
+``ratio`` is the fraction of training **samples** that are text: 0.5 = half of every batch is text,
+0 = TTS only (the default without ``text_QA_dataset``), 1 = text only.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import logging
+import os
+import tempfile
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from audio_tokenizer import layout as L
+
+log = logging.getLogger(__name__)
+
+SCHEDULERS = ("linear", "cosine", "constant")
+PRECISIONS = ("auto", "no", "bf16", "fp16")
+TRACKERS = ("tensorboard", "wandb", "none")
+TEXT_FORMATS = ("auto", "text", "sft")
+ALIASES = {  # older spelling -> key
+    "model_name_or_path": "model_name", "output_dir": "save_folder", "data_path": "text_QA_dataset",
+    "train_data_path": "text_QA_dataset", "text_dataset": "text_QA_dataset", "tts_dataset": "TTS_dataset",
+    "num_epochs": "epochs",
+}
+SECTIONS = ("pretraining", "sft", "tts")  # legacy files wrap all keys in one of these
+
+
+def _f(default, help: str, section: str):
+    return field(default=default, metadata={"help": help, "section": section})
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a training run (see the sample config for each key's meaning)."""
+
+    # --- data ---
+    TTS_dataset: str | None = _f(None, "TTS rows: a datasets.save_to_disk folder (python -m audio_tokenizer) or a hub name", "data")
+    text_QA_dataset: str | None = _f(None, "text rows: pretraining JSONL ({text}/{input_ids}) or SFT JSONL (messages/conversations or input_ids+prompt_length); absent = TTS only", "data")
+    text_format: str = _f("auto", "how to read text_QA_dataset: auto (look at the first record), text (pretraining, packed) or sft", "data")
+    ratio: float | None = _f(None, "fraction of training SAMPLES that are text (0.5 = half of every batch); default 0.5 with both datasets, 0 TTS-only, 1 text-only", "data")
+    voice_type: str = _f("all", "TTS voices to train on: all, or a comma-separated list of names from the dataset's voice column", "data")
+    max_length: int = _f(2048, "longest row in tokens; a longer row stops the run before training (or is dropped with drop_long_rows)", "data")
+    drop_long_rows: bool = _f(False, "drop rows longer than max_length (with a warning) instead of stopping", "data")
+    random_length_prob: float = _f(0.01, "LLaDA pretraining: chance that a batch of pretraining text is cropped to a random length", "data")
+    num_workers: int = _f(0, "DataLoader worker processes", "data")
+    # --- model ---
+    model_name: str = _f("tiny", "llada-tts checkpoint, plain Llama-3 checkpoint (hub id or folder; vocabulary is extended), or a size (tiny, small, 1b, 3b) for a fresh model", "model")
+    tokenizer_name: str | None = _f(None, "tokenizer hub id or folder, or 'offline' (byte-level test tokenizer); default: model_name", "model")
+    gradient_checkpointing: bool = _f(False, "recompute activations in the backward pass (less memory, ~30% slower)", "model")
+    attn_implementation: str = _f("sdpa", "attention kernel: sdpa, eager or flash_attention_2", "model")
+    # --- optimisation ---
+    epochs: int = _f(1, "passes over the TTS rows (over the text rows for text-only training)", "training")
+    max_steps: int | None = _f(None, "stop after this many optimizer updates (all epochs when unset)", "training")
+    batch_size: int = _f(8, "rows per process per forward pass", "training")
+    gradient_accumulation_steps: int = _f(1, "forward passes per optimizer update", "training")
+    number_processes: int | None = _f(None, "expected process count; must match `accelerate launch --num_processes` (unset: whatever was launched)", "training")
+    learning_rate: float = _f(5e-5, "peak AdamW learning rate", "training")
+    weight_decay: float = _f(0.0, "AdamW weight decay (not applied to norms, biases or embeddings)", "training")
+    lr_scheduler_type: str = _f("linear", "linear, cosine or constant, each after a linear warmup", "training")
+    warmup_ratio: float = _f(0.0, "warmup as a fraction of all optimizer updates", "training")
+    warmup_steps: int | None = _f(None, "warmup in optimizer updates (overrides warmup_ratio)", "training")
+    warmup_epochs: float | None = _f(None, "warmup in epochs (overrides warmup_ratio)", "training")
+    max_grad_norm: float | None = _f(1.0, "clip the gradient norm to this (null or 0: no clipping)", "training")
+    mixed_precision: str = _f("auto", "auto (bf16 on a bf16 GPU, else the accelerate launch setting or fp32), no, bf16, fp16", "training")
+    seed: int = _f(42, "seed for initialisation, data order and masks", "training")
+    eps: float = _f(1e-3, "LLaDA forward process: p_mask = (1 - eps) * t + eps", "training")
+    # --- fixed by the token layout (checked) ---
+    pad_token: int = _f(L.PAD_ID, "TTS fill token; fixed by the Orpheus layout", "layout")
+    num_audio_tokens: int = _f(L.NUM_AUDIO_TOKENS, "audio ids (7 x 4096); fixed by the layout", "layout")
+    num_special_tokens: int = _f(L.NUM_SPECIAL_TOKENS, "Orpheus control tokens; fixed by the layout", "layout")
+    mask_token_id: int = _f(L.MASK_ID, "diffusion mask id; fixed by the layout (126336 of older scripts is a real Llama-3 token)", "layout")
+    # --- saving and logging ---
+    save_folder: str = _f("checkpoints_llada_tts", "where checkpoint-epoch-N/ folders and logs go", "output")
+    save_epochs: float = _f(1.0, "save every this many epochs (0.5 = twice per epoch)", "output")
+    project_name: str = _f("llada-tts", "tracker project (wandb project / tensorboard folder)", "output")
+    run_name: str = _f("llada-tts-run", "tracker run name", "output")
+    report_to: str = _f("tensorboard", "tensorboard, wandb, both (comma-separated) or none; metrics.jsonl is always written", "output")
+    logging_dir: str | None = _f(None, "tensorboard folder (default: <save_folder>/runs)", "output")
+    logging_steps: int = _f(10, "log metrics every this many optimizer updates", "output")
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ValueError naming the key for any out-of-range or inconsistent value."""
+        def need(ok: bool, key: str, what: str) -> None:
+            if not ok:
+                raise ValueError(f"{key}: {what}, got {getattr(self, key)!r}")
+
+        need(self.TTS_dataset is not None or self.text_QA_dataset is not None, "TTS_dataset",
+             "set TTS_dataset and/or text_QA_dataset")
+        need(self.ratio is None or 0.0 <= self.ratio <= 1.0, "ratio", "must be in [0, 1] (fraction of samples that are text)")
+        need(self.text_format in TEXT_FORMATS, "text_format", f"must be one of {TEXT_FORMATS}")
+        need(self.max_length >= 2, "max_length", "must be >= 2")
+        need(0.0 <= self.random_length_prob <= 1.0, "random_length_prob", "must be in [0, 1]")
+        need(self.num_workers >= 0, "num_workers", "must be >= 0")
+        need(self.epochs >= 1, "epochs", "must be >= 1")
+        need(self.max_steps is None or self.max_steps >= 1, "max_steps", "must be >= 1 or null")
+        need(self.batch_size >= 1, "batch_size", "must be >= 1")
+        need(self.gradient_accumulation_steps >= 1, "gradient_accumulation_steps", "must be >= 1")
+        need(self.number_processes is None or self.number_processes >= 1, "number_processes", "must be >= 1 or null")
+        need(self.learning_rate > 0, "learning_rate", "must be > 0")
+        need(self.weight_decay >= 0, "weight_decay", "must be >= 0")
+        need(self.lr_scheduler_type in SCHEDULERS, "lr_scheduler_type", f"must be one of {SCHEDULERS}")
+        need(0.0 <= self.warmup_ratio < 1.0, "warmup_ratio", "must be in [0, 1)")
+        need(self.warmup_steps is None or self.warmup_steps >= 0, "warmup_steps", "must be >= 0 or null")
+        need(self.warmup_epochs is None or self.warmup_epochs >= 0, "warmup_epochs", "must be >= 0 or null")
+        need(sum(x is not None for x in (self.warmup_steps, self.warmup_epochs)) <= 1, "warmup_steps",
+             "set only one of warmup_steps and warmup_epochs")
+        need(self.max_grad_norm is None or self.max_grad_norm >= 0, "max_grad_norm", "must be >= 0 or null")
+        need(self.mixed_precision in PRECISIONS, "mixed_precision", f"must be one of {PRECISIONS}")
+        need(self.seed >= 0, "seed", "must be >= 0")
+        need(0.0 < self.eps <= 1.0, "eps", "must be in (0, 1]")
+        need(self.pad_token == L.PAD_ID, "pad_token", f"is fixed at {L.PAD_ID} by the Orpheus layout")
+        need(self.num_audio_tokens == L.NUM_AUDIO_TOKENS, "num_audio_tokens", f"is fixed at {L.NUM_AUDIO_TOKENS} (7 x 4096)")
+        need(self.num_special_tokens == L.NUM_SPECIAL_TOKENS, "num_special_tokens", f"is fixed at {L.NUM_SPECIAL_TOKENS}")
+        need(self.mask_token_id == L.MASK_ID, "mask_token_id", f"is fixed at {L.MASK_ID} (a dedicated token; "
+             "126336 of older scripts is an ordinary Llama-3 token)")
+        need(self.save_epochs > 0, "save_epochs", "must be > 0")
+        need(self.logging_steps >= 1, "logging_steps", "must be >= 1")
+        bad = [t for t in self.trackers if t not in TRACKERS]
+        need(not bad, "report_to", f"must name trackers from {TRACKERS}")
+
+    # --- derived values ---
+    @property
+    def trackers(self) -> list[str]:
+        """report_to as a list without 'none'."""
+        names = [t.strip().lower() for t in str(self.report_to).split(",") if t.strip()]
+        return [t for t in names if t != "none"]
+
+    @property
+    def text_ratio(self) -> float:
+        """The ratio in force: the given one, or 0.5 / 0 / 1 from the datasets present."""
+        if self.TTS_dataset is None:
+            return 1.0
+        if self.text_QA_dataset is None:
+            return 0.0
+        return 0.5 if self.ratio is None else float(self.ratio)
+
+    def resolved(self) -> "TrainConfig":
+        """A copy with derived values filled in (ratio, tokenizer), warning where a value cannot apply."""
+        out = dataclasses.replace(self)
+        if self.ratio is not None and self.ratio != self.text_ratio:
+            log.warning("ratio %s ignored: %s, so the text fraction is %s", self.ratio,
+                        "no text_QA_dataset" if self.text_QA_dataset is None else "no TTS_dataset", self.text_ratio)
+        out.ratio = self.text_ratio
+        return out
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# --- loading ---------------------------------------------------------------------------------------
+
+def field_types() -> dict[str, object]:
+    return typing.get_type_hints(TrainConfig)
+
+
+def valid_keys() -> list[str]:
+    return [f.name for f in dataclasses.fields(TrainConfig)]
+
+
+def _unknown(key: str, where: str) -> ValueError:
+    keys = valid_keys()
+    near = difflib.get_close_matches(key, keys + list(ALIASES), n=1)
+    hint = f" (did you mean {near[0]!r}?)" if near else ""
+    return ValueError(f"unknown config key {key!r} in {where}{hint}. Valid keys: {', '.join(keys)}; "
+                      f"also accepted: {', '.join(f'{a} (= {k})' for a, k in ALIASES.items())}")
+
+
+def coerce(key: str, value, where: str = "config"):
+    """``value`` (from YAML or the command line) as the type of ``key``; ValueError naming the key."""
+    typ = field_types()[key]
+    args = typing.get_args(typ)
+    optional = type(None) in args
+    base = next((a for a in args if a is not type(None)), typ) if args else typ
+    if value is None or (optional and isinstance(value, str) and value.strip().lower() in ("null", "none", "~")):
+        if optional:
+            return None
+        raise ValueError(f"{key} in {where} cannot be empty (null)")
+    try:
+        if base is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("true", "1", "yes", "on"):
+                return True
+            if text in ("false", "0", "no", "off"):
+                return False
+            raise ValueError
+        if base is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            return int(float(value)) if isinstance(value, str) and "e" in value.lower() else int(value)
+        if base is float:
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if isinstance(value, (list, tuple)):  # e.g. report_to: [tensorboard, wandb]
+            return ",".join(str(v) for v in value)
+        if isinstance(value, dict):
+            raise ValueError
+        return str(value)
+    except (TypeError, ValueError):
+        name = getattr(base, "__name__", str(base))
+        raise ValueError(f"{key} in {where} must be {'an' if name[0] in 'aeiou' else 'a'} {name}, got {value!r}") from None
+
+
+def _canonical(key: str, where: str) -> str:
+    if key in ALIASES:
+        return ALIASES[key]
+    if key not in valid_keys():
+        raise _unknown(key, where)
+    return key
+
+
+def read_file(path: str | Path, section: str | None = None) -> dict:
+    """Raw key -> value mapping of a YAML/JSON config; a legacy ``{"<section>": {...}}`` wrapper is unwrapped."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"config file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path}: not valid YAML/JSON ({e})") from None
+    data = data or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping of key: value, got {type(data).__name__}")
+    wrapped = [k for k in data if k in SECTIONS and isinstance(data[k], dict)]
+    if wrapped:
+        pick = section if section in wrapped else (wrapped[0] if len(wrapped) == 1 else None)
+        if pick is None or len(data) != 1 and set(data) - {pick, "model"}:
+            raise ValueError(f"{path}: has sections {wrapped}; keep one section (or flat keys) per file")
+        data = {**data.get("model", {}), **data[pick]}
+        if "name_or_path" in data:
+            data["model_name"] = data.pop("name_or_path")
+    return data
+
+
+def parse_overrides(argv: list[str]) -> dict:
+    """``--key value`` / ``--key=value`` pairs -> {key: raw string}; a bare ``--flag`` means true."""
+    out, i = {}, 0
+    while i < len(argv):
+        arg = argv[i]
+        if not arg.startswith("--") or arg == "--":
+            raise ValueError(f"expected --key value, got {arg!r}")
+        if "=" in arg:
+            key, value = arg.split("=", 1)
+            i += 1
+        elif i + 1 < len(argv) and not argv[i + 1].startswith("--"):
+            key, value = arg, argv[i + 1]
+            i += 2
+        else:
+            key, value = arg, "true"
+            i += 1
+        out[key[2:].replace("-", "_")] = value
+    return out
+
+
+def build_config(values: dict, overrides: dict | None = None, where: str = "config") -> TrainConfig:
+    """TrainConfig from raw values plus command-line overrides (aliases mapped, types coerced)."""
+    merged: dict = {}
+    for source, raw in ((where, values), ("the command line", overrides or {})):
+        for key, value in raw.items():
+            canon = _canonical(str(key), source)
+            merged[canon] = coerce(canon, value, source)
+    return TrainConfig(**merged)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | dict | None = None,
+                section: str | None = None) -> TrainConfig:
+    """Load ``path`` (YAML/JSON; None = defaults) and apply ``--key value`` overrides."""
+    values = read_file(path, section) if path is not None else {}
+    if isinstance(overrides, list):
+        overrides = parse_overrides(overrides)
+    return build_config(values, overrides, where=str(path) if path else "defaults")
+
+
+# --- writing ---------------------------------------------------------------------------------------
+
+def _yaml_value(value) -> str:
+    return yaml.safe_dump(value, default_flow_style=True, width=10**6).strip().removesuffix("...").strip()
+
+
+def to_yaml(cfg: TrainConfig, comments: bool = True, header: str = "") -> str:
+    """YAML text of ``cfg`` grouped by section, each key with its help as a comment."""
+    lines = [f"# {line}" for line in header.splitlines()] if header else []
+    section = None
+    for f in dataclasses.fields(TrainConfig):
+        if comments and f.metadata["section"] != section:
+            section = f.metadata["section"]
+            lines += ["", f"# --- {section} ---"]
+        if comments:
+            lines.append(f"# {f.metadata['help']}")
+        lines.append(f"{f.name}: {_yaml_value(getattr(cfg, f.name))}")
+    return "\n".join(lines).lstrip("\n") + "\n"
+
+
+def write_atomic(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` via a temp file and rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def save_config(cfg: TrainConfig, path: str | Path) -> Path:
+    """Save the resolved config as YAML (loadable with :func:`load_config`)."""
+    return write_atomic(path, to_yaml(cfg, header="resolved llada-tts training config"))
+
+
+SAMPLE_HEADER = """llada-tts training config (python recipes/{script} --config THIS.yaml [--key value ...])
+Any key can be overridden on the command line, e.g. --batch_size 4 --learning_rate 1e-5.
+ratio is the fraction of SAMPLES that are text: 0.5 = half of every batch is text, half TTS."""
+
+
+def write_sample_config(path: str | Path, values: dict, script: str = "tts_train.py") -> Path:
+    """Write a commented sample config: every key with its meaning, ``values`` filled in."""
+    return write_atomic(path, to_yaml(TrainConfig(**values), header=SAMPLE_HEADER.format(script=script)))
+

@@ -1,0 +1,113 @@
+"""What a run is made of: the tokenizer, the model and the validated datasets named by a TrainConfig."""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import torch
+
+from audio_tokenizer import layout as L
+from llada_tts.config import TrainConfig
+from llada_tts.data import load_text_rows, load_tts_rows, open_dataset
+from llada_tts.model import SIZES, config_for_size, create_model, from_llama, load_model
+from llada_tts.vocab import build_offline_tokenizer, load_tokenizer
+
+log = logging.getLogger(__name__)
+
+
+def is_fresh_size(model_name: str) -> bool:
+    """True when ``model_name`` names a size to initialise from scratch (and no such folder exists)."""
+    return model_name in SIZES and not Path(model_name).exists()
+
+
+def build_tokenizer(cfg: TrainConfig):
+    """The tokenizer: ``tokenizer_name`` ('offline' = byte-level test tokenizer), else ``model_name``."""
+    name = cfg.tokenizer_name or cfg.model_name
+    if name == "offline":
+        return build_offline_tokenizer()
+    if is_fresh_size(name):
+        raise ValueError(f"model_name {name!r} is a fresh model with no tokenizer: set tokenizer_name to a "
+                         "Llama-3 tokenizer (hub id or folder), or 'offline' for the byte-level test tokenizer")
+    return load_tokenizer(name)
+
+
+def _vocab_size(name: str) -> int:
+    """Embedding rows of a checkpoint (local folder or hub id), read from its config only."""
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ValueError(f"model_name {name}: folder has no config.json (not a save_pretrained model)")
+        return int(json.loads((path / "config.json").read_text())["vocab_size"])
+    from transformers import PretrainedConfig
+
+    try:
+        raw, _ = PretrainedConfig.get_config_dict(name)
+    except OSError as e:
+        raise ValueError(f"model_name {name!r} is neither a local folder nor a reachable hub model "
+                         f"(offline? typo?); sizes for a fresh model: {sorted(SIZES)}") from e
+    return int(raw["vocab_size"])
+
+
+def build_model(cfg: TrainConfig, model_name: str | None = None) -> torch.nn.Module:
+    """fp32 bidirectional model: a fresh size, a llada-tts checkpoint, or a Llama-3 checkpoint whose
+    vocabulary is extended (decided by its embedding rows)."""
+    name = model_name or cfg.model_name
+    if is_fresh_size(name):
+        model = create_model(config_for_size(name, attn_implementation=cfg.attn_implementation), seed=cfg.seed)
+    elif _vocab_size(name) >= L.VOCAB_SIZE - 1:
+        model = load_model(name, dtype=torch.float32, attn_implementation=cfg.attn_implementation)
+    else:
+        log.info("%s has a Llama-3 vocabulary: extending it with the audio and mask rows", name)
+        model = from_llama(name, dtype=torch.float32, seed=cfg.seed, attn_implementation=cfg.attn_implementation)
+    model.config.use_cache = False  # no KV cache in training (and none makes sense bidirectionally)
+    if cfg.gradient_checkpointing:
+        enable_checkpointing(model)
+    return model
+
+
+def enable_checkpointing(model: torch.nn.Module) -> None:
+    """Recompute decoder-layer activations in backward (non-reentrant); transformers 5.x spelling first."""
+    if hasattr(model, "activation_checkpointing_enable"):
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+
+def filter_voices(ds, voice_type: str):
+    """Rows of ``ds`` whose ``voice`` column is in the comma-separated ``voice_type`` ('all' keeps all)."""
+    if voice_type.strip().lower() == "all":
+        return ds
+    wanted = {v.strip() for v in voice_type.split(",") if v.strip()}
+    if "voice" not in ds.column_names:
+        raise ValueError(f"voice_type {voice_type!r} needs a 'voice' column in TTS_dataset "
+                         f"(columns: {', '.join(ds.column_names)}); use voice_type: all")
+    voices = ds["voice"]
+    keep = [i for i, v in enumerate(voices) if v in wanted]
+    if not keep:
+        raise ValueError(f"voice_type {voice_type!r} matches no row; voices in TTS_dataset: "
+                         f"{', '.join(sorted(set(map(str, voices)))[:20])}")
+    return ds.select(keep)
+
+
+def load_datasets(cfg: TrainConfig, tokenizer, progress: bool = True):
+    """(tts rows or None, text rows or None), validated; ValueError naming the row/column on bad data."""
+    tts = text = None
+    if cfg.TTS_dataset is not None:
+        source = cfg.TTS_dataset
+        if cfg.voice_type.strip().lower() != "all":
+            source = filter_voices(open_dataset(cfg.TTS_dataset), cfg.voice_type)
+        try:
+            tts = load_tts_rows(source, cfg.max_length, drop_long=cfg.drop_long_rows, progress=progress)
+        except ValueError as e:
+            raise ValueError(f"TTS_dataset {cfg.TTS_dataset}: {e}") from e
+        except (IndexError, OSError) as e:  # datasets cannot load_from_disk a folder with 0 rows (0 shards)
+            raise ValueError(f"TTS_dataset {cfg.TTS_dataset}: cannot be read ({type(e).__name__}: {e}); "
+                             "is it an empty or incomplete save_to_disk folder?") from e
+    if cfg.text_QA_dataset is not None:
+        try:
+            text = load_text_rows(cfg.text_QA_dataset, tokenizer, cfg.max_length, kind=cfg.text_format,
+                                  drop_long=cfg.drop_long_rows, progress=progress)
+        except ValueError as e:
+            raise ValueError(f"text_QA_dataset {cfg.text_QA_dataset}: {e}") from e
+    return tts, text

@@ -1,0 +1,101 @@
+"""Command line shared by recipes/tts_train.py, pretrain.py and sft.py.
+
+    python recipes/tts_train.py --config x.yaml [--key value ...] [--resume [CHECKPOINT]]
+    python recipes/tts_train.py --create-sample-config [PATH]
+    accelerate launch --config_file recipes/accelerate/ddp.yaml recipes/tts_train.py --config x.yaml
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+import textwrap
+from pathlib import Path
+
+from llada_tts.config import TrainConfig, load_config, write_sample_config
+
+RECIPES = {  # name -> (legacy section, what it trains, sample-config overrides)
+    "tts": ("tts", "mixed text + TTS masked-diffusion training",
+            dict(TTS_dataset="/path/to/tts_dataset", model_name="meta-llama/Llama-3.2-3B-Instruct",
+                 tokenizer_name="meta-llama/Llama-3.2-3B-Instruct", epochs=10, gradient_checkpointing=True)),
+    "pretrain": ("pretraining", "LLaDA text pretraining (JSONL {text} or {input_ids}, packed to max_length)",
+                 dict(text_QA_dataset="/path/to/pretrain.jsonl", text_format="text", model_name="1b",
+                      tokenizer_name="meta-llama/Llama-3.2-1B", learning_rate=4e-4, weight_decay=0.1,
+                      warmup_ratio=0.01, lr_scheduler_type="cosine", max_length=4096)),
+    "sft": ("sft", "LLaDA supervised fine-tuning (conversations or input_ids + prompt_length)",
+            dict(text_QA_dataset="/path/to/sft.jsonl", text_format="sft", model_name="/path/to/pretrained",
+                 tokenizer_name="meta-llama/Llama-3.2-1B-Instruct", learning_rate=2.5e-5, epochs=3,
+                 warmup_ratio=0.03)),
+}
+
+
+def recipe_config(cfg: TrainConfig, recipe: str) -> TrainConfig:
+    """Apply a text recipe's fixed settings (text only, its text_format), rejecting contradictions."""
+    if recipe == "tts":
+        return cfg
+    fmt = "text" if recipe == "pretrain" else "sft"
+    if cfg.TTS_dataset is not None:
+        raise ValueError(f"TTS_dataset is set, but {recipe}.py trains on text only; use recipes/tts_train.py "
+                         "for mixed text + TTS training")
+    if cfg.text_QA_dataset is None:
+        raise ValueError(f"{recipe}.py needs text_QA_dataset (alias data_path): the {fmt} JSONL to train on")
+    if cfg.text_format not in ("auto", fmt):
+        raise ValueError(f"text_format {cfg.text_format!r} contradicts {recipe}.py, which reads {fmt!r} data")
+    return dataclasses.replace(cfg, text_format=fmt, ratio=1.0)
+
+
+def usage(prog: str, recipe: str) -> str:
+    lines = [f"usage: {prog} --config CONFIG.yaml [--KEY VALUE ...] [--resume [CHECKPOINT]]",
+             f"       {prog} --create-sample-config [PATH]", "", RECIPES[recipe][1] + ".", "",
+             "  --config PATH                YAML/JSON config (keys below); --KEY VALUE overrides one key",
+             "  --resume [CHECKPOINT]        continue exactly from a checkpoint-epoch-N folder (default: the",
+             "                               latest in save_folder)",
+             "  --create-sample-config [P]   write a commented sample config and exit", "",
+             "multi-GPU: accelerate launch --config_file recipes/accelerate/ddp.yaml " + prog.split()[-1] + " --config ...",
+             "",
+             "config keys:"]
+    for f in dataclasses.fields(TrainConfig):
+        lines.append(f"  {f.name:28s} " + textwrap.shorten(f.metadata["help"], 100))
+    return "\n".join(lines)
+
+
+def _take_optional(argv: list[str], flag: str) -> tuple[bool, str | None, list[str]]:
+    """Remove ``flag [value]`` from argv; value is None when the next word is another flag."""
+    if flag not in argv:
+        return False, None, argv
+    i = argv.index(flag)
+    value = argv[i + 1] if i + 1 < len(argv) and not argv[i + 1].startswith("--") else None
+    return True, value, argv[:i] + argv[i + (2 if value is not None else 1):]
+
+
+def main(argv: list[str] | None = None, recipe: str = "tts", prog: str | None = None) -> int:
+    """Run a recipe from the command line; returns the exit status (2 = bad config or data)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    prog = prog or f"python recipes/{'tts_train' if recipe == 'tts' else recipe}.py"
+    if not argv or "-h" in argv or "--help" in argv:
+        print(usage(prog, recipe))
+        return 0 if argv else 2
+    made, path, argv = _take_optional(argv, "--create-sample-config")
+    if made:
+        out = write_sample_config(path or f"sample_{recipe}_config.yaml", RECIPES[recipe][2],
+                                  script=Path(prog.split()[-1]).name)
+        print(f"wrote {out}")
+        return 0
+    resume_flag, resume, argv = _take_optional(argv, "--resume")
+    config_flag, config_path, argv = _take_optional(argv, "--config")
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if config_flag and config_path is None:
+            raise ValueError("--config needs a path")
+        cfg = recipe_config(load_config(config_path, argv, section=RECIPES[recipe][0]), recipe)
+        from llada_tts.training.trainer import Trainer  # heavy imports only once the config is valid
+
+        trainer = Trainer(cfg, resume=(resume or "latest") if resume_flag else None)
+    except (ValueError, FileNotFoundError) as e:  # bad config or data: found before training starts
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    result = trainer.train()
+    if result.interrupted:
+        trainer.accelerator.print(f"interrupted; resume with: {prog} --config {config_path} --resume {result.checkpoint}")
+        return 130
+    return 0

@@ -1,0 +1,226 @@
+"""The mixed text + TTS masked-diffusion trainer (epoch-based, resumable) on accelerate.
+
+One process on CPU, one GPU, DDP or FSDP: whatever ``accelerate launch`` set up. Each process
+builds the same global data order (``MixtureSampler``) and takes its own slice of every step, so
+the DataLoader is not handed to accelerate for sharding. Gradient accumulation is explicit (no
+gradient sync until the last pass of a group), and checkpoints are taken only at optimizer-update
+boundaries, which is what makes ``--resume`` exact.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+
+from llada_tts.config import TrainConfig, load_config, save_config
+from llada_tts.data import MixtureDataset, MixtureSampler, collate
+from llada_tts.training import checkpoint as ckpt
+from llada_tts.training.build import build_model, build_tokenizer, load_datasets
+from llada_tts.training.logging import MetricWindow, RunLogger, make_trackers
+from llada_tts.training.optim import build_optimizer, build_scheduler, warmup_updates
+from llada_tts.training.step import batch_to, diffusion_step, step_generator
+
+log = logging.getLogger(__name__)
+
+
+def resolve_precision(setting: str) -> str | None:
+    """``auto``: the accelerate launch setting if any, else bf16 on a bf16 GPU, else fp32 ('no')."""
+    if setting != "auto":
+        return setting
+    if os.environ.get("ACCELERATE_MIXED_PRECISION"):
+        return None  # let the launcher's config decide
+    return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+
+
+@dataclass
+class TrainResult:
+    state: ckpt.TrainerState
+    checkpoint: Path | None  # the last checkpoint written
+    interrupted: bool  # stopped early by Ctrl-C / SIGTERM / stop_after (resumable)
+
+
+class Trainer:
+    """Build everything from ``cfg`` (and ``resume``: a checkpoint folder, or 'latest'), then :meth:`train`."""
+
+    def __init__(self, cfg: TrainConfig, resume: str | Path | None = None):
+        self.cfg = cfg.resolved()
+        c = self.cfg
+        # cpu=True without CUDA: processes started by torchrun then form a gloo (MULTI_CPU) group
+        self.accelerator = Accelerator(cpu=not torch.cuda.is_available(),
+                                       mixed_precision=resolve_precision(c.mixed_precision),
+                                       log_with=make_trackers(c) or None)
+        acc = self.accelerator
+        if c.number_processes is not None and c.number_processes != acc.num_processes:
+            raise ValueError(f"number_processes is {c.number_processes} but this run has {acc.num_processes} "
+                             f"process(es): launch with `accelerate launch --num_processes {c.number_processes} ...` "
+                             "or remove number_processes")
+        set_seed(c.seed)
+        self.resume_dir = self._find_resume(resume)
+        self.tokenizer = build_tokenizer(c)
+        with acc.main_process_first():
+            tts, text = load_datasets(c, self.tokenizer, progress=acc.is_main_process)
+        self.sampler = MixtureSampler(len(tts) if tts is not None else 0, len(text) if text is not None else 0,
+                                      c.ratio, c.batch_size, seed=c.seed, num_replicas=acc.num_processes,
+                                      rank=acc.process_index, drop_last=True)
+        self.loader = torch.utils.data.DataLoader(MixtureDataset(tts, text), batch_sampler=self.sampler,
+                                                  collate_fn=collate, num_workers=c.num_workers,
+                                                  pin_memory=acc.device.type == "cuda")
+        self.state = ckpt.TrainerState(steps_per_epoch=len(self.sampler), next_save=c.save_epochs,
+                                       num_processes=acc.num_processes)
+        self.updates_per_epoch = math.ceil(len(self.sampler) / c.gradient_accumulation_steps)
+        self.total_steps = c.epochs * self.updates_per_epoch
+        if c.max_steps is not None:
+            self.total_steps = min(self.total_steps, c.max_steps)
+        model = build_model(c, model_name=str(self.resume_dir) if self.resume_dir else None)
+        optimizer = build_optimizer(model, c.learning_rate, c.weight_decay)
+        self.model, self.optimizer = acc.prepare(model, optimizer)
+        warmup = warmup_updates(self.total_steps, self.updates_per_epoch, c.warmup_ratio, c.warmup_steps,
+                                c.warmup_epochs)
+        self.scheduler = build_scheduler(self.optimizer, c.lr_scheduler_type, warmup, self.total_steps)
+        acc.register_for_checkpointing(self.scheduler)
+        ckpt.register_hooks(acc)
+        if self.resume_dir is not None:
+            self._restore(self.resume_dir)
+        self.stop_requested = False
+        self.full_logits = False  # True: logits at every position (same loss; for benchmarks and checks)
+
+    # --- set-up helpers ---------------------------------------------------------------------------
+    def _find_resume(self, resume) -> Path | None:
+        if resume is None:
+            return None
+        if str(resume) == "latest":
+            found = ckpt.find_latest(self.cfg.save_folder)
+            if found is None:
+                raise ValueError(f"--resume: no resumable checkpoint in {self.cfg.save_folder}")
+            return found
+        ckpt.read_state(resume)  # ValueError now if it is not a complete checkpoint
+        return Path(resume)
+
+    def _restore(self, path: Path) -> None:
+        state = ckpt.read_state(path)
+        saved = load_config(path / ckpt.CONFIG_FILE).to_dict()
+        ckpt.check_resumable(saved, self.cfg, self.accelerator.num_processes, state)
+        self.sampler.load_state_dict({**state.sampler, "epoch": state.epoch, "step": state.step_in_epoch})
+        ckpt.load_training_state(self.accelerator, path)
+        self.state = state
+        self.accelerator.print(f"resumed from {path} at update {state.global_step} "
+                               f"(epoch {state.epoch + 1}, batch {state.step_in_epoch})")
+
+    # --- signals ------------------------------------------------------------------------------------
+    def _on_signal(self, signum, frame) -> None:
+        if self.stop_requested:  # second Ctrl-C: stop now, without a checkpoint
+            raise KeyboardInterrupt
+        self.stop_requested = True
+        self.accelerator.print("\nstopping after this optimizer update; a resumable checkpoint will be saved "
+                               "(Ctrl-C again to abort without saving)")
+
+    def _should_stop(self, stop_after: int | None) -> bool:
+        """Stop flag agreed by all processes (any process asking is enough)."""
+        flag = self.stop_requested or (stop_after is not None and self.state.global_step >= stop_after)
+        if self.accelerator.num_processes > 1:
+            t = torch.tensor([float(flag)], device=self.accelerator.device)
+            flag = bool(self.accelerator.reduce(t, reduction="sum").item() > 0)
+        return flag
+
+    # --- the loop -----------------------------------------------------------------------------------
+    def save(self, epoch_label: float) -> Path:
+        out = ckpt.checkpoint_dir(self.cfg.save_folder, epoch_label)
+        self.state.sampler = self.sampler.state_dict(step=self.state.step_in_epoch)
+        self.state.sampler["epoch"] = self.state.epoch
+        path = ckpt.save_checkpoint(self.accelerator, self.model, self.tokenizer, self.cfg, self.state, out)
+        self.accelerator.print(f"saved {path}")
+        return path
+
+    def _update(self, window: MetricWindow, logger: RunLogger) -> float | None:
+        """Clip, step the optimizer and scheduler; returns the gradient norm when clipping."""
+        c, acc = self.cfg, self.accelerator
+        grad_norm = None
+        if c.max_grad_norm:
+            grad_norm = acc.clip_grad_norm_(self.model.parameters(), c.max_grad_norm)
+        lr = self.scheduler.get_last_lr()[0]
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.state.global_step += 1
+        logger.advance()
+        if self.state.global_step % c.logging_steps == 0 or self.state.global_step == self.total_steps:
+            metrics = window.summary(acc)
+            self.state.tokens_seen += int(metrics["tokens"])
+            metrics.update(lr=lr, epoch=self.state.progress)
+            if grad_norm is not None:
+                metrics["grad_norm"] = float(grad_norm)
+            logger.log(metrics, self.state.global_step)
+        return grad_norm
+
+    def train(self, stop_after: int | None = None) -> TrainResult:
+        """Train to ``epochs`` / ``max_steps``; ``stop_after`` updates (or Ctrl-C) stops early with a
+        resumable checkpoint. Returns the final state and the last checkpoint."""
+        for _ in self.updates(stop_after):
+            pass
+        return self.result
+
+    def updates(self, stop_after: int | None = None) -> Iterator[ckpt.TrainerState]:
+        """:meth:`train` as a generator that yields the state after every optimizer update
+        (checkpoints, logging and stopping included); ``self.result`` is set when it finishes."""
+        c, acc, st = self.cfg, self.accelerator, self.state
+        if acc.is_main_process:
+            save_config(c, Path(c.save_folder) / ckpt.CONFIG_FILE)
+        logger = RunLogger(acc, c, self.total_steps, st.global_step)
+        window = MetricWindow(acc.device)
+        handlers = {}
+        if threading.current_thread() is threading.main_thread():
+            handlers = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        last, last_step, interrupted = self.resume_dir, (st.global_step if self.resume_dir else -1), False
+        k = c.gradient_accumulation_steps
+        self.model.train()
+        try:
+            while st.epoch < c.epochs and st.global_step < self.total_steps and not interrupted:
+                self.sampler.set_epoch(st.epoch)
+                pos = st.step_in_epoch
+                for batch in self.loader:
+                    group_start = pos - pos % k
+                    group = min(k, st.steps_per_epoch - group_start)
+                    boundary = pos + 1 == group_start + group
+                    sync = contextlib.nullcontext() if boundary else acc.no_sync(self.model)
+                    with sync:
+                        batch = batch_to(batch, acc.device)
+                        gen = step_generator(c.seed, st.micro_step, acc.process_index, acc.device)
+                        out = diffusion_step(self.model, batch, gen, c.mask_token_id, c.eps, c.random_length_prob,
+                                             full_logits=self.full_logits)
+                        acc.backward(out.loss / group)
+                    window.add(out.loss, out.stats, out.tokens)
+                    st.micro_step += 1
+                    pos += 1
+                    if not boundary:
+                        continue
+                    st.step_in_epoch = pos
+                    self._update(window, logger)
+                    if st.step_in_epoch == st.steps_per_epoch:
+                        st.epoch, st.step_in_epoch = st.epoch + 1, 0
+                    if self._should_stop(stop_after) and st.global_step < self.total_steps:
+                        last, last_step, interrupted = self.save(st.progress), st.global_step, True
+                        break
+                    while st.progress >= st.next_save - 1e-9:
+                        label, st.next_save = st.next_save, st.next_save + c.save_epochs
+                        if st.progress - label < c.save_epochs - 1e-9:  # one save covers skipped labels
+                            last, last_step = self.save(label), st.global_step
+                    yield st
+                    if st.global_step >= self.total_steps or st.step_in_epoch == 0:
+                        break  # done, or epoch finished: the sampler starts the next one
+            if not interrupted and last_step != st.global_step:
+                last = self.save(st.progress)
+        finally:
+            for s, h in handlers.items():
+                signal.signal(s, h)
+            logger.close()
+        self.result = TrainResult(state=st, checkpoint=last, interrupted=interrupted)

@@ -1,0 +1,203 @@
+"""TrainConfig: YAML + overrides, types, aliases, unknown keys, layout checks, sample and shipped configs."""
+from __future__ import annotations
+
+import ast
+import dataclasses
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from llada_tts.config import (
+    ALIASES,
+    TrainConfig,
+    load_config,
+    parse_overrides,
+    read_file,
+    save_config,
+    valid_keys,
+    write_sample_config,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((ROOT / "recipes" / "configs").glob("*.yaml"))
+
+# The TTS config of the earlier LLaDA-TTS README, verbatim (what users already have).
+LEGACY_TTS_YAML = """
+TTS_dataset: "/workspace/combined_tts_dataset_pretrain"
+voice_type: "all"
+model_name: "meta-llama/Llama-3.2-3B-Instruct"
+tokenizer_name: "meta-llama/Llama-3.2-3B-Instruct"
+epochs: 10
+batch_size: 8
+gradient_accumulation_steps: 1
+number_processes: 4
+pad_token: 128263
+save_epochs: 1  # Save checkpoint every N epochs
+learning_rate: 5.0e-5
+lr_scheduler_type: "linear"
+max_grad_norm: 1.0
+max_length: 2048
+save_folder: "checkpoints_llada_tts"
+project_name: "llada-tts-experiment"
+run_name: "llada-tts-run-1"
+# num_audio_tokens: 28672  # 7 * 4096
+# num_special_tokens: 10
+# eps: 1e-3
+"""
+
+
+def _write(tmp_path, text, name="c.yaml"):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def test_legacy_tts_yaml_loads_with_every_value(tmp_path):
+    cfg = load_config(_write(tmp_path, LEGACY_TTS_YAML))
+    raw = yaml.safe_load(LEGACY_TTS_YAML)
+    for key, value in raw.items():
+        assert getattr(cfg, key) == value, key
+    assert cfg.learning_rate == 5e-5 and isinstance(cfg.learning_rate, float)
+    assert cfg.text_QA_dataset is None and cfg.resolved().ratio == 0.0  # TTS only
+
+
+def test_yaml_1_1_exponent_strings_become_floats(tmp_path):
+    cfg = load_config(_write(tmp_path, "TTS_dataset: x\nlearning_rate: 5e-5\neps: 1e-3\n"))
+    assert cfg.learning_rate == 5e-5 and cfg.eps == 1e-3
+
+
+def test_command_line_overrides_with_type_coercion(tmp_path):
+    path = _write(tmp_path, LEGACY_TTS_YAML)
+    cfg = load_config(path, ["--epochs", "5", "--batch_size=4", "--learning_rate", "1e-5", "--save_epochs", "0.5",
+                             "--gradient_checkpointing", "--max_steps", "null", "--output_dir", "ck",
+                             "--report_to", "tensorboard,wandb"])
+    assert (cfg.epochs, cfg.batch_size, cfg.learning_rate, cfg.save_epochs) == (5, 4, 1e-5, 0.5)
+    assert cfg.gradient_checkpointing is True and cfg.max_steps is None and cfg.save_folder == "ck"
+    assert cfg.trackers == ["tensorboard", "wandb"]
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--epochs", "two"], "epochs in the command line must be an int"),
+    (["--epochs", "1.5"], "epochs in the command line must be an int"),
+    (["--gradient_checkpointing", "maybe"], "gradient_checkpointing .* must be a bool"),
+    (["--batch_size", "null"], "batch_size in the command line must be an int, got .null."),
+    (["--ratio", "1.5"], r"ratio: must be in \[0, 1\]"),
+    (["--lr_scheduler_type", "step"], "lr_scheduler_type: must be one of"),
+    (["--pad_token", "128001"], "pad_token: is fixed at 128263"),
+    (["--mask_token_id", "126336"], "mask_token_id: is fixed at 156938"),
+    (["--num_audio_tokens", "4096"], "num_audio_tokens: is fixed at 28672"),
+    (["--report_to", "mlflow"], "report_to: must name trackers"),
+    (["--warmup_steps", "3", "--warmup_epochs", "1"], "only one of warmup_steps and warmup_epochs"),
+])
+def test_bad_values_name_the_key(tmp_path, argv, match):
+    with pytest.raises(ValueError, match=match):
+        load_config(_write(tmp_path, "TTS_dataset: x\n"), argv)
+
+
+def test_empty_yaml_value_for_a_required_key(tmp_path):
+    with pytest.raises(ValueError, match="batch_size in .* cannot be empty"):
+        load_config(_write(tmp_path, "TTS_dataset: x\nbatch_size:\n"))
+
+
+def test_unknown_key_lists_valid_keys_and_suggests(tmp_path):
+    with pytest.raises(ValueError) as e:
+        load_config(_write(tmp_path, "TTS_dataset: x\nlearnig_rate: 1e-4\n"))
+    msg = str(e.value)
+    assert "unknown config key 'learnig_rate'" in msg and "did you mean 'learning_rate'" in msg
+    assert all(k in msg for k in valid_keys())
+    with pytest.raises(ValueError, match="unknown config key 'bogus' in the command line"):
+        load_config(_write(tmp_path, "TTS_dataset: x\n"), ["--bogus", "1"])
+
+
+def test_no_dataset_is_an_error():
+    with pytest.raises(ValueError, match="set TTS_dataset and/or text_QA_dataset"):
+        load_config(None, [])
+
+
+@pytest.mark.parametrize("tts, text, ratio, want", [
+    ("t", None, None, 0.0), ("t", None, 0.5, 0.0), (None, "x", None, 1.0), ("t", "x", None, 0.5), ("t", "x", 0.2, 0.2),
+])
+def test_ratio_resolution(tts, text, ratio, want):
+    assert TrainConfig(TTS_dataset=tts, text_QA_dataset=text, ratio=ratio).resolved().ratio == want
+
+
+def test_aliases_and_legacy_section(tmp_path):
+    assert set(ALIASES.values()) <= set(valid_keys())
+    path = _write(tmp_path, '{"sft": {"model_name_or_path": "./m", "output_dir": "./o", "data_path": "d.jsonl", '
+                            '"learning_rate": 1e-5, "epochs": 2, "save_epochs": 1}}', "c.json")
+    cfg = load_config(path, section="sft")
+    assert (cfg.model_name, cfg.save_folder, cfg.text_QA_dataset, cfg.learning_rate) == ("./m", "./o", "d.jsonl", 1e-5)
+    two = _write(tmp_path, "pretraining: {data_path: a}\nsft: {data_path: b}\n", "two.yaml")
+    with pytest.raises(ValueError, match="keep one section"):
+        read_file(two, section=None)
+
+
+def test_overrides_parser():
+    assert parse_overrides(["--a", "1", "--b=x y", "--flag", "--c", "-2"]) == {"a": "1", "b": "x y", "flag": "true",
+                                                                              "c": "-2"}
+    with pytest.raises(ValueError, match="expected --key value"):
+        parse_overrides(["epochs", "3"])
+
+
+def test_resolved_config_round_trips(tmp_path):
+    cfg = TrainConfig(TTS_dataset="t", text_QA_dataset="x", ratio=0.3, max_steps=7, warmup_steps=2,
+                      report_to="none", logging_dir="logs").resolved()
+    back = load_config(save_config(cfg, tmp_path / "r.yaml"))
+    assert back == cfg
+
+
+@pytest.mark.parametrize("recipe", ["tts", "pretrain", "sft"])
+def test_sample_config_is_commented_and_loads(tmp_path, recipe):
+    from llada_tts.training.cli import RECIPES
+
+    path = write_sample_config(tmp_path / "s.yaml", RECIPES[recipe][2])
+    text = path.read_text()
+    assert "fraction of training SAMPLES that are text" in text
+    assert load_config(path) == TrainConfig(**RECIPES[recipe][2])
+    for f in dataclasses.fields(TrainConfig):  # every key documented, right above its line
+        assert f"# {f.metadata['help']}\n{f.name}:" in text
+
+
+def test_cli_create_sample_config(tmp_path):
+    from llada_tts.training.cli import main
+
+    assert main(["--create-sample-config", str(tmp_path / "x.yaml")]) == 0
+    assert load_config(tmp_path / "x.yaml").TTS_dataset == "/path/to/tts_dataset"
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
+def test_every_shipped_yaml_loads_with_its_values(path):
+    raw = yaml.safe_load(path.read_text())
+    cfg = load_config(path)
+    for key, value in raw.items():
+        got = getattr(cfg, ALIASES.get(key, key))
+        assert got == value or (isinstance(value, str) and got == type(got)(value)), key
+
+
+def _attributes_read(files) -> set[str]:
+    """Names read as ``<something>.<name>`` (cfg.x, c.x, self.cfg.x) in the given source files."""
+    names = set()
+    for f in files:
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.Attribute):
+                names.add(node.attr)
+    return names
+
+
+LAYOUT_CHECKED = {"pad_token", "num_audio_tokens", "num_special_tokens"}  # only checked (see test_bad_values)
+
+
+def test_every_config_key_is_used_by_the_training_code():
+    used = _attributes_read((ROOT / "llada_tts" / "training").glob("*.py"))
+    derived = {"report_to": "trackers"}  # read through a TrainConfig property
+    unused = [k for k in valid_keys() if derived.get(k, k) not in used and k not in LAYOUT_CHECKED]
+    assert not unused, f"config keys never read by the trainer: {unused}"
+
+
+def test_shipped_accelerate_configs_are_valid_yaml():
+    for path in sorted((ROOT / "recipes" / "accelerate").glob("*.yaml")):
+        data = yaml.safe_load(path.read_text())
+        assert data["compute_environment"] == "LOCAL_MACHINE", path.name
+        assert re.fullmatch(r"NO|MULTI_GPU|MULTI_CPU|FSDP", data["distributed_type"]), path.name

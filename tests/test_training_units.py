@@ -1,0 +1,202 @@
+"""Trainer building blocks: LR schedule, optimizer groups, the diffusion step's loss and metrics, checkpoint names."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from audio_tokenizer import layout as L
+from llada_tts.data import collate
+from llada_tts.diffusion import accuracy_breakdown, forward_process
+from llada_tts.model import create_model, tiny_config
+from llada_tts.training.checkpoint import checkpoint_dir, format_epoch
+from llada_tts.training.optim import build_optimizer, build_scheduler, lr_factor, param_groups, warmup_updates
+from llada_tts.training.step import diffusion_step, maybe_crop, masked_accuracies, step_generator
+
+
+@pytest.fixture(scope="module")
+def model():
+    return create_model(tiny_config(), seed=0)
+
+
+def test_lr_factor_exact_values():
+    assert [lr_factor(s, 3, 10, "linear") for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    assert lr_factor(6, 2, 10, "linear") == pytest.approx(0.5)
+    assert lr_factor(10, 2, 10, "linear") == 0.0
+    assert lr_factor(6, 2, 10, "cosine") == pytest.approx(0.5)
+    assert lr_factor(4, 2, 10, "cosine") == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.25)))
+    assert [lr_factor(s, 1, 10, "constant") for s in (0, 1, 9)] == [0.5, 1.0, 1.0]
+    with pytest.raises(ValueError, match="lr_scheduler_type"):
+        lr_factor(5, 0, 10, "step")
+
+
+def test_scheduler_follows_lr_factor(model):
+    opt = build_optimizer(model, 1e-3)
+    sched = build_scheduler(opt, "cosine", 2, 8)
+    seen = []
+    for _ in range(8):
+        seen.append(sched.get_last_lr()[0])
+        opt.step()
+        sched.step()
+    assert seen == pytest.approx([1e-3 * lr_factor(s, 2, 8, "cosine") for s in range(8)])
+
+
+def test_warmup_updates():
+    assert warmup_updates(100, 10, ratio=0.03) == 3
+    assert warmup_updates(100, 10, ratio=0.5, steps=7) == 7
+    assert warmup_updates(100, 10, epochs=0.5) == 5
+
+
+def test_weight_decay_skips_norms_and_embeddings(model):
+    decay, no_decay = param_groups(model, 0.1)
+    assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
+    emb = model.get_input_embeddings().weight
+    assert any(p is emb for p in no_decay["params"]) and not any(p is emb for p in decay["params"])
+    assert all(p.ndim == 2 for p in decay["params"]) and all(p.ndim == 1 or p is emb for p in no_decay["params"])
+    n = sum(p.numel() for g in (decay, no_decay) for p in g["params"])
+    assert n == sum(p.numel() for p in model.parameters())
+
+
+def _rows():
+    text = {"input_ids": [L.BOS_ID, 40, 41, 42, 43, 44, L.END_OF_TEXT_ID], "prompt_length": 0, "kind": "text"}
+    sft = {"input_ids": [L.BOS_ID, 50, 51, 52, 53, L.END_OF_TEXT_ID], "prompt_length": 3, "kind": "sft"}
+    audio = L.codes_to_tokens(([1], [2, 3], [4, 5, 6, 7])).tolist()
+    tts = {"input_ids": L.tts_prompt_ids([L.BOS_ID, 60]) + audio + [L.END_OF_SPEECH_ID, L.END_OF_AI_ID],
+           "prompt_length": 6, "kind": "tts"}
+    return [text, sft, tts]
+
+
+def _hand_loss(model, batch, seed):
+    """LLaDA's loss written out: sum over masked positions of CE / p_mask, over the row's normaliser, mean."""
+    gen = step_generator(seed, 0, 0, torch.device("cpu"))
+    noisy, masked, p_mask = forward_process(batch["input_ids"], batch["maskable"], L.MASK_ID, generator=gen)
+    logp = model(input_ids=noisy).logits.float().log_softmax(-1)  # [B, L, V]
+    total = 0.0
+    for b in range(noisy.shape[0]):
+        row = 0.0
+        for i in range(noisy.shape[1]):
+            if masked[b, i]:
+                row += -logp[b, i, batch["input_ids"][b, i]] / p_mask[b, i]
+        total += row / batch["normalizer"][b]
+    return total / noisy.shape[0], masked
+
+
+def _masks_every_row(batch, seed):
+    gen = step_generator(seed, 0, 0, torch.device("cpu"))
+    return bool(forward_process(batch["input_ids"], batch["maskable"], L.MASK_ID, generator=gen)[1].any(1).all())
+
+
+@pytest.mark.parametrize("which", [[0], [1], [2], [0, 1, 2]], ids=["text", "sft", "tts", "mixed"])
+def test_step_loss_is_the_llada_formula_and_never_zero_for_text(model, which):
+    batch = collate([_rows()[i] for i in which])
+    seed = next(s for s in range(100) if _masks_every_row(batch, s))
+    out = diffusion_step(model, batch, step_generator(seed, 0, 0, torch.device("cpu")))
+    want, masked = _hand_loss(model, batch, seed)
+    assert masked.any(1).all() and float(out.loss.detach()) > 0
+    assert float(out.loss.detach()) == pytest.approx(float(want.detach()), rel=1e-5)
+    model.zero_grad()
+    out.loss.backward()
+    assert model.get_input_embeddings().weight.grad.abs().sum() > 0
+    assert not masked[~batch["maskable"]].any()  # prompts never masked
+
+
+def test_masked_only_logits_match_full_logits(model):
+    batch = collate(_rows())
+    seed = next(s for s in range(100) if _masks_every_row(batch, s))
+    outs, grads = [], []
+    for full in (True, False):
+        model.zero_grad()
+        out = diffusion_step(model, batch, step_generator(seed, 0, 0, torch.device("cpu")), full_logits=full)
+        out.loss.backward()
+        outs.append(out)
+        grads.append([p.grad.clone() for p in model.parameters()])
+    full, ours = outs
+    assert float(ours.loss.detach()) == pytest.approx(float(full.loss.detach()), rel=1e-6)
+    for k in full.stats:
+        assert float(ours.stats[k]) == pytest.approx(float(full.stats[k]), rel=1e-5, abs=1e-6), k
+    assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-7) for a, b in zip(*grads))
+    assert model.get_output_embeddings()._forward_pre_hooks == {}  # the hook is removed again
+
+
+def test_text_rows_normalised_by_length_tts_by_answer(model):
+    batch = collate(_rows())
+    length = batch["input_ids"].shape[1]
+    assert batch["normalizer"].tolist() == [length, length - 3, length - 6]
+
+
+def test_accuracy_matches_diffusion_accuracy_breakdown():
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 9, L.VOCAB_SIZE, generator=gen)
+    targets = torch.tensor([[5, L.AUDIO_OFFSET, 7, L.AUDIO_OFFSET + 9, 1, 2, 3, 4, 5]] * 2)
+    targets[1, :4] = logits[1, :4].argmax(-1)
+    masked = torch.rand(2, 9, generator=gen) < 0.7
+    masked[1, :4] = True
+    ours = masked_accuracies(logits, targets, masked)
+    ref = accuracy_breakdown(logits, targets, masked, L.AUDIO_OFFSET, L.AUDIO_END)
+    assert {k: int(v) for k, v in ours.items()} == {k: int(v) for k, v in ref.items()}
+    assert int(ours["all_correct"]) >= 4
+
+
+def test_step_generator_is_a_function_of_seed_step_rank():
+    def draw(*key):
+        return torch.rand(4, generator=step_generator(*key, torch.device("cpu"))).tolist()
+
+    assert draw(1, 5, 0) == draw(1, 5, 0)
+    assert len({tuple(draw(*k)) for k in [(1, 5, 0), (1, 5, 1), (1, 6, 0), (2, 5, 0)]}) == 4
+
+
+def test_random_length_crop_only_on_pretraining_batches():
+    rows = _rows()
+    text_batch = collate([rows[0], rows[0]])
+    gen = torch.Generator().manual_seed(3)
+    cropped = maybe_crop(text_batch, 1.0, gen)
+    n = cropped["input_ids"].shape[1]
+    assert n <= text_batch["input_ids"].shape[1]
+    assert cropped["normalizer"].tolist() == [float(n)] * 2
+    assert cropped["maskable"].shape == cropped["attention_mask"].shape == (2, n)
+    mixed = collate(rows)
+    assert maybe_crop(mixed, 1.0, gen) is mixed
+    assert maybe_crop(text_batch, 0.0, gen) is text_batch
+
+
+def test_checkpoint_names():
+    assert [format_epoch(x) for x in (1, 2.0, 0.5, 1 / 3, 2.25)] == ["1", "2", "0.5", "0.3333", "2.25"]
+    assert checkpoint_dir("out", 1.5).as_posix() == "out/checkpoint-epoch-1.5"
+
+
+def test_hand_loss_uses_cross_entropy_sanity(model):
+    """The hand loop above agrees with F.cross_entropy on a fully masked row (guards the reference itself)."""
+    batch = collate([_rows()[0]])
+    logits = model(input_ids=torch.full_like(batch["input_ids"], L.MASK_ID)).logits
+    ce = F.cross_entropy(logits[0], batch["input_ids"][0], reduction="sum") / batch["normalizer"][0]
+    logp = logits.log_softmax(-1)
+    manual = -sum(logp[0, i, t] for i, t in enumerate(batch["input_ids"][0].tolist())) / batch["normalizer"][0]
+    assert float(ce.detach()) == pytest.approx(float(manual.detach()), rel=1e-5)
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    from llada_tts.config import TrainConfig
+    from llada_tts.training.build import build_model
+
+    batch = collate(_rows())
+    grads = []
+    for ckpt in (False, True):
+        m = build_model(TrainConfig(TTS_dataset="x", model_name="tiny", gradient_checkpointing=ckpt))
+        assert m.config.use_cache is False and m.is_activation_checkpointing == ckpt
+        m.train()
+        diffusion_step(m, batch, step_generator(1, 0, 0, torch.device("cpu"))).loss.backward()
+        grads.append([p.grad for p in m.parameters()])
+    assert all(torch.allclose(a, b, rtol=1e-5, atol=1e-8) for a, b in zip(*grads))
+
+
+def test_precision_auto_is_fp32_without_a_bf16_gpu(monkeypatch):
+    from llada_tts.training.trainer import resolve_precision
+
+    monkeypatch.delenv("ACCELERATE_MIXED_PRECISION", raising=False)
+    want = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+    assert resolve_precision("auto") == want
+    assert resolve_precision("fp16") == "fp16"
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
+    assert resolve_precision("auto") is None  # the launcher's setting wins
