@@ -1,0 +1,168 @@
+"""Audio-aware decoding: slot constraints give valid SNAC streams, origin growth and stopping,
+canvas-length estimates."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from audio_tokenizer import layout as L
+from llada_tts.model import create_model, tiny_config
+from llada_tts.sampling import (
+    AUDIO_END_IDS,
+    SamplerConfig,
+    allowed_ids,
+    canvas_frames,
+    chars_per_second,
+    estimate_frames,
+    frames_for_duration,
+    sample,
+)
+from llada_tts.sampling.constraints import committed_end_before, end_allowed, slot_candidates
+
+PROMPT = L.tts_prompt_ids([L.BOS_ID, 104, 105, 33])  # start_of_human ... start_of_speech (8 ids)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return create_model(tiny_config(), seed=0).eval()
+
+
+class EndAfter(torch.nn.Module):
+    """A real tiny model whose end_of_speech logit gets +100 at canvas columns >= at[row]."""
+
+    def __init__(self, inner, at: list[int]):
+        super().__init__()
+        self.inner, self.at = inner, at
+
+    def forward(self, input_ids, **kwargs):
+        logits = self.inner(input_ids, **kwargs).logits.clone()  # [B', T, V]
+        for j in range(logits.shape[0]):
+            logits[j, self.at[j % len(self.at)]:, L.END_OF_SPEECH_ID] += 100.0
+        return SimpleNamespace(logits=logits)
+
+
+# --- constraint tables ---------------------------------------------------------------------------
+
+def test_slot_candidates_table():
+    cand = slot_candidates()
+    assert cand.shape == (7, 4099)
+    for s in range(7):
+        lo, hi = L.slot_band(s)
+        assert cand[s, :4096].tolist() == list(range(lo, hi))
+        assert cand[s, 4096:].tolist() == [L.END_OF_SPEECH_ID, L.END_OF_AI_ID, L.PAD_ID]
+    assert not (cand == L.MASK_ID).any()
+
+
+def test_end_allowed_only_at_frame_starts_or_after_an_end():
+    M, E = L.MASK_ID, L.END_OF_SPEECH_ID
+    audio = torch.full((2, 21), M)
+    audio[1, 14] = E  # row 1: an end committed at frame 2
+    allowed = end_allowed(audio)
+    assert allowed[0].nonzero().flatten().tolist() == [0, 7, 14]
+    assert allowed[1].nonzero().flatten().tolist() == [0, 7, 14, 15, 16, 17, 18, 19, 20]
+    assert committed_end_before(audio)[1].nonzero().flatten().tolist() == list(range(15, 21))
+    a = allowed_ids(3, after_end=False)
+    assert a.sum() == 4096 and a[L.slot_band(3)[0]] and not a[E] and not a[L.MASK_ID]
+    assert allowed_ids(3, after_end=True).sum() == 4099 and allowed_ids(7, after_end=False)[E]
+
+
+def test_canvas_length_estimates_hand_values():
+    assert frames_for_duration(10.0) == 118  # 117.19 frames, rounded up
+    assert frames_for_duration(3 * 2048 / 24000) == 3
+    text = "x" * 140  # 140 chars at 14 chars/s = 10 s; x1.2 = 12 s = 140.625 frames
+    assert estimate_frames(text, chars_per_second=14.0) == 141
+    assert estimate_frames(text, chars_per_second=14.0, margin=1.0) == 118
+    assert estimate_frames("  hi  ", chars_per_second=2.0, margin=1.0) == 12  # 1 s -> 11.72 -> 12
+    assert estimate_frames("") == 1
+    assert chars_per_second(["abcd", "ef"], [1.0, 2.0]) == 2.0
+    assert canvas_frames(text, duration=2.0) == 24 and canvas_frames(text, chars_per_second=14.0) == 141
+    with pytest.raises(ValueError, match="chars_per_second"):
+        estimate_frames("hi", chars_per_second=0)
+    with pytest.raises(ValueError, match="duration"):
+        frames_for_duration(0)
+
+
+# --- validity ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("method, block", [("fixed_length", 70), ("semi_autoregressive_padding", 14)])
+def test_constrained_output_is_a_valid_snac_stream_and_unconstrained_is_not(model, method, block):
+    base = dict(method=method, gen_length=70, block_length=block, steps=10)
+    on = sample(model, PROMPT, SamplerConfig(audio=True, **base))
+    gen = on.generated[0]
+    assert not (gen == L.MASK_ID).any()
+    report = L.validate_audio_tokens(torch.cat([torch.tensor(PROMPT), gen]))
+    assert report.ok and report.frames_kept == on.audio[0].numel() // 7 and report.trailing_tokens == 0
+    off = sample(model, PROMPT, SamplerConfig(audio=False, **base))
+    assert not L.validate_audio_tokens(off.generated[0]).ok  # the check can fail
+
+
+def test_banded_head_equals_full_vocabulary_constraints(model):
+    """Projecting onto each slot's candidates = masking the full-vocabulary logits."""
+    cfg = SamplerConfig(method="semi_autoregressive_padding", gen_length=42, block_length=14, steps=9, audio=True)
+    banded = sample(model, [PROMPT, PROMPT[2:]], cfg)
+    full = sample(model, [PROMPT, PROMPT[2:]], cfg, full_logits=True)
+    assert torch.equal(banded.sequences, full.sequences)
+
+
+def test_first_stream_end_is_on_a_frame_boundary_and_trims_there(model):
+    P = len(PROMPT)
+    boosted = EndAfter(model, at=[P + 31])  # end_of_speech favoured from audio offset 31 (slot 3)
+    res = sample(boosted, PROMPT, SamplerConfig(method="semi_autoregressive_padding", gen_length=42,
+                                                block_length=14, steps=21, audio=True))
+    gen = res.generated[0]
+    assert int((gen == L.END_OF_SPEECH_ID).nonzero()[0]) == 35  # next slot-0 position at or after 31
+    assert res.audio[0].numel() == 35
+    report = L.validate_audio_tokens(gen)
+    assert report.ok and report.frames_kept == 5 and report.ended_by == L.END_OF_SPEECH_ID
+    assert torch.isin(gen[35:], torch.tensor(AUDIO_END_IDS)).all()  # trailing fill after the end
+
+
+# --- semi-autoregressive origin --------------------------------------------------------------------
+
+def _never_changes_committed(canvases: list[torch.Tensor]) -> bool:
+    for before, after in zip(canvases, canvases[1:]):
+        n = before.shape[1]
+        done = before != L.MASK_ID
+        if not torch.equal(after[:, :n][done], before[done]):
+            return False
+    return True
+
+
+def test_origin_grows_until_end_of_speech_and_never_repredicts(model):
+    P = len(PROMPT)
+    boosted = EndAfter(model, at=[P + 31, P + 10_000])  # row 0 ends in block 3, row 1 never
+    canvases = []
+    cfg = SamplerConfig(method="semi_autoregressive_origin", gen_length=70, block_length=14, steps=15, audio=True)
+    res = sample(boosted, [PROMPT, PROMPT], cfg, on_step=lambda x: canvases.append(x.clone()))
+    assert _never_changes_committed(canvases)
+    assert [c.shape[1] - P for c in canvases][::3] == [14, 28, 42, 56, 70]  # one block at a time
+    assert res.generated.shape == (2, 70) and res.nfe == 15
+    row0 = res.generated[0]
+    assert int((row0 == L.END_OF_SPEECH_ID).nonzero()[0]) == 35
+    assert (row0[42:] == L.PAD_ID).all()  # blocks after the stop are filled, not predicted
+    assert res.audio[0].numel() == 35 and res.audio[1].numel() == 70
+
+    alone = sample(EndAfter(model, at=[P + 31]), PROMPT, cfg)
+    assert alone.generated.shape == (1, 42) and alone.nfe == 9  # stops after the block with the end
+    assert torch.equal(alone.generated[0], row0[:42])
+
+
+def test_origin_with_hf_model_and_cache_keeps_committed_tokens(model):
+    canvases = []
+    cfg = SamplerConfig(method="semi_autoregressive_origin", gen_length=42, block_length=14, steps=42,
+                        audio=True, threshold=0.9, use_cache=True)
+    res = sample(model, PROMPT, cfg, on_step=lambda x: canvases.append(x.clone()))
+    assert _never_changes_committed(canvases)
+    assert res.generated.shape == (1, 42) and L.validate_audio_tokens(res.generated[0]).ok
+
+
+def test_stop_at_end_fills_the_rest(model):
+    P = len(PROMPT)
+    cfg = SamplerConfig(method="semi_autoregressive_padding", gen_length=70, block_length=14, steps=35,
+                        audio=True, stop_at_end=True)
+    res = sample(EndAfter(model, at=[P + 3]), PROMPT, cfg)
+    gen = res.generated[0]
+    assert int((gen == L.END_OF_SPEECH_ID).nonzero()[0]) == 7
+    assert (gen[14:] == L.PAD_ID).all() and res.nfe == 7  # only the first block was decoded
