@@ -22,15 +22,12 @@ from pathlib import Path
 from tqdm import tqdm
 
 from audio_tokenizer import audio_io, espeak
+from audio_tokenizer.numbers import number_to_words, year_to_words
 
 DEFAULT_VOICES = ("en-us", "en-gb", "en-us+f3", "en-gb+m3", "en-us+f2")
 DEFAULT_RATES = (150, 175, 200)
 METADATA_HEADER = "file|text|voice"
 FILE_COLUMNS = ("file", "id", "path", "audio", "file_name", "filename", "wav")
-
-_ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
-         "fifteen sixteen seventeen eighteen nineteen").split()
-_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
 
 _NAMES = ("Alice Bruno Clara Daniel Emma Felix Grace Henry Iris James Kate Leo Maria Nora Oscar Paul "
           "Rosa Sam Tara Victor").split()
@@ -47,32 +44,6 @@ _DAYS = "Monday Tuesday Wednesday Thursday Friday Saturday Sunday".split()
 _FEELINGS = "happy tired surprised worried excited calm hungry".split()
 _SHORT = ("Yes, of course.", "Not today.", "Thank you very much.", "Good morning!", "Wait a moment.",
           "Where are you going?", "That sounds wonderful.", "Please sit down.", "I am not sure.")
-
-
-def number_to_words(n: int) -> str:
-    """Spell out 0 <= n < 1,000,000 in English ("three hundred and five")."""
-    if not 0 <= n < 1_000_000:
-        raise ValueError(f"can only spell 0..999999, got {n}")
-    if n < 20:
-        return _ONES[n]
-    if n < 100:
-        return _TENS[n // 10] + ("" if n % 10 == 0 else "-" + _ONES[n % 10])
-    if n < 1000:
-        rest = n % 100
-        return _ONES[n // 100] + " hundred" + ("" if rest == 0 else " and " + number_to_words(rest))
-    rest = n % 1000
-    joiner = "" if rest == 0 else (" and " if rest < 100 else " ")
-    return number_to_words(n // 1000) + " thousand" + joiner + ("" if rest == 0 else number_to_words(rest))
-
-
-def year_to_words(year: int) -> str:
-    """Spell a year the way it is read aloud: 1953 -> "nineteen fifty-three", 2005 -> "two thousand and five"."""
-    hi, lo = divmod(year, 100)
-    if not 1100 <= year <= 2099 or (2000 <= year < 2010):
-        return number_to_words(year)
-    if lo == 0:
-        return number_to_words(hi) + " hundred"
-    return number_to_words(hi) + (" oh " if lo < 10 else " ") + number_to_words(lo)
 
 
 def _a(word: str) -> str:

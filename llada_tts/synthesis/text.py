@@ -8,34 +8,12 @@ from __future__ import annotations
 
 import re
 
-_ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
-         "fifteen sixteen seventeen eighteen nineteen").split()
-_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
-_SCALES = ((10**12, "trillion"), (10**9, "billion"), (10**6, "million"), (1000, "thousand"))
+from audio_tokenizer.numbers import ONES, is_year_like, number_to_words, year_to_words
+
 _ORDINAL_IRREGULAR = {"one": "first", "two": "second", "three": "third", "five": "fifth",
                       "eight": "eighth", "nine": "ninth", "twelve": "twelfth"}
 _SYMBOLS = {"&": " and ", "%": " percent ", "+": " plus ", "@": " at ", "=": " equals ",
             "#": " number ", "°": " degrees ", "€": " euros ", "£": " pounds ", "$": " dollars "}
-
-
-def number_to_words(n: int) -> str:
-    """0 <= n < 10**15 in English words: 1205 -> 'one thousand two hundred five'."""
-    if n < 0:
-        return "minus " + number_to_words(-n)
-    if n < 20:
-        return _ONES[n]
-    if n < 100:
-        return _TENS[n // 10] + ("" if n % 10 == 0 else " " + _ONES[n % 10])
-    if n < 1000:
-        rest = n % 100
-        return _ONES[n // 100] + " hundred" + ("" if rest == 0 else " " + number_to_words(rest))
-    for value, name in _SCALES:
-        if n >= value:
-            head, rest = divmod(n, value)
-            if head >= 1000 and value == 10**12:
-                raise ValueError(f"number too large to read out: {n}")
-            return number_to_words(head) + " " + name + ("" if rest == 0 else " " + number_to_words(rest))
-    raise AssertionError("unreachable")
 
 
 def ordinal_to_words(n: int) -> str:
@@ -48,13 +26,6 @@ def ordinal_to_words(n: int) -> str:
     else:
         words[-1] = last + "th"
     return " ".join(words)
-
-
-def _year_to_words(n: int) -> str:
-    hi, lo = divmod(n, 100)
-    if lo == 0:
-        return number_to_words(hi) + " hundred"
-    return number_to_words(hi) + (" oh " if lo < 10 else " ") + number_to_words(lo)
 
 
 def _currency(m: re.Match) -> str:
@@ -73,10 +44,10 @@ def _number(m: re.Match) -> str:
     digits = raw.replace(",", "")
     if "." in digits:
         whole, frac = digits.split(".", 1)
-        return f" {number_to_words(int(whole))} point {' '.join(_ONES[int(d)] for d in frac)} "
+        return f" {number_to_words(int(whole))} point {' '.join(ONES[int(d)] for d in frac)} "
     n = int(digits)
-    if "," not in raw and len(digits) == 4 and 1100 <= n <= 2099 and n % 1000 >= 10:
-        return f" {_year_to_words(n)} "
+    if "," not in raw and len(digits) == 4 and is_year_like(n):
+        return f" {year_to_words(n)} "
     return f" {number_to_words(n)} "
 
 
