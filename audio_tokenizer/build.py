@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from audio_tokenizer import audio_io, layout
 from audio_tokenizer.corpus import InputError, Utterance, read_metadata
+from audio_tokenizer.hub import load_hub_split, select_split
 from audio_tokenizer.text import encode_text
 
 _SETTINGS_FILE = "settings.json"
@@ -81,22 +82,15 @@ def open_input(spec: str, text_column="text", audio_column="audio", voice_column
     import datasets
 
     path = Path(spec)
-    if path.is_dir() and not (path / "metadata.csv").is_file() and any(
-        (path / f).is_file() for f in ("state.json", "dataset_dict.json")
-    ):
-        ds = datasets.load_from_disk(str(path))
-    elif path.exists() or spec.startswith((".", "/", "~")) or spec.count("/") > 1:
+    local_dataset = path.is_dir() and not (path / "metadata.csv").is_file() and any(
+        (path / f).is_file() for f in ("state.json", "dataset_dict.json"))
+    if not local_dataset and (path.exists() or spec.startswith((".", "/", "~")) or spec.count("/") > 1):
         return read_metadata(path, text_column, voice_column)
-    else:
-        try:
-            ds = datasets.load_dataset(spec, split=split)
-        except Exception as e:  # noqa: BLE001  (offline, unknown name, bad config: all unusable input)
-            raise InputError(f"{spec!r} is not a local folder and could not be loaded as a Hugging Face "
-                             f"dataset: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
-    if isinstance(ds, datasets.DatasetDict):
-        if split not in ds:
-            raise InputError(f"dataset has no split {split!r} (splits: {', '.join(ds)}); pass --split")
-        ds = ds[split]
+    try:
+        ds = (select_split(datasets.load_from_disk(str(path)), split, spec) if local_dataset
+              else load_hub_split(spec, split))
+    except ValueError as e:
+        raise InputError(str(e)) from e
     return HFInput(ds, text_column, audio_column, voice_column)
 
 

@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 from tqdm import tqdm
 
 from audio_tokenizer import layout
+from audio_tokenizer.hub import load_hub_split, select_split
 
 log = logging.getLogger(__name__)
 
@@ -30,20 +31,10 @@ def open_dataset(path_or_name: str | Path, split: str = "train"):
 
     path = Path(path_or_name)
     if path.is_dir():
-        ds = datasets.load_from_disk(str(path))
-    elif path.exists() or str(path_or_name).startswith((".", "/", "~")):
+        return select_split(datasets.load_from_disk(str(path)), split, str(path_or_name))
+    if path.exists() or str(path_or_name).startswith((".", "/", "~")):
         raise ValueError(f"{path_or_name}: not a dataset folder (expected a datasets.save_to_disk folder)")
-    else:
-        try:
-            ds = datasets.load_dataset(str(path_or_name), split=split)
-        except Exception as e:  # noqa: BLE001  (offline, unknown name, bad config: all unusable input)
-            raise ValueError(f"cannot load dataset {str(path_or_name)!r}: "
-                             f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
-    if isinstance(ds, datasets.DatasetDict):
-        if split not in ds:
-            raise ValueError(f"{path_or_name}: no split {split!r} (splits: {', '.join(ds)})")
-        ds = ds[split]
-    return ds
+    return load_hub_split(str(path_or_name), split)
 
 
 def _first(flags: np.ndarray) -> int | None:

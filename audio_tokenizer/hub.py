@@ -1,0 +1,25 @@
+"""Hugging Face ``datasets`` inputs: one split of a hub dataset or a ``save_to_disk`` folder."""
+from __future__ import annotations
+
+
+def select_split(ds, split: str, source: str):
+    """``ds[split]`` for a DatasetDict (ValueError naming the splits), ``ds`` itself otherwise."""
+    import datasets
+
+    if isinstance(ds, datasets.DatasetDict):
+        if split not in ds:
+            raise ValueError(f"{source}: no split {split!r} (splits: {', '.join(ds)}); pass --split")
+        return ds[split]
+    return ds
+
+
+def load_hub_split(name: str, split: str):
+    """One split of a hub dataset; any loading failure (offline, unknown name) is one ValueError line."""
+    import datasets
+
+    try:
+        ds = datasets.load_dataset(name, split=split)
+    except Exception as e:  # noqa: BLE001  (offline, unknown name, bad config: all unusable input)
+        raise ValueError(f"{name!r} is not a local folder and could not be loaded as a Hugging Face "
+                         f"dataset: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
+    return select_split(ds, split, name)
