@@ -71,7 +71,11 @@ def _corpus(args) -> int:
     if args.voices:
         kwargs["voices"] = tuple(v.strip() for v in args.voices.split(",") if v.strip())
     if args.rates:
-        kwargs["rates"] = tuple(int(r) for r in args.rates.split(","))
+        try:
+            kwargs["rates"] = tuple(int(r) for r in args.rates.split(","))
+        except ValueError:
+            raise ValueError(f"--rates takes comma-separated whole words per minute (e.g. 150,175,200), "
+                             f"got {args.rates!r}") from None
     out = corpus.make_corpus(args.out, args.n, seed=args.seed, holdout=args.holdout, overwrite=args.force,
                              **kwargs)
     print(f"wrote {args.n} utterances to {out} (metadata.csv, wavs/)"

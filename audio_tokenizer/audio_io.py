@@ -13,6 +13,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from audio_tokenizer.errors import first_line
+
 RESAMPLE_QUALITY = "HQ"  # soxr high quality (the library default; "VHQ" is slower, inaudibly better)
 WAV_SUBTYPE = "PCM_16"  # save_wav default: 16-bit PCM, what every player and dataset tool reads
 
@@ -66,7 +68,7 @@ def load_audio(path: str | os.PathLike, target_sr: int = 24000) -> np.ndarray:
     try:
         wave, sr = sf.read(str(path), dtype="float32", always_2d=True)  # [T, C]
     except Exception as e:  # noqa: BLE001  soundfile raises LibsndfileError/RuntimeError/TypeError
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        reason = first_line(e)
         raise AudioError(f"{path}: cannot read audio ({reason})") from e
     if wave.shape[0] == 0:
         raise AudioError(f"{path}: audio has 0 samples")
@@ -102,6 +104,6 @@ def save_wav(path: str | os.PathLike, wave: np.ndarray, sample_rate: int, subtyp
         os.replace(tmp, path)
     except Exception as e:  # noqa: BLE001  any failure: drop the temp file, keep the old target
         tmp.unlink(missing_ok=True)
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        reason = first_line(e)
         raise AudioError(f"cannot write {path}: {reason}") from e
     return path

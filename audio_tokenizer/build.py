@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from audio_tokenizer import audio_io, layout
 from audio_tokenizer.corpus import InputError, Utterance, read_metadata
+from audio_tokenizer.errors import first_line
 from audio_tokenizer.hub import load_hub_split, select_split
 from audio_tokenizer.text import encode_text
 
@@ -151,7 +152,7 @@ class _Encoder:
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(cfg.tokenizer, trust_remote_code=False)
         except Exception as e:  # noqa: BLE001  (hub/OS/format errors all mean "cannot load")
-            raise InputError(f"cannot load tokenizer {cfg.tokenizer!r}: {str(e).splitlines()[0]}") from e
+            raise InputError(f"cannot load tokenizer {cfg.tokenizer!r}: {first_line(e)}") from e
         for token, want in (("<|begin_of_text|>", layout.BOS_ID), ("<|eot_id|>", layout.END_OF_TEXT_ID)):
             if self.tokenizer.convert_tokens_to_ids(token) != want:
                 raise InputError(f"tokenizer {cfg.tokenizer!r} is not a Llama-3 tokenizer ({token} is not {want})")
@@ -165,7 +166,7 @@ class _Encoder:
             try:
                 self._codec = SnacCodec.from_pretrained(self.cfg.codec, device=self.cfg.device)
             except Exception as e:  # noqa: BLE001
-                raise InputError(f"cannot load codec {self.cfg.codec!r}: {str(e).splitlines()[0]}") from e
+                raise InputError(f"cannot load codec {self.cfg.codec!r}: {first_line(e)}") from e
         return self._codec
 
     def row(self, utt: Utterance) -> tuple[dict | None, str | None]:

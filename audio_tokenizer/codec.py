@@ -26,6 +26,7 @@ from snac import SNAC
 from snac.layers import NoiseBlock
 
 from audio_tokenizer import audio_io, layout
+from audio_tokenizer.errors import first_line
 
 DEFAULT_CODEC = "hubertsiuzdak/snac_24khz"
 CONFIG_NAME, SAFETENSORS_NAME, BIN_NAME = "config.json", "model.safetensors", "pytorch_model.bin"
@@ -305,11 +306,7 @@ def _resolve_files(name: str, revision, cache_dir, local_files_only) -> tuple[st
         raise last
     except Exception as e:  # noqa: BLE001  hub, network and cache errors all mean "cannot fetch"
         raise OSError(f"{name!r} is not a local folder and cannot be fetched from the Hugging Face hub "
-                      f"({_first_line(e)}); pass a local codec folder") from e
-
-
-def _first_line(e: Exception) -> str:
-    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                      f"({first_line(e)}); pass a local codec folder") from e
 
 
 def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -319,7 +316,7 @@ def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001  corrupt/unsafe files
-        raise ValueError(f"{path}: cannot read codec weights ({_first_line(e)})") from e
+        raise ValueError(f"{path}: cannot read codec weights ({first_line(e)})") from e
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ValueError(f"{path}: expected a state dict of tensors")
     return state

@@ -1,6 +1,8 @@
 """Hugging Face ``datasets`` inputs: one split of a hub dataset or a ``save_to_disk`` folder."""
 from __future__ import annotations
 
+from audio_tokenizer.errors import first_line
+
 
 def select_split(ds, split: str, source: str):
     """``ds[split]`` for a DatasetDict (ValueError naming the splits), ``ds`` itself otherwise."""
@@ -21,5 +23,5 @@ def load_hub_split(name: str, split: str):
         ds = datasets.load_dataset(name, split=split)
     except Exception as e:  # noqa: BLE001  (offline, unknown name, bad config: all unusable input)
         raise ValueError(f"{name!r} is not a local folder and could not be loaded as a Hugging Face "
-                         f"dataset: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
+                         f"dataset: {first_line(e)}") from e
     return select_split(ds, split, name)

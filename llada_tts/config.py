@@ -75,7 +75,7 @@ class TrainConfig:
     warmup_steps: int | None = _f(None, "warmup in optimizer updates (overrides warmup_ratio)", "training")
     warmup_epochs: float | None = _f(None, "warmup in epochs (overrides warmup_ratio)", "training")
     max_grad_norm: float | None = _f(1.0, "clip the gradient norm to this (null or 0: no clipping)", "training")
-    mixed_precision: str = _f("auto", "auto (bf16 on a bf16 GPU, else the accelerate launch setting or fp32), no, bf16, fp16", "training")
+    mixed_precision: str = _f("auto", "auto (the accelerate launch setting if any, else bf16 on a bf16 GPU, else fp32), no, bf16, fp16", "training")
     seed: int = _f(42, "seed for initialisation, data order and masks", "training")
     eps: float = _f(1e-3, "LLaDA forward process: p_mask = (1 - eps) * t + eps", "training")
     # --- fixed by the token layout (checked) ---
@@ -86,7 +86,7 @@ class TrainConfig:
     # --- saving and logging ---
     save_folder: str = _f("checkpoints_llada_tts", "where checkpoint-epoch-N/ folders and logs go", "output")
     save_epochs: float = _f(1.0, "save every this many epochs (0.5 = twice per epoch)", "output")
-    project_name: str = _f("llada-tts", "tracker project (wandb project / tensorboard folder)", "output")
+    project_name: str = _f("llada-tts", "wandb project name (tensorboard writes to <logging_dir or save_folder/runs>/<run_name>)", "output")
     run_name: str = _f("llada-tts-run", "tracker run name", "output")
     report_to: str = _f("tensorboard", "tensorboard, wandb, both (comma-separated) or none; metrics.jsonl is always written", "output")
     logging_dir: str | None = _f(None, "tensorboard folder (default: <save_folder>/runs)", "output")

@@ -200,3 +200,16 @@ def test_precision_auto_is_fp32_without_a_bf16_gpu(monkeypatch):
     assert resolve_precision("fp16") == "fp16"
     monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
     assert resolve_precision("auto") is None  # the launcher's setting wins
+
+
+@pytest.mark.parametrize("argv,want", [
+    (["--config", "x.yaml", "--lr", "1"], (True, "x.yaml", ["--lr", "1"])),
+    (["--config=x.yaml", "--lr", "1"], (True, "x.yaml", ["--lr", "1"])),
+    (["--lr", "1", "--config"], (True, None, ["--lr", "1"])),
+    (["--config", "--lr", "1"], (True, None, ["--lr", "1"])),
+    (["--lr", "1"], (False, None, ["--lr", "1"])),
+])
+def test_recipe_flags_accept_space_and_equals_forms(argv, want):
+    from llada_tts.training.cli import _take_optional
+
+    assert _take_optional(argv, "--config") == want

@@ -61,6 +61,9 @@ def usage(prog: str, recipe: str) -> str:
 
 def _take_optional(argv: list[str], flag: str) -> tuple[bool, str | None, list[str]]:
     """Remove ``flag [value]`` from argv; value is None when the next word is another flag."""
+    for i, word in enumerate(argv):  # --flag=value is one word
+        if word.startswith(flag + "="):
+            return True, word.split("=", 1)[1] or None, argv[:i] + argv[i + 1:]
     if flag not in argv:
         return False, None, argv
     i = argv.index(flag)
@@ -94,8 +97,14 @@ def main(argv: list[str] | None = None, recipe: str = "tts", prog: str | None = 
     except (ValueError, FileNotFoundError) as e:  # bad config or data: found before training starts
         print(f"error: {e}", file=sys.stderr)
         return 2
-    result = trainer.train()
+    try:
+        result = trainer.train()
+    except KeyboardInterrupt:  # a second Ctrl-C while the first one's checkpoint was being written
+        print("interrupted again before the checkpoint was complete; the last complete checkpoint in "
+              f"{cfg.save_folder} is intact", file=sys.stderr)
+        return 130
     if result.interrupted:
-        trainer.accelerator.print(f"interrupted; resume with: {prog} --config {config_path} --resume {result.checkpoint}")
+        config = f" --config {config_path}" if config_path else ""
+        trainer.accelerator.print(f"interrupted; resume with: {prog}{config} --resume {result.checkpoint}")
         return 130
     return 0
