@@ -1,6 +1,7 @@
 """What a run is made of: the tokenizer, the model and the validated datasets named by a TrainConfig."""
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from pathlib import Path
@@ -8,6 +9,7 @@ from pathlib import Path
 import torch
 
 from audio_tokenizer import layout as L
+from llada_tts.checkpoint_meta import CheckpointMeta, dataset_codec, meta_from_columns
 from llada_tts.config import TrainConfig
 from llada_tts.data import load_text_rows, load_tts_rows, open_dataset
 from llada_tts.model import SIZES, config_for_size, create_model, from_llama, load_model
@@ -111,3 +113,19 @@ def load_datasets(cfg: TrainConfig, tokenizer, progress: bool = True):
         except ValueError as e:
             raise ValueError(f"text_QA_dataset {cfg.text_QA_dataset}: {e}") from e
     return tts, text
+
+
+def checkpoint_meta(cfg: TrainConfig) -> CheckpointMeta:
+    """``llada_tts.json`` for this run: voices / codec / speaking rate of the (voice-filtered) TTS dataset."""
+    if cfg.TTS_dataset is None:
+        return CheckpointMeta()
+    return _dataset_meta(cfg.TTS_dataset, cfg.voice_type)
+
+
+@functools.lru_cache(maxsize=4)
+def _dataset_meta(tts_dataset: str, voice_type: str) -> CheckpointMeta:
+    ds = open_dataset(tts_dataset)
+    if voice_type.strip().lower() != "all":
+        ds = filter_voices(ds, voice_type)
+    cols = {k: ds[k] for k in ("voice", "text", "duration") if k in ds.column_names}
+    return meta_from_columns(cols, codec=dataset_codec(tts_dataset))

@@ -5,6 +5,7 @@ Layout of one checkpoint (written to ``.checkpoint-epoch-N.partial`` and renamed
     config.json, model.safetensors, tokenizer files      load with llada_tts.model.load_model(dir)
     train_config.yaml                                    the resolved TrainConfig of the run
     trainer_state.json                                   step counters + data position (TrainerState)
+    llada_tts.json                                       voices, codec, speaking rate (checkpoint_meta)
     training_state/                                      accelerate.save_state: optimizer, LR
                                                          scheduler, RNG per process (no duplicate
                                                          weights, except FSDP's sharded model)
@@ -21,8 +22,10 @@ from pathlib import Path
 from accelerate import Accelerator
 from accelerate.utils import DistributedType
 
+from llada_tts.checkpoint_meta import META_FILE
 from llada_tts.config import TrainConfig, to_yaml
 from llada_tts.model import save_model
+from llada_tts.training.build import checkpoint_meta
 
 CONFIG_FILE = "train_config.yaml"
 STATE_FILE = "trainer_state.json"
@@ -123,7 +126,7 @@ def save_checkpoint(accelerator: Accelerator, model, tokenizer, cfg: TrainConfig
     state_dict = accelerator.get_state_dict(model) if fsdp else None  # collective under FSDP
     if accelerator.is_main_process:
         extra = {CONFIG_FILE: to_yaml(cfg, header="resolved llada-tts training config"),
-                 STATE_FILE: json.dumps(asdict(state), indent=1)}
+                 STATE_FILE: json.dumps(asdict(state), indent=1), META_FILE: checkpoint_meta(cfg).to_json()}
         save_model(accelerator.unwrap_model(model), tmp, tokenizer=tokenizer, extra_files=extra,
                    state_dict=state_dict)
     accelerator.wait_for_everyone()

@@ -1,0 +1,1 @@
+"""llada-tts subcommands: one module each (HELP, DESCRIPTION, add_arguments, run)."""

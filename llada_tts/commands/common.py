@@ -1,0 +1,231 @@
+"""Shared pieces of the subcommands: errors, model/sampler options, loading, output checks, WAV writing."""
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+
+DEFAULT_MODEL = "llada-tts/llada-tts-1b"  # placeholder hub id: pass --model or set LLADA_TTS_MODEL
+MODEL_ENV = "LLADA_TTS_MODEL"
+DEVICES = ("auto", "cpu", "cuda", "mps")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+CACHES = ("none", "prefix", "dual")
+
+
+class CliError(Exception):
+    """A one-line failure for the user; ``code`` 2 = bad input / usage, 1 = runtime failure."""
+
+    def __init__(self, message: str, code: int = 2):
+        super().__init__(message)
+        self.code = code
+
+
+# --- argument types -----------------------------------------------------------------------------
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def unit_interval(text: str) -> float:
+    """A number in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}") from None
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
+    return value
+
+
+def frame_multiple(text: str) -> int:
+    """A block length in tokens: a positive multiple of 7 (whole SNAC frames)."""
+    value = positive_int(text)
+    if value % 7:
+        raise argparse.ArgumentTypeError(f"must be a multiple of 7 (whole SNAC frames), got {value}; "
+                                         f"e.g. {max(7, value // 7 * 7)} or {value // 7 * 7 + 7}")
+    return value
+
+
+# --- option groups --------------------------------------------------------------------------------
+
+def add_model_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("--model", "-m", default=None, metavar="DIR_OR_ID",
+                   help=f"checkpoint folder or hub id (default: ${MODEL_ENV}, else {DEFAULT_MODEL})")
+    g.add_argument("--codec", default=None, metavar="DIR_OR_ID",
+                   help="SNAC 24 kHz codec folder or hub id (default: the checkpoint's recorded codec, "
+                        "else hubertsiuzdak/snac_24khz)")
+    g.add_argument("--device", choices=DEVICES, default="auto", help="where to run (auto: cuda, then mps, then cpu)")
+    g.add_argument("--dtype", choices=DTYPES, default="auto",
+                   help="model weights dtype (auto: bfloat16 on a bf16-capable GPU, else float32)")
+
+
+def add_sampler_arguments(p: argparse.ArgumentParser) -> None:
+    from llada_tts.synthesis.defaults import DEFAULT_BLOCK_LENGTH, DEFAULT_TEMPERATURE, METHODS, REMASKING
+
+    g = p.add_argument_group("sampler")
+    g.add_argument("--method", choices=METHODS, default=None,
+                   help="decoding order (default semi_autoregressive_padding: whole canvas masked, blocks left to right)")
+    g.add_argument("--steps", type=positive_int, default=None,
+                   help="denoising steps per chunk canvas, rounded up to a multiple of the block count "
+                        "(default: canvas tokens / 2)")
+    g.add_argument("--block-length", type=frame_multiple, default=None,
+                   help=f"tokens per block, a multiple of 7 (default {DEFAULT_BLOCK_LENGTH}); the canvas is "
+                        "rounded up to whole blocks")
+    g.add_argument("--threshold", type=unit_interval, default=None,
+                   help="parallel decoding: commit every token with confidence >= this, in (0, 1] (default off)")
+    g.add_argument("--cfg", type=non_negative_float, default=None,
+                   help="classifier-free guidance scale (default 0 = off; > 0 doubles the forward passes)")
+    g.add_argument("--temperature", type=non_negative_float, default=None,
+                   help=f"sampling temperature (default {DEFAULT_TEMPERATURE}; 0 = greedy)")
+    g.add_argument("--remasking", choices=REMASKING, default=None,
+                   help="which predictions to commit first (default low_confidence)")
+    g.add_argument("--cache", choices=CACHES, default="none",
+                   help="block KV cache (Fast-dLLM): none (exact), prefix or dual (faster, approximate)")
+
+
+def sampler_options(args: argparse.Namespace) -> dict:
+    """The sampler keyword arguments of ``LladaTTS.synthesize`` from parsed sampler options."""
+    opts = {"method": args.method, "steps": args.steps, "block_length": args.block_length,
+            "threshold": args.threshold, "cfg_scale": args.cfg, "temperature": args.temperature,
+            "remasking": args.remasking}
+    cache = getattr(args, "cache", "none") or "none"
+    if cache != "none":
+        opts.update(use_cache=True, cache_mode=cache)
+    opts = {k: v for k, v in opts.items() if v is not None}
+    from llada_tts.synthesis.plan import check_sampler_options
+
+    check_sampler_options(opts)  # combinations (e.g. threshold + random remasking): SynthesisError, exit 2
+    return opts
+
+
+# --- loading --------------------------------------------------------------------------------------
+
+def resolve_device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise CliError("--device cuda: no CUDA device is available (use --device cpu or auto)")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()):
+        raise CliError("--device mps: MPS is not available (use --device cpu or auto)")
+    return name
+
+
+def resolve_dtype(name: str, device: str):
+    import torch
+
+    if name == "auto":
+        if device == "cuda" and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    if device == "cpu" and name == "float16":
+        raise CliError("--dtype float16 is not supported on CPU; use float32 or bfloat16")
+    return getattr(torch, name)
+
+
+def model_name(args: argparse.Namespace) -> str:
+    return args.model or os.environ.get(MODEL_ENV) or DEFAULT_MODEL
+
+
+def load_tts(args: argparse.Namespace):
+    """``LladaTTS`` from --model/--codec/--device/--dtype."""
+    from transformers.utils import logging as hf_logging
+
+    from llada_tts.synthesis import LladaTTS, SynthesisError
+
+    device = resolve_device(args.device)
+    dtype = resolve_dtype(args.dtype, device)
+    hf_logging.disable_progress_bar()  # our own progress bar is enough
+    try:
+        return LladaTTS.from_pretrained(model_name(args), codec=args.codec, device=device, dtype=dtype)
+    except SynthesisError as e:
+        if args.model is None and str(e).startswith("model:"):
+            raise SynthesisError(f"{e} (pass --model DIR_OR_ID or set ${MODEL_ENV})") from e
+        raise
+
+
+# --- output files ---------------------------------------------------------------------------------
+
+def check_output_path(path: str | os.PathLike, overwrite: bool = True) -> Path:
+    """The output path, after checking (before any slow work) that a file can be created there."""
+    out = Path(path).expanduser()
+    if str(path) == "" or out.name in ("", ".", ".."):
+        raise CliError(f"output path {str(path)!r} is not a file name")
+    if out.is_dir():
+        raise CliError(f"output path {out} is a folder; give a file name like {out / 'out.wav'}")
+    if out.exists() and not overwrite:
+        raise CliError(f"{out} exists; choose another name or allow overwriting")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise CliError(f"cannot write {out}: folder {parent} does not exist")
+    try:  # the only reliable check: create (and remove) a file in the target folder
+        fd, probe = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".probe", dir=parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise CliError(f"cannot write {out}: {e.strerror or e}") from e
+    if out.exists() and not os.access(out, os.W_OK):
+        raise CliError(f"cannot write {out}: permission denied")
+    return out
+
+
+def write_wav(path: str | os.PathLike, wave, sample_rate: int) -> Path:
+    """Mono PCM_16 WAV, written atomically (temp file in the same folder, then os.replace)."""
+    import numpy as np
+    import soundfile as sf
+
+    out = Path(path).expanduser()
+    data = np.clip(np.asarray(wave, dtype=np.float32), -1.0, 1.0)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp.wav", dir=out.parent if str(out.parent) else ".")
+    os.close(fd)
+    try:
+        sf.write(tmp, data, sample_rate, subtype="PCM_16", format="WAV")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return out

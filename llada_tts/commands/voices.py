@@ -1,0 +1,62 @@
+"""``llada-tts voices``: the voices a checkpoint was trained on (from its llada_tts.json)."""
+from __future__ import annotations
+
+import argparse
+import json
+
+from llada_tts.commands.common import CliError, model_name
+
+HELP = "list the voices of a checkpoint"
+DESCRIPTION = """List the voices recorded in a checkpoint's llada_tts.json (written by the trainer from the
+TTS dataset's voice column). Reads only that file: no weights are loaded.
+
+example:
+  llada-tts voices --model path/to/checkpoint"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", "-m", default=None, metavar="DIR_OR_ID",
+                   help="checkpoint folder or hub id (default: $LLADA_TTS_MODEL, else the default checkpoint)")
+    p.add_argument("--json", action="store_true", help="print a JSON list")
+
+
+def _meta_dir(name: str):
+    from pathlib import Path
+
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise CliError(f"{path} is not a checkpoint (no config.json)")
+        return path
+    if path.exists() or name.startswith((".", "/", "~")) or name.count("/") != 1:
+        raise CliError(f"no checkpoint folder at {path}")
+    from huggingface_hub import hf_hub_download
+
+    from llada_tts.checkpoint_meta import META_FILE
+
+    try:
+        return Path(hf_hub_download(name, META_FILE)).parent
+    except Exception:  # noqa: BLE001  no metadata file, or no hub at all: tell them apart
+        pass
+    try:
+        hf_hub_download(name, "config.json")
+    except Exception as e:  # noqa: BLE001  offline, unknown repo
+        raise CliError(f"{name!r} is not a local folder and cannot be fetched from the hub "
+                       f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") from e
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    from llada_tts.checkpoint_meta import CheckpointMeta, read_meta
+
+    name = model_name(args)
+    folder = _meta_dir(name)
+    meta = read_meta(folder) if folder is not None else CheckpointMeta()
+    if args.json:
+        print(json.dumps(meta.voices))
+    elif meta.voices:
+        print("\n".join(meta.voices))
+    else:
+        print(f"{name}: no voices recorded (no llada_tts.json or an empty voice list); "
+              "synthesize without --voice, or with a voice name the model was trained on")
+    return 0

@@ -1,0 +1,10 @@
+"""Errors of the synthesis pipeline: one clear line each, no traceback needed to act on them."""
+from __future__ import annotations
+
+
+class SynthesisError(ValueError):
+    """Bad input or an unusable checkpoint/codec (the CLI exits 2)."""
+
+
+class NoAudioError(SynthesisError):
+    """The model produced no valid audio frame for a chunk (a runtime failure: the CLI exits 1)."""

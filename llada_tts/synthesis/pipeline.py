@@ -1,0 +1,339 @@
+"""``LladaTTS``: text in, 24 kHz waveform out.
+
+    normalize_text -> split_text (per-chunk character budget) -> Orpheus prompt per chunk
+    -> sample(..., SamplerConfig(audio=True)) over a canvas sized from the text (or --duration)
+    -> validated whole frames -> SNAC decode -> chunks joined with a 40 ms equal-power crossfade
+
+Chunks are sampled ``batch_size`` at a time (left-padded prompts, one canvas sized for the longest).
+The same text, voice, options, seed and batch_size give the same waveform, bit for bit.
+"""
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from audio_tokenizer import layout as L
+from llada_tts.checkpoint_meta import CheckpointMeta, read_meta
+from llada_tts.prompts import tts_prompt
+from llada_tts.sampling import sample
+from llada_tts.sampling.constraints import DEFAULT_CHARS_PER_SECOND
+from llada_tts.synthesis.defaults import DEFAULT_BATCH_SIZE
+from llada_tts.synthesis.errors import NoAudioError, SynthesisError
+from llada_tts.synthesis.join import DEFAULT_CROSSFADE_MS, Joiner, crossfade_samples
+from llada_tts.synthesis.plan import (
+    DEFAULT_MAX_CHUNK_CHARS,
+    ChunkPlan,
+    check_sampler_options,
+    plan_chunks,
+    sampler_config,
+)
+
+
+@dataclass
+class ChunkInfo:
+    """One chunk of the text and what became of it."""
+
+    text: str
+    frames: int  # valid frames kept (decoded)
+    canvas_frames: int  # frames the canvas offered
+    nfe: int  # forward passes of the sample() call that made it (shared by its batch)
+    valid_fraction: float  # kept / frames before the stream end
+    bad_frames: int  # frames dropped by validation (repair policy: drop the whole frame)
+    samples: int  # decoded samples (frames * 2048)
+
+
+@dataclass
+class SynthesisResult:
+    """``wav, sr = tts.synthesize(...)`` unpacks to (waveform float32 [n], 24000)."""
+
+    waveform: np.ndarray
+    sample_rate: int
+    chunks: list[ChunkInfo]
+    seed: int
+    wall_time: float
+    overlap: int = 0  # crossfade samples between chunks
+    nfe: int = 0  # forward passes over all sample() calls
+
+    def __iter__(self):
+        return iter((self.waveform, self.sample_rate))
+
+    @property
+    def frames(self) -> int:
+        return sum(c.frames for c in self.chunks)
+
+    @property
+    def valid_fraction(self) -> float:
+        total = sum(c.frames + c.bad_frames for c in self.chunks)
+        return self.frames / total if total else 0.0
+
+    @property
+    def duration(self) -> float:
+        return len(self.waveform) / self.sample_rate
+
+    @property
+    def rtf(self) -> float:
+        """Real-time factor: wall time / audio duration (< 1 is faster than real time)."""
+        return self.wall_time / self.duration if self.duration else float("inf")
+
+
+@dataclass
+class _ChunkAudio:
+    info: ChunkInfo
+    tokens: torch.Tensor  # valid audio ids [7 * frames]
+    wave: np.ndarray
+
+
+@dataclass
+class _Run:
+    """Settings of one synthesize/stream call, resolved and validated up front."""
+
+    plans: list[ChunkPlan]
+    voice: str | None
+    options: dict
+    seed: int
+    batch_size: int
+    progress: bool
+    nfe: list[int] = field(default_factory=lambda: [0])
+
+
+class LladaTTS:
+    """A llada-tts checkpoint + tokenizer + SNAC codec, ready to speak."""
+
+    def __init__(self, model, tokenizer, codec, meta: CheckpointMeta | None = None, source: str = "",
+                 codec_source: str = ""):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.codec = codec
+        self.meta = meta or CheckpointMeta()
+        self.source, self.codec_source = source, codec_source
+        self.crossfade_ms = DEFAULT_CROSSFADE_MS
+
+    # --- loading --------------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, model: str, codec: str | None = None, device: str | torch.device = "cpu",
+                        dtype: torch.dtype | None = None) -> "LladaTTS":
+        """Load a checkpoint (local folder or hub id: weights, tokenizer, llada_tts.json) and a codec
+        (folder or hub id; None: the checkpoint's recorded codec, else SNAC 24 kHz). SynthesisError
+        (one line) for anything unusable."""
+        from audio_tokenizer.codec import DEFAULT_CODEC, SnacCodec
+        from llada_tts.model import load_model
+        from llada_tts.vocab import load_tokenizer
+
+        name = str(model)
+        path = Path(name).expanduser()
+        local = path.exists() or name.startswith((".", "/", "~")) or name.count("/") != 1
+        if local:
+            if not path.is_dir():
+                raise SynthesisError(f"model: no checkpoint folder at {path}")
+            if not (path / "config.json").is_file():
+                raise SynthesisError(f"model: {path} is not a checkpoint (no config.json)")
+        try:
+            net = load_model(str(path) if local else name, dtype=dtype, device=device)
+        except (OSError, ValueError) as e:
+            raise SynthesisError(f"model: {_line(e)}") from e
+        rows = net.get_input_embeddings().weight.shape[0]
+        if rows < L.AUDIO_END + 1:
+            raise SynthesisError(f"model: {name} has {rows} embedding rows, no room for the audio tokens and "
+                                 f"mask (needs {L.VOCAB_SIZE}); it is not a llada-tts/Orpheus checkpoint")
+        try:
+            tokenizer = load_tokenizer(str(path) if local else name)
+        except (OSError, ValueError, TypeError) as e:
+            raise SynthesisError(f"model: cannot load the tokenizer of {name}: {_line(e)}") from e
+        if local:
+            try:
+                meta = read_meta(path)
+            except ValueError as e:
+                raise SynthesisError(f"model: {_line(e)}") from e
+        else:
+            meta = _hub_meta(name)
+        codec_name = str(codec or meta.codec or DEFAULT_CODEC)
+        try:
+            snac = SnacCodec.from_pretrained(codec_name, device=device)
+        except (OSError, ValueError) as e:
+            raise SynthesisError(f"codec: {_line(e)}") from e
+        return cls(net, tokenizer, snac, meta, source=str(path.resolve()) if local else name, codec_source=codec_name)
+
+    # --- properties -----------------------------------------------------------------------------
+    @property
+    def voices(self) -> list[str]:
+        return list(self.meta.voices)
+
+    @property
+    def sample_rate(self) -> int:
+        return L.SAMPLE_RATE
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def chars_per_second(self) -> float:
+        return self.meta.chars_per_second or DEFAULT_CHARS_PER_SECOND
+
+    # --- synthesis ------------------------------------------------------------------------------
+    def synthesize(self, text: str, voice: str | None = None, *, seed: int | None = None,
+                   duration: float | None = None, speed: float = 1.0, max_duration: float | None = 60.0,
+                   max_chunk_chars: int = DEFAULT_MAX_CHUNK_CHARS, batch_size: int = DEFAULT_BATCH_SIZE,
+                   progress: bool = False, **sampler_options) -> SynthesisResult:
+        """Speak ``text`` (any length: split into chunks). ``seed`` None draws one (see result.seed).
+
+        duration: seconds of canvas for the whole text (default: estimated from the text at the
+        checkpoint's speaking rate / ``speed``). max_duration: refuse (never cut) longer requests.
+        sampler_options: method, steps, block_length, threshold, cfg_scale, temperature, remasking,
+        use_cache, cache_mode (see ``llada_tts.sampling.SamplerConfig``).
+        Raises SynthesisError for bad input, NoAudioError when a chunk yields no valid frame.
+        """
+        start = time.perf_counter()
+        run = self._prepare(text, voice, seed, duration, speed, max_duration, max_chunk_chars, batch_size,
+                            progress, sampler_options)
+        joiner = Joiner(crossfade_samples(self.sample_rate, self.crossfade_ms))
+        parts, infos = [], []
+        for chunk in self._chunks(run):
+            parts += [joiner.feed(chunk.wave), joiner.end_chunk()]
+            infos.append(chunk.info)
+        parts.append(joiner.finish())
+        wave = np.concatenate(parts).astype(np.float32)
+        return SynthesisResult(wave, self.sample_rate, infos, run.seed, time.perf_counter() - start,
+                               overlap=joiner.overlap, nfe=run.nfe[0])
+
+    def stream(self, text: str, voice: str | None = None, *, seed: int | None = None, duration: float | None = None,
+               speed: float = 1.0, max_duration: float | None = 60.0,
+               max_chunk_chars: int = DEFAULT_MAX_CHUNK_CHARS, batch_size: int = 1, progress: bool = False,
+               blocks: bool = False, **sampler_options) -> Iterator[np.ndarray]:
+        """Yield float32 24 kHz pieces as audio becomes final.
+
+        blocks=False: one piece per finished chunk; concatenated, the pieces equal ``synthesize(...)``
+        with the same arguments (same batch_size and seed) exactly.
+        blocks=True: pieces as soon as frames are committed inside a chunk (semi-autoregressive
+        methods commit block by block; batch_size must be 1). Same tokens and length as
+        ``synthesize(..., batch_size=1)``; samples near span edges differ slightly (windowed decode).
+        Input is validated before the first piece (errors raise on the first ``next``).
+        """
+        if blocks and batch_size != 1:
+            raise SynthesisError("block streaming samples one chunk at a time: use batch_size=1")
+        run = self._prepare(text, voice, seed, duration, speed, max_duration, max_chunk_chars, batch_size,
+                            progress, sampler_options)
+        joiner = Joiner(crossfade_samples(self.sample_rate, self.crossfade_ms))
+        for chunk in (self._block_chunks(run) if blocks else self._chunks(run)):
+            pieces = [joiner.feed(w) for w in chunk] if blocks else [joiner.feed(chunk.wave)]
+            for piece in (*pieces, joiner.end_chunk()):
+                if len(piece):
+                    yield piece
+        last = joiner.finish()
+        if len(last):
+            yield last
+
+    # --- internals ------------------------------------------------------------------------------
+    def _prepare(self, text, voice, seed, duration, speed, max_duration, max_chunk_chars, batch_size, progress,
+                 options) -> _Run:
+        if voice is not None and not isinstance(voice, str):
+            raise SynthesisError(f"voice must be a string, got {type(voice).__name__}")
+        voice = voice.strip() if voice else None
+        if voice and self.voices and voice not in self.voices:
+            raise SynthesisError(f"unknown voice {voice!r}; this checkpoint has: {', '.join(self.voices)}")
+        if isinstance(speed, bool) or not isinstance(speed, (int, float)) or not speed > 0:
+            raise SynthesisError(f"speed must be > 0, got {speed!r}")
+        if max_duration is not None and not max_duration > 0:
+            raise SynthesisError(f"max_duration must be > 0 seconds, got {max_duration!r}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise SynthesisError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        if seed is None:
+            seed = secrets.randbits(31)
+        elif isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise SynthesisError(f"seed must be an integer >= 0, got {seed!r}")
+        options = check_sampler_options(options)
+        plans = plan_chunks(text, duration=duration, chars_per_second=self.chars_per_second * speed,
+                            max_chunk_chars=max_chunk_chars, max_duration=max_duration)
+        for p in plans:  # configuration errors (steps/blocks) surface before any model work
+            sampler_config(p.frames, options)
+        return _Run(plans, voice, options, int(seed), batch_size, progress)
+
+    def _chunks(self, run: _Run) -> Iterator[_ChunkAudio]:
+        """Sample, validate and decode the chunks in order, ``run.batch_size`` per sample() call."""
+        generator = torch.Generator(device=self.device).manual_seed(run.seed)
+        plans = run.plans
+        batches = [plans[b : b + run.batch_size] for b in range(0, len(plans), run.batch_size)]
+        configs = [sampler_config(max(p.frames for p in batch), run.options) for batch in batches]
+        bar = tqdm(total=sum(c.steps for c in configs), desc="synthesizing", unit="step", disable=not run.progress)
+        on_step = (lambda x: bar.update(1)) if run.progress else None
+        done = 0
+        try:
+            for batch, config in zip(batches, configs):
+                prompts = [tts_prompt(self.tokenizer, p.text, run.voice) for p in batch]
+                out = sample(self.model, prompts, config, generator=generator, on_step=on_step)
+                run.nfe[0] += out.nfe
+                bar.update(config.steps - out.steps)  # threshold decoding / early stop take fewer steps
+                for plan, row in zip(batch, out.generated):
+                    yield self._decode_chunk(done, len(plans), plan, row, config, out.nfe, run.seed)
+                    done += 1
+        finally:
+            bar.close()
+
+    def _block_chunks(self, run: _Run) -> Iterator[Iterator[np.ndarray]]:
+        """Per chunk, an iterator of its waveform pieces as frames are committed (see ``stream``)."""
+        from llada_tts.synthesis.stream import decode_span, stream_chunk
+
+        generator = torch.Generator(device=self.device).manual_seed(run.seed)
+
+        def pieces(index: int, plan: ChunkPlan):
+            config = sampler_config(plan.frames, run.options)
+            emitted, result = 0, None
+            for kind, value in stream_chunk(self.model, self.codec, tts_prompt(self.tokenizer, plan.text, run.voice),
+                                            config, generator, run.seed):
+                if kind == "audio":
+                    yield value
+                elif kind == "emitted":
+                    emitted = value
+                else:
+                    result = value
+            run.nfe[0] += result.nfe
+            chunk = self._decode_chunk(index, len(run.plans), plan, result.generated[0], config, result.nfe,
+                                       run.seed, decode=False)
+            total = chunk.info.frames
+            if total > emitted:
+                yield decode_span(self.codec, chunk.tokens, emitted, total, run.seed)
+
+        for i, plan in enumerate(run.plans):
+            yield pieces(i, plan)
+
+    def _decode_chunk(self, index, total, plan, row, config, nfe, seed, decode: bool = True) -> _ChunkAudio:
+        report = L.validate_audio_tokens(row.cpu())
+        if report.frames_kept == 0:
+            what = ("the model ended the speech at once" if report.frames_total == 0
+                    else f"all {report.frames_total} frames were invalid")
+            raise NoAudioError(f"chunk {index + 1}/{total} ({_preview(plan.text)}) produced no valid audio frames "
+                               f"({what}); try another seed, more steps or another voice")
+        wave = self.codec.decode(report.tokens, seed=seed) if decode else None
+        bad = len(report.bad_frames) + (1 if report.trailing_tokens else 0)
+        info = ChunkInfo(text=plan.text, frames=report.frames_kept, canvas_frames=config.gen_length // L.SLOTS_PER_FRAME,
+                         nfe=nfe, valid_fraction=report.frames_kept / (report.frames_kept + bad), bad_frames=bad,
+                         samples=report.frames_kept * L.SAMPLES_PER_FRAME)
+        return _ChunkAudio(info, report.tokens, wave)
+
+
+def _line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def _preview(text: str, n: int = 40) -> str:
+    return repr(text if len(text) <= n else text[: n - 3] + "...")
+
+
+def _hub_meta(name: str) -> CheckpointMeta:
+    """llada_tts.json of a hub checkpoint, if it has one (the weights already came from the hub)."""
+    try:
+        from huggingface_hub import hf_hub_download
+
+        from llada_tts.checkpoint_meta import META_FILE
+
+        return read_meta(Path(hf_hub_download(name, META_FILE)).parent)
+    except Exception:  # noqa: BLE001  no metadata file: nothing recorded
+        return CheckpointMeta()

@@ -1,0 +1,116 @@
+"""Planning a synthesis: text -> chunks -> canvas sizes and sampler settings (pure functions, no model)."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+from audio_tokenizer import layout as L
+from llada_tts.sampling import SamplerConfig, canvas_frames
+from llada_tts.sampling.config import CACHE_MODES, METHODS, REMASKING
+from llada_tts.synthesis.defaults import DEFAULT_BLOCK_LENGTH, DEFAULT_MAX_CHUNK_CHARS, DEFAULT_TEMPERATURE  # noqa: F401
+from llada_tts.synthesis.errors import SynthesisError
+from llada_tts.synthesis.text import normalize_text, split_text
+
+TOKENS_PER_STEP = 2  # default steps = canvas tokens / 2
+CANVAS_MARGIN = 1.2  # canvas = estimated speech length x margin (the model ends the speech early)
+SAMPLER_KEYS = ("method", "steps", "block_length", "threshold", "cfg_scale", "temperature", "remasking",
+                "use_cache", "cache_mode", "refresh_every", "threshold_floor")
+
+
+@dataclass(frozen=True)
+class ChunkPlan:
+    text: str
+    frames: int  # estimated speech frames (before rounding up to whole blocks)
+
+
+def check_sampler_options(options: dict) -> dict:
+    """Validate user sampler options (unknown keys, ranges) before any model work; returns them."""
+    unknown = sorted(set(options) - set(SAMPLER_KEYS))
+    if unknown:
+        raise SynthesisError(f"unknown sampler option(s) {unknown}; valid: {', '.join(SAMPLER_KEYS)}")
+    o = {k: v for k, v in options.items() if v is not None}
+    if o.get("method", METHODS[1]) not in METHODS:
+        raise SynthesisError(f"unknown method {o['method']!r}; choose one of {', '.join(METHODS)}")
+    if o.get("remasking", REMASKING[0]) not in REMASKING:
+        raise SynthesisError(f"unknown remasking {o['remasking']!r}; choose one of {', '.join(REMASKING)}")
+    if o.get("cache_mode", CACHE_MODES[0]) not in CACHE_MODES:
+        raise SynthesisError(f"unknown cache mode {o['cache_mode']!r}; choose one of {', '.join(CACHE_MODES)}")
+    if "steps" in o and (isinstance(o["steps"], bool) or int(o["steps"]) != o["steps"] or o["steps"] < 1):
+        raise SynthesisError(f"steps must be an integer >= 1, got {o['steps']!r}")
+    bl = o.get("block_length")
+    if bl is not None and (int(bl) != bl or bl < L.SLOTS_PER_FRAME or bl % L.SLOTS_PER_FRAME):
+        raise SynthesisError(f"block_length must be a positive multiple of 7 tokens (whole SNAC frames), got {bl!r}")
+    th = o.get("threshold")
+    if th is not None and not 0.0 < th <= 1.0:
+        raise SynthesisError(f"threshold must be in (0, 1], got {th!r}")
+    if o.get("temperature", 0.0) < 0:
+        raise SynthesisError(f"temperature must be >= 0, got {o['temperature']!r}")
+    if o.get("cfg_scale", 0.0) < 0:
+        raise SynthesisError(f"cfg scale must be >= 0 (0 = no guidance), got {o['cfg_scale']!r}")
+    if th is not None and o.get("remasking", "low_confidence") != "low_confidence":
+        raise SynthesisError("threshold decoding ranks by confidence: use remasking low_confidence")
+    return o
+
+
+def plan_chunks(text: str, *, duration: float | None, chars_per_second: float, max_chunk_chars: int,
+                max_duration: float | None) -> list[ChunkPlan]:
+    """Normalise and split ``text``; size each chunk's canvas; refuse (never cut) over-long requests."""
+    if not isinstance(text, str):
+        raise SynthesisError(f"text must be a string, got {type(text).__name__}")
+    if not isinstance(max_chunk_chars, int) or max_chunk_chars < 1:
+        raise SynthesisError(f"max_chunk_chars must be an integer >= 1, got {max_chunk_chars!r}")
+    if not chars_per_second > 0:
+        raise SynthesisError(f"speaking rate must be > 0 chars/s (speed > 0), got {chars_per_second!r}")
+    if duration is not None and not duration > 0:
+        raise SynthesisError(f"duration must be > 0 seconds, got {duration!r}")
+    norm = normalize_text(text)
+    if not norm:
+        raise SynthesisError("text is empty: nothing to say")
+    pieces = split_text(norm, max_chunk_chars)
+    if duration is None:
+        frames = [canvas_frames(p, None, chars_per_second, CANVAS_MARGIN) for p in pieces]
+    else:  # the requested length, shared out by characters
+        total = canvas_frames(norm, duration)
+        n_chars = sum(len(p) for p in pieces)
+        frames = share_out(total, [len(p) for p in pieces])
+    seconds = sum(frames) / L.FRAMES_PER_SECOND
+    if max_duration is not None and seconds > max_duration:
+        raise SynthesisError(f"the request needs up to {seconds:.1f} s of audio ({len(norm)} characters), more "
+                             f"than max_duration={max_duration:g} s; shorten the text or raise the limit "
+                             "(--max-duration)")
+    return [ChunkPlan(p, f) for p, f in zip(pieces, frames)]
+
+
+def share_out(total: int, weights: list[int]) -> list[int]:
+    """Split ``total`` frames in proportion to ``weights`` (largest remainder: the parts sum to
+    ``total``), at least 1 each."""
+    quotas = [total * w / sum(weights) for w in weights]
+    parts = [math.floor(q) for q in quotas]
+    by_remainder = sorted(range(len(parts)), key=lambda i: parts[i] - quotas[i])
+    for i in by_remainder[: total - sum(parts)]:
+        parts[i] += 1
+    return [max(1, p) for p in parts]
+
+
+def sampler_config(frames: int, options: dict, seed: int | None = None) -> SamplerConfig:
+    """SamplerConfig for a canvas of at least ``frames`` frames: rounded up to whole blocks, steps
+    rounded up to a multiple of the block count (default: one step per 2 canvas tokens)."""
+    o = dict(options)
+    method = o.pop("method", "semi_autoregressive_padding")
+    block = o.pop("block_length", None) or DEFAULT_BLOCK_LENGTH
+    steps = o.pop("steps", None)
+    if method == "fixed_length":
+        gen_length = L.SLOTS_PER_FRAME * frames
+        num_blocks, block = 1, gen_length
+    else:
+        block_frames = block // L.SLOTS_PER_FRAME
+        num_blocks = math.ceil(frames / block_frames)
+        gen_length = num_blocks * block
+    if steps is None:
+        steps = max(1, gen_length // TOKENS_PER_STEP)
+    steps = max(num_blocks, math.ceil(steps / num_blocks) * num_blocks)
+    known = {f.name for f in fields(SamplerConfig)}
+    kwargs = {k: v for k, v in o.items() if k in known}
+    kwargs.setdefault("temperature", DEFAULT_TEMPERATURE)
+    return SamplerConfig(method=method, steps=int(steps), gen_length=gen_length, block_length=block, audio=True,
+                         seed=seed, **kwargs).validate()
