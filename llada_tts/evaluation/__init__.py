@@ -1,0 +1,29 @@
+"""Held-out evaluation of a TTS: metrics (WER, duration), pluggable ASR, report over a text list.
+
+    from llada_tts.evaluation import evaluate, get_asr, load_items, write_report, format_table
+"""
+from llada_tts.evaluation.asr import ASR_CHOICES, ASRError, get_asr, parse_asr_spec
+from llada_tts.evaluation.metrics import (
+    corpus_wer,
+    duration_ratio,
+    edit_distance,
+    expected_duration,
+    normalize_words,
+    wer,
+    word_errors,
+)
+from llada_tts.evaluation.report import (
+    EvalInputError,
+    EvalItem,
+    evaluate,
+    format_table,
+    load_items,
+    summarize,
+    write_report,
+)
+
+__all__ = [
+    "ASR_CHOICES", "ASRError", "EvalInputError", "EvalItem", "corpus_wer", "duration_ratio", "edit_distance",
+    "evaluate", "expected_duration", "format_table", "get_asr", "load_items", "normalize_words",
+    "parse_asr_spec", "summarize", "wer", "word_errors", "write_report",
+]
