@@ -177,8 +177,7 @@ def build_demo(tts, max_chars: int = 1000, examples=EXAMPLES, max_duration: floa
     """The Blocks app around a loaded pipeline (call ``.queue(...)`` and ``.launch(...)`` on it)."""
     import gradio as gr
 
-    from llada_tts.sampling.config import METHODS, REMASKING
-    from llada_tts.synthesis.plan import DEFAULT_BLOCK_LENGTH, DEFAULT_TEMPERATURE
+    from llada_tts.synthesis.defaults import DEFAULT_BLOCK_LENGTH, DEFAULT_TEMPERATURE, METHODS, REMASKING
 
     voices = list(tts.voices)
     with gr.Blocks(title="llada-tts", delete_cache=(3600, 3600)) as demo:

@@ -53,3 +53,21 @@ def test_lower_layers_do_not_reach_up():
         for f in _files("llada_tts", pkg):
             bad = {m for m in _imports(f) if m.startswith(upper)}
             assert not bad, f"{f.relative_to(ROOT)} imports {bad}"
+
+
+def test_app_calls_only_the_synthesis_api_and_only_it_imports_gradio():
+    allowed = ("llada_tts.synthesis", "llada_tts.commands.common")
+    for f in _files("app"):
+        bad = {m for m in _imports(f) if m.startswith("llada_tts") and not m.startswith(allowed)}
+        assert not bad, f"{f.relative_to(ROOT)} imports {bad}"
+    for f in _files("llada_tts") + _files("audio_tokenizer"):
+        bad = {m for m in _imports(f) if m.split(".")[0] == "gradio"}
+        assert not bad, f"{f.relative_to(ROOT)} imports {bad} (gradio belongs to app/)"
+
+
+def test_cli_commands_never_import_the_sampler_or_trainer_internals():
+    """Commands go through the synthesis API (and the recipes' own entry points), not around it."""
+    banned = ("llada_tts.sampling", "llada_tts.diffusion", "llada_tts.training", "llada_tts.data")
+    for f in [ROOT / "llada_tts" / "cli.py", *_files("llada_tts", "commands")]:
+        bad = {m for m in _imports(f) if m.startswith(banned)}
+        assert not bad, f"{f.relative_to(ROOT)} imports {bad}"
