@@ -1,13 +1,15 @@
-"""Command line: ``python -m audio_tokenizer {corpus,build} ...`` (see ``--help`` of each)."""
+"""Command line: ``python -m audio_tokenizer {corpus,build,random-codec} ...`` (see ``--help`` of each)."""
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 EXAMPLES = """examples:
   python -m audio_tokenizer corpus data/espeak --n 200 --holdout 20 --seed 0
   python -m audio_tokenizer build --input data/espeak --output data/espeak_tok \\
       --tokenizer canopylabs/orpheus-3b-0.1-ft --codec hubertsiuzdak/snac_24khz
+  python -m audio_tokenizer random-codec untrained_snac --size tiny     # offline plumbing only
   python -m audio_tokenizer build --input my_hf_dataset_dir --text-column sentence --audio-column audio \\
       --voice tara --output data/tara_tok --tokenizer ./tokenizer --codec ./snac_24khz
 """
@@ -32,6 +34,16 @@ def _parser() -> argparse.ArgumentParser:
                    help="comma-separated eSpeak voices (default en-us,en-gb,en-us+f3,en-gb+m3,en-us+f2)")
     c.add_argument("--rates", default=None, help="comma-separated words per minute (default 150,175,200)")
     c.add_argument("--force", action="store_true", help="replace OUT if it is not empty")
+
+    r = sub.add_parser("random-codec", help="write an UNTRAINED random SNAC with the 24 kHz token layout",
+                       description="Write config.json + model.safetensors of a randomly initialised SNAC with "
+                                   "the exact 24 kHz Orpheus token layout, loadable wherever a codec is asked "
+                                   "for. Its audio is noise: for offline tests, benchmarks and the quickstart.")
+    r.add_argument("out", help="output folder")
+    r.add_argument("--size", choices=("tiny", "full"), default="tiny",
+                   help="tiny (fast, ~0.3 M params) or full (the snac_24khz architecture); default tiny")
+    r.add_argument("--seed", type=int, default=0, help="initialisation seed (default 0)")
+    r.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
 
     b = sub.add_parser("build", help="tokenise a metadata.csv folder or a Hugging Face dataset",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -105,14 +117,25 @@ def _build(args) -> int:
     return 0
 
 
+def _random_codec(args) -> int:
+    from audio_tokenizer.codec import create_random_codec
+
+    if Path(args.out).exists() and not args.overwrite:
+        raise ValueError(f"{args.out} exists; pass --overwrite to replace it")
+    out = create_random_codec(args.out, size=args.size, seed=args.seed, overwrite=args.overwrite)
+    print(f"wrote an UNTRAINED {args.size} SNAC codec (seed {args.seed}) to {out}: noise, not speech")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from audio_tokenizer.corpus import InputError
 
     args = _parser().parse_args(argv)
     # bad input: one line, exit 2 (corpus: any ValueError is a bad argument, e.g. an unknown voice)
-    expected = ValueError if args.command == "corpus" else InputError
+    expected = InputError if args.command == "build" else ValueError
+    run = {"corpus": _corpus, "build": _build, "random-codec": _random_codec}[args.command]
     try:
-        return _corpus(args) if args.command == "corpus" else _build(args)
+        return run(args)
     except expected as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -13,7 +13,7 @@ import os
 import sys
 import traceback
 
-COMMANDS = ("say", "voices", "info", "app", "eval", "quickstart")
+COMMANDS = ("say", "voices", "info", "app", "eval", "tokenizer", "quickstart")
 EPILOG = """examples:
   llada-tts say "Hello there." -o hello.wav --model path/to/checkpoint
   llada-tts voices --model path/to/checkpoint
@@ -96,11 +96,11 @@ def _is_synthesis_error(e: BaseException) -> bool:
 
 def _classify(e: BaseException) -> tuple[int, str]:
     """(exit code, one-line message) for an exception."""
+    from audio_tokenizer.errors import first_line
     from llada_tts.commands.common import CliError
     from llada_tts.synthesis.errors import NoAudioError
 
-    text = str(e).strip()
-    line = text.splitlines()[0] if text else type(e).__name__
+    line = first_line(e)
     if isinstance(e, CliError):
         return e.code, line
     if isinstance(e, NoAudioError):

@@ -67,8 +67,22 @@ def test_cli_choices_mirror_the_sampler():
 def test_parser_has_the_shared_contract():
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
-    assert {"say", "voices", "info"} <= set(sub.choices) <= set(COMMANDS)
-    assert COMMANDS == ("say", "voices", "info", "app", "eval", "quickstart")
+    assert set(sub.choices) == set(COMMANDS)
+    assert COMMANDS == ("say", "voices", "info", "app", "eval", "tokenizer", "quickstart")
+
+
+def test_tokenizer_command_saves_a_layout_checked_tokenizer(capsys, tmp_path):
+    from audio_tokenizer import layout as L
+    from llada_tts.vocab import check_layout, load_tokenizer
+
+    out = tmp_path / "tok"
+    assert main(["tokenizer", str(out), "--from", "offline"]) == 0
+    tok = load_tokenizer(out, extend=False)  # saved already extended: nothing to add
+    check_layout(tok)
+    assert len(tok) == L.VOCAB_SIZE and tok.convert_tokens_to_ids("<|mdm_mask|>") == L.MASK_ID
+    capsys.readouterr()
+    assert main(["tokenizer", str(out), "--from", "offline"]) == 2
+    assert "exists; pass --overwrite" in capsys.readouterr().err
 
 
 def test_say_writes_the_synthesized_waveform(capsys, tmp_path, model_args, tts):

@@ -291,3 +291,16 @@ def test_save_pretrained_is_atomic_round_trip(tmp_path, codec):
     assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors"]
     assert [p.name for p in tmp_path.iterdir()] == ["saved"]  # no temp or backup folders left
     assert codec.sample_rate == 24000 and codec.samples_per_frame == 2048 and codec.device.type == "cpu"
+
+
+def test_random_codec_command_writes_a_loadable_untrained_codec(tmp_path, capsys):
+    from audio_tokenizer.__main__ import main
+
+    out = tmp_path / "rc"
+    assert main(["random-codec", str(out), "--size", "tiny", "--seed", "3"]) == 0
+    assert "UNTRAINED" in capsys.readouterr().out
+    codec = SnacCodec.from_pretrained(out)
+    assert codec.sample_rate == 24000 and codec.samples_per_frame == 2048
+    assert main(["random-codec", str(out)]) == 2
+    assert "pass --overwrite" in capsys.readouterr().err
+    assert main(["random-codec", str(out), "--overwrite"]) == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from audio_tokenizer.errors import first_line
 from llada_tts.commands.common import CliError, model_name
 
 HELP = "list the voices of a checkpoint"
@@ -42,7 +43,7 @@ def _meta_dir(name: str):
         hf_hub_download(name, "config.json")
     except Exception as e:  # noqa: BLE001  offline, unknown repo
         raise CliError(f"{name!r} is not a local folder and cannot be fetched from the hub "
-                       f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") from e
+                       f"({first_line(e)})") from e
     return None
 
 

@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from audio_tokenizer.audio_io import save_wav
 from audio_tokenizer.corpus import read_metadata
+from audio_tokenizer.errors import first_line
 from llada_tts.evaluation.metrics import (
     corpus_wer,
     duration_ratio,
@@ -108,8 +109,7 @@ def _safe_name(name: str) -> str:
 
 
 def _first_line(e: BaseException) -> str:
-    msg = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {msg[0]}" if msg else type(e).__name__
+    return f"{type(e).__name__}: {first_line(e)}" if str(e).strip() else type(e).__name__
 
 
 def evaluate_item(tts, item: EvalItem, index: int, *, asr=None, seed: int = 0, voice: str | None = None,

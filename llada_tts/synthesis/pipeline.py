@@ -20,6 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from audio_tokenizer import layout as L
+from audio_tokenizer.errors import first_line
 from llada_tts.checkpoint_meta import CheckpointMeta, read_meta
 from llada_tts.prompts import tts_prompt
 from llada_tts.sampling import sample
@@ -137,7 +138,7 @@ class LladaTTS:
         try:
             net = load_model(str(path) if local else name, dtype=dtype, device=device)
         except (OSError, ValueError) as e:
-            raise SynthesisError(f"model: {_line(e)}") from e
+            raise SynthesisError(f"model: {first_line(e)}") from e
         rows = net.get_input_embeddings().weight.shape[0]
         if rows < L.AUDIO_END + 1:
             raise SynthesisError(f"model: {name} has {rows} embedding rows, no room for the audio tokens and "
@@ -145,19 +146,19 @@ class LladaTTS:
         try:
             tokenizer = load_tokenizer(str(path) if local else name)
         except (OSError, ValueError, TypeError) as e:
-            raise SynthesisError(f"model: cannot load the tokenizer of {name}: {_line(e)}") from e
+            raise SynthesisError(f"model: cannot load the tokenizer of {name}: {first_line(e)}") from e
         if local:
             try:
                 meta = read_meta(path)
             except ValueError as e:
-                raise SynthesisError(f"model: {_line(e)}") from e
+                raise SynthesisError(f"model: {first_line(e)}") from e
         else:
             meta = _hub_meta(name)
         codec_name = str(codec or meta.codec or DEFAULT_CODEC)
         try:
             snac = SnacCodec.from_pretrained(codec_name, device=device)
         except (OSError, ValueError) as e:
-            raise SynthesisError(f"codec: {_line(e)}") from e
+            raise SynthesisError(f"codec: {first_line(e)}") from e
         return cls(net, tokenizer, snac, meta, source=str(path.resolve()) if local else name, codec_source=codec_name)
 
     # --- properties -----------------------------------------------------------------------------
@@ -318,9 +319,6 @@ class LladaTTS:
         return _ChunkAudio(info, report.tokens, wave)
 
 
-def _line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
 
 
 def _preview(text: str, n: int = 40) -> str:
