@@ -1,0 +1,483 @@
+"""The offline quickstart: corpus -> codec -> dataset -> training -> speech, with the product's own commands.
+
+Every stage runs a real command in a subprocess (printed before it runs; its output is shown and
+saved to ``OUT/logs/<stage>.log``)::
+
+    1 corpus   python -m audio_tokenizer corpus OUT/corpus --n N --holdout H --voices ...
+    2 codec    python -m audio_tokenizer random-codec OUT/codec --size tiny   (UNTRAINED; skipped with --codec)
+               llada-tts tokenizer OUT/tokenizer --from offline
+    3 dataset  python -m audio_tokenizer build --input OUT/corpus --output OUT/dataset ...  (+ OUT/text.jsonl)
+    4 train    python recipes/tts_train.py --config OUT/train.yaml          (mixed text + TTS rows)
+    5 say      llada-tts say "..." --model OUT/train/checkpoint-epoch-N --codec OUT/codec -o OUT/sample.wav
+               (--temperature 1.5, and the next seed if the barely trained model ends the speech at once)
+
+A stage that finished is recorded in ``OUT/.quickstart/<stage>.json`` with the settings it ran
+with; a rerun skips it while its settings and outputs are unchanged (``force`` redoes all), and
+once one stage runs, every later one runs too. The commands write their outputs atomically, so an
+interrupted stage never looks finished.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+DEFAULT_VOICES = ("en-us", "en-gb", "en-us+f3", "en-gb+m3", "en-us+f2")  # = audio_tokenizer.corpus.DEFAULT_VOICES
+REAL_CODEC = "hubertsiuzdak/snac_24khz"
+STAMP_DIR = ".quickstart"
+SAY_ATTEMPTS = 3  # `say` seeds tried when the barely trained model ends the speech at once
+SAY_NO_AUDIO_EXIT = 1  # llada-tts say: a runtime failure such as "no valid audio frames" (bad input is 2)
+SAY_CHARS = 45  # `say` speaks the held-out sentence closest to this length
+SENTENCES_PER_DOC = 4  # corpus sentences per {"text": ...} line of text.jsonl
+REPO_RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "tts_train.py"
+
+# recipes/configs/quickstart.yaml holds these settings for --out quickstart (a test keeps them equal)
+TRAIN_SETTINGS = dict(ratio=0.25, voice_type="all", tokenizer_name="offline", batch_size=4,
+                      gradient_accumulation_steps=1, learning_rate=3.0e-3, lr_scheduler_type="linear",
+                      warmup_ratio=0.05, max_grad_norm=1.0, mixed_precision="no", seed=42,
+                      report_to="none", logging_steps=5)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the quickstart does; ``reduced()`` gives the CI-sized variant."""
+
+    out: Path = Path("quickstart")
+    sentences: int = 80  # spoken utterances
+    holdout: int = 4  # extra sentences never spoken; `say` speaks one of them
+    voices: tuple[str, ...] = DEFAULT_VOICES
+    seed: int = 0
+    codec: str | None = None  # trained SNAC 24 kHz weights (folder or hub id); None: an untrained tiny one
+    model_size: str = "tiny"  # fresh model size (tiny, small)
+    epochs: int = 2
+    max_steps: int | None = None
+    batch_size: int = 4
+    max_duration: float = 3.0  # seconds: longer utterances are skipped (short rows keep CPU training quick)
+    max_length: int = 384  # tokens per training row (build skips longer rows)
+    text: str | None = None  # what `say` speaks (default: the held-out sentence nearest SAY_CHARS long)
+    say_steps: int = 32  # denoising steps for `say`
+    say_temperature: float = 1.5  # a barely trained model prefers ending at once; hotter sampling avoids that
+    force: bool = False
+
+    @property
+    def codec_dir(self) -> Path:
+        return self.out / "codec"
+
+    @property
+    def codec_spec(self) -> str:
+        return self.codec if self.codec else str(self.codec_dir)
+
+    @property
+    def untrained_codec(self) -> bool:
+        return self.codec is None
+
+
+REDUCED = dict(sentences=10, holdout=4, voices=("en-us", "en-gb"), max_steps=2, batch_size=2, say_steps=8)
+
+
+def reduced(settings: Settings) -> Settings:
+    """The smallest run that still exercises every stage (what the CI test runs)."""
+    return replace(settings, **REDUCED)
+
+
+class StageError(RuntimeError):
+    """A stage failed; the message names the stage and its log."""
+
+
+# --- small helpers --------------------------------------------------------------------------------
+
+def human_size(n: int) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"
+
+
+def tree_size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def shell(cmd: list[str]) -> str:
+    """The command as a user would type it: ``python`` for this interpreter, ``llada-tts`` for its module."""
+    shown = list(cmd)
+    if shown[:3] == [sys.executable, "-m", "llada_tts"]:
+        shown = ["llada-tts", *shown[3:]]
+    elif shown and shown[0] == sys.executable:
+        shown[0] = "python"
+    return shlex.join(shown)
+
+
+def write_atomic(path: Path, text: str) -> Path:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def check_out_dir(out: Path) -> None:
+    """Refuse an existing folder with other content: the quickstart only writes into its own folder."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; choose a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / STAMP_DIR).is_dir():
+        raise ValueError(f"--out {out} is not empty and was not made by the quickstart; choose a new folder")
+
+
+# --- what each stage made -------------------------------------------------------------------------
+
+def corpus_counts(out: Path) -> dict:
+    info = json.loads((out / "corpus" / "corpus_info.json").read_text())
+    wavs = sorted((out / "corpus" / "wavs").glob("*.wav"))
+    return {"wavs": len(wavs), "seconds": info["total_seconds"], "voices": info["voices"]}
+
+
+def heldout_sentences(out: Path) -> list[str]:
+    path = out / "corpus" / "heldout.txt"
+    return [s for s in path.read_text(encoding="utf-8").splitlines() if s.strip()] if path.is_file() else []
+
+
+def corpus_sentences(out: Path) -> list[str]:
+    lines = (out / "corpus" / "metadata.csv").read_text(encoding="utf-8").splitlines()[1:]
+    return [line.split("|")[1] for line in lines if line.strip()]
+
+
+def write_text_rows(out: Path) -> Path:
+    """OUT/text.jsonl: pretraining documents (``{"text": ...}``) of the spoken corpus sentences."""
+    sents = corpus_sentences(out)
+    docs = [" ".join(sents[i:i + SENTENCES_PER_DOC]) for i in range(0, len(sents), SENTENCES_PER_DOC)]
+    return write_atomic(out / "text.jsonl", "".join(json.dumps({"text": d}) + "\n" for d in docs))
+
+
+def final_checkpoint(save_folder: Path) -> Path | None:
+    """The complete checkpoint with the most optimizer updates (the trainer renames finished ones into place)."""
+    best, best_step = None, -1
+    for d in save_folder.glob("checkpoint-epoch-*"):
+        try:
+            step = json.loads((d / "trainer_state.json").read_text())["global_step"]
+        except (OSError, ValueError, KeyError):
+            continue
+        if (d / "config.json").is_file() and step > best_step:
+            best, best_step = d, step
+    return best
+
+
+def train_config(s: Settings) -> dict:
+    """The training config the quickstart writes to OUT/train.yaml."""
+    cfg = {"TTS_dataset": str(s.out / "dataset"), "text_QA_dataset": str(s.out / "text.jsonl"),
+           **TRAIN_SETTINGS, "max_length": s.max_length, "model_name": s.model_size, "epochs": s.epochs,
+           "batch_size": s.batch_size, "save_folder": str(s.out / "train"), "save_epochs": s.epochs}
+    if s.max_steps is not None:
+        cfg["max_steps"] = s.max_steps
+    return cfg
+
+
+def train_yaml(s: Settings) -> str:
+    import yaml
+
+    head = ("# written by `llada-tts quickstart`: a fresh tiny model, offline byte-level tokenizer,\n"
+            "# mixed training (a quarter of the samples are text rows from text.jsonl)\n")
+    return head + yaml.safe_dump(train_config(s), sort_keys=False)
+
+
+def train_command(config: Path) -> list[str]:
+    """The trainer CLI: the repo's recipes/tts_train.py, or the same entry point from an installed package."""
+    if REPO_RECIPE.is_file():
+        recipe = REPO_RECIPE.relative_to(Path.cwd()) if REPO_RECIPE.is_relative_to(Path.cwd()) else REPO_RECIPE
+        return [sys.executable, str(recipe), "--config", str(config)]
+    return [sys.executable, "-m", "llada_tts.training", "tts", "--config", str(config)]
+
+
+def wav_info(path: Path) -> dict:
+    import soundfile as sf
+
+    info = sf.info(str(path))
+    return {"seconds": info.frames / info.samplerate, "sample_rate": info.samplerate, "channels": info.channels,
+            "samples": info.frames}
+
+
+def say_text(s: Settings) -> str:
+    if s.text:
+        return s.text
+    held = heldout_sentences(s.out)  # never spoken in the corpus; ~45 characters is about the 3 s of the rows
+    return min(held, key=lambda x: (abs(len(x) - SAY_CHARS), x)) if held else "The quick brown fox jumps over the lazy dog."
+
+
+# --- the stages -----------------------------------------------------------------------------------
+
+@dataclass
+class Stage:
+    name: str
+    title: str
+    outputs: list[Path]
+    key: dict
+    commands: list[list[str]] = field(default_factory=list)
+
+
+def stages(s: Settings) -> list[Stage]:
+    out = s.out
+    corpus_key = {"sentences": s.sentences, "holdout": s.holdout, "voices": list(s.voices), "seed": s.seed}
+    codec_key = {"codec": s.codec}
+    data_key = {**corpus_key, **codec_key, "max_duration": s.max_duration, "max_length": s.max_length}
+    train_key = {**data_key, "train": train_config(s)}
+    say_key = {**train_key, "text": s.text, "steps": s.say_steps, "temperature": s.say_temperature}
+    return [
+        Stage("corpus", "speak a small corpus with eSpeak NG", [out / "corpus" / "corpus_info.json"], corpus_key),
+        Stage("codec", ("create an UNTRAINED tiny SNAC-layout codec and the offline tokenizer" if s.untrained_codec
+                        else "save the offline tokenizer (codec given: " + s.codec + ")"),
+              [out / "tokenizer" / "tokenizer.json"] + ([s.codec_dir / "model.safetensors"] if s.untrained_codec else []),
+              codec_key),
+        Stage("dataset", "tokenise the corpus into Orpheus rows, write text rows",
+              [out / "dataset" / "build_info.json", out / "text.jsonl"], data_key),
+        Stage("train", f"train a {s.model_size} LLaDA-TTS on mixed text + TTS rows", [out / "train.yaml"], train_key),
+        Stage("say", "synthesise a sentence with llada-tts say", [out / "sample.wav"], say_key),
+    ]
+
+
+def commands(stage: Stage, s: Settings, redo: bool, resume: bool = False, attempt: int = 0) -> list[list[str]]:
+    """The command lines of ``stage``; ``redo`` replaces earlier (stale) output, ``resume`` continues
+    an interrupted training run."""
+    out, py = s.out, sys.executable
+    if stage.name == "corpus":
+        cmd = [py, "-m", "audio_tokenizer", "corpus", str(out / "corpus"), "--n", str(s.sentences),
+               "--holdout", str(s.holdout), "--voices", ",".join(s.voices), "--seed", str(s.seed)]
+        return [cmd + (["--force"] if redo and (out / "corpus").exists() else [])]
+    if stage.name == "codec":
+        tokenizer = [py, "-m", "llada_tts", "tokenizer", str(out / "tokenizer"), "--from", "offline", "--overwrite"]
+        if not s.untrained_codec:
+            return [tokenizer]
+        return [[py, "-m", "audio_tokenizer", "random-codec", str(s.codec_dir), "--size", "tiny",
+                 "--seed", str(s.seed), "--overwrite"], tokenizer]
+    if stage.name == "dataset":
+        cmd = [py, "-m", "audio_tokenizer", "build", "--input", str(out / "corpus"), "--output", str(out / "dataset"),
+               "--tokenizer", str(out / "tokenizer"), "--codec", s.codec_spec,
+               "--max-duration", f"{s.max_duration:g}", "--max-length", str(s.max_length)]
+        return [cmd + (["--overwrite"] if redo and (out / "dataset").exists() else [])]
+    if stage.name == "train":
+        return [train_command(out / "train.yaml") + (["--resume"] if resume else [])]
+    if stage.name == "say":
+        ckpt = final_checkpoint(out / "train")
+        text = say_text(s)
+        return [[py, "-m", "llada_tts", "say", *([] if text.startswith("-") else [text]), "--model", str(ckpt),
+                 "--codec", s.codec_spec, "--voice", s.voices[0], "-o", str(out / "sample.wav"),
+                 "--seed", str(s.seed + attempt), "--steps", str(s.say_steps),
+                 "--temperature", f"{s.say_temperature:g}", *(["--", text] if text.startswith("-") else [])]]
+    raise ValueError(stage.name)
+
+
+def can_resume(stage: Stage, s: Settings) -> bool:
+    """True when an interrupted training run of the same config can be continued (its inputs unchanged)."""
+    config = s.out / "train.yaml"
+    return (stage.name == "train" and config.is_file() and config.read_text(encoding="utf-8") == train_yaml(s)
+            and final_checkpoint(s.out / "train") is not None)
+
+
+def before(stage: Stage, s: Settings, resume: bool) -> None:
+    """Preparation that is not a command: clear a stale training run, write the training config."""
+    if stage.name == "train" and not resume:
+        shutil.rmtree(s.out / "train", ignore_errors=True)  # stale checkpoints would be picked as "final"
+        write_atomic(s.out / "train.yaml", train_yaml(s))
+
+
+def after(stage: Stage, s: Settings) -> None:
+    """Outputs the stage must have made (StageError otherwise) and files derived from them."""
+    if stage.name == "dataset":
+        write_text_rows(s.out)
+    if stage.name == "train" and final_checkpoint(s.out / "train") is None:
+        raise StageError(f"training finished without a checkpoint in {s.out / 'train'}")
+    missing = [str(p) for p in stage.outputs if not p.exists()]
+    if missing:
+        raise StageError(f"expected output missing: {', '.join(missing)}")
+
+
+def summary(stage: Stage, s: Settings) -> list[str]:
+    """What the stage produced and where (read back from the files)."""
+    out = s.out
+    if stage.name == "corpus":
+        c = corpus_counts(out)
+        return [f"{out / 'corpus'}: {c['wavs']} wavs, {c['seconds']:.1f} s of 24 kHz speech, voices "
+                f"{', '.join(c['voices'])} ({human_size(tree_size(out / 'corpus'))})",
+                f"{out / 'corpus' / 'metadata.csv'} (file|text|voice), {len(heldout_sentences(out))} held-out "
+                f"sentence(s) in {out / 'corpus' / 'heldout.txt'}"]
+    if stage.name == "codec":
+        lines = [f"{out / 'tokenizer'}: offline byte-level tokenizer with the Llama-3/Orpheus special ids"]
+        if s.untrained_codec:
+            lines.insert(0, f"{s.codec_dir}: UNTRAINED random tiny SNAC 24 kHz codec, exact token layout "
+                            f"({human_size(tree_size(s.codec_dir))}); it decodes to noise, not speech")
+        else:
+            lines.insert(0, f"{s.codec}: the given codec, used as is")
+        return lines
+    if stage.name == "dataset":
+        info = json.loads((out / "dataset" / "build_info.json").read_text())
+        n = info["counts"]
+        reasons = ", ".join(f"{k}: {v}" for k, v in n["skipped_by_reason"].items())
+        docs = sum(1 for line in (out / "text.jsonl").read_text().splitlines() if line.strip())
+        return [f"{out / 'dataset'}: {n['rows']} TTS rows from {n['utterances']} utterances, {n['skipped']} skipped"
+                + (f" ({reasons}; see {out / 'dataset' / 'skipped.csv'})" if reasons else "")
+                + f", {info['durations']['total_audio_seconds']:.1f} s of audio, longest row "
+                f"{info['row_lengths']['max']} tokens ({human_size(tree_size(out / 'dataset'))})",
+                f"{out / 'text.jsonl'}: {docs} text documents for the mixed path"]
+    if stage.name == "train":
+        ckpt = final_checkpoint(out / "train")
+        state = json.loads((ckpt / "trainer_state.json").read_text())
+        loss = ""
+        metrics = out / "train" / "metrics.jsonl"
+        if metrics.is_file():
+            rows = [json.loads(x) for x in metrics.read_text().splitlines() if x.strip()]
+            if rows and "loss" in rows[-1]:
+                loss = f", last logged loss {rows[-1]['loss']:.3f}"
+        meta = " + llada_tts.json" if (ckpt / "llada_tts.json").is_file() else ""
+        epochs = state["epoch"] + state["step_in_epoch"] / max(1, state["steps_per_epoch"])
+        return [f"{ckpt}: checkpoint after {state['global_step']} updates ({epochs:.2g} epochs){loss} "
+                f"({human_size(tree_size(ckpt))}; config.json + model.safetensors + tokenizer{meta})",
+                f"{out / 'train.yaml'} (training config), {metrics} (metrics)"]
+    if stage.name == "say":
+        w = wav_info(out / "sample.wav")
+        return [f"{out / 'sample.wav'}: {w['seconds']:.2f} s, {w['sample_rate']} Hz, "
+                f"{'mono' if w['channels'] == 1 else str(w['channels']) + ' channels'} "
+                f"(\"{say_text(s)}\")"]
+    return []
+
+
+# --- running --------------------------------------------------------------------------------------
+
+def run_logged(cmd: list[str], log: Path, echo) -> int:
+    """Run ``cmd``, copying its output (progress bars included) to ``echo`` (a text stream, e.g.
+    ``sys.stderr``; None: log only) and to ``log``; returns its exit status."""
+    import codecs
+
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    raw = getattr(echo, "buffer", None)  # a text stream's bytes, when it has them
+    text = codecs.getincrementaldecoder("utf-8")(errors="replace") if echo is not None and raw is None else None
+    with open(log, "ab") as f:
+        f.write(f"$ {shlex.join(cmd)}\n".encode())
+        f.flush()
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+        try:
+            while chunk := os.read(proc.stdout.fileno(), 4096):
+                f.write(chunk)
+                if raw is not None:
+                    raw.write(chunk)
+                    raw.flush()
+                elif text is not None:
+                    echo.write(text.decode(chunk))
+                    echo.flush()
+            return proc.wait()
+        except KeyboardInterrupt:  # the child got the same Ctrl-C: let it finish cleanly (the trainer saves)
+            proc.wait()
+            raise
+        finally:
+            proc.stdout.close()
+
+
+def is_done(stage: Stage, s: Settings) -> bool:
+    stamp = s.out / STAMP_DIR / f"{stage.name}.json"
+    if not stamp.is_file() or not all(p.exists() for p in stage.outputs):
+        return False
+    try:
+        return json.loads(stamp.read_text())["key"] == json.loads(json.dumps(stage.key))
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+def run_quickstart(s: Settings, printer=print, echo=None) -> dict:
+    """Run (or skip) every stage; returns {stage: {"seconds", "skipped", "commands", "summary"}}.
+
+    ``printer`` gets the headers, commands and summaries; ``echo`` (a text stream, e.g.
+    ``sys.stderr``) gets the commands' own output. Raises StageError when a stage fails.
+    """
+    check_out_dir(s.out)
+    (s.out / STAMP_DIR).mkdir(parents=True, exist_ok=True)
+    (s.out / "logs").mkdir(exist_ok=True)
+    all_stages = stages(s)
+    report, rerun = {}, s.force
+    for i, stage in enumerate(all_stages, start=1):
+        head = f"[{i}/{len(all_stages)}] {stage.name}: {stage.title}"
+        if not rerun and is_done(stage, s):
+            saved = json.loads((s.out / STAMP_DIR / f"{stage.name}.json").read_text())
+            printer(f"{head}\n  up to date (made in {saved['seconds']:.1f} s; --force redoes it)")
+            lines = summary(stage, s)
+            for line in lines:
+                printer(f"  -> {line}")
+            report[stage.name] = {"seconds": 0.0, "skipped": True, "commands": saved["commands"], "summary": lines}
+            continue
+        resume = not rerun and can_resume(stage, s)  # nothing upstream changed: continue, don't restart
+        rerun = True  # everything after a stage that ran is redone
+        (s.out / STAMP_DIR / f"{stage.name}.json").unlink(missing_ok=True)
+        printer(head)
+        log = s.out / "logs" / f"{stage.name}.log"
+        log.unlink(missing_ok=True)
+        start = time.perf_counter()
+        before(stage, s, resume)
+        if resume:
+            printer(f"  continuing the interrupted run in {s.out / 'train'}")
+        shown = []
+        for attempt in range(SAY_ATTEMPTS if stage.name == "say" else 1):
+            rc = 0
+            for cmd in commands(stage, s, redo=True, resume=resume, attempt=attempt):
+                printer(f"  $ {shell(cmd)}")
+                shown.append(shell(cmd))
+                rc = run_logged(cmd, log, echo)
+                if rc != 0:
+                    break
+            if rc == 0:
+                break
+            if stage.name == "say" and attempt + 1 < SAY_ATTEMPTS and rc == SAY_NO_AUDIO_EXIT:
+                printer(f"  the barely trained model ended the speech at once with seed {s.seed + attempt}; "
+                        "trying the next seed")
+                continue
+            raise StageError(f"stage {i}/{len(all_stages)} '{stage.name}' failed (exit {rc}); see {log}")
+        try:
+            after(stage, s)
+        except (StageError, OSError, ValueError) as e:
+            raise StageError(f"stage {i}/{len(all_stages)} '{stage.name}' failed: {e}; see {log}") from e
+        seconds = time.perf_counter() - start
+        lines = summary(stage, s)
+        for line in lines:
+            printer(f"  -> {line}")
+        printer(f"  done in {seconds:.1f} s (log: {log})")
+        write_atomic(s.out / STAMP_DIR / f"{stage.name}.json",
+                     json.dumps({"key": stage.key, "seconds": round(seconds, 2), "commands": shown}, indent=1))
+        report[stage.name] = {"seconds": seconds, "skipped": False, "commands": shown, "summary": lines}
+    return report
+
+
+def closing_text(s: Settings, report: dict) -> str:
+    """The final table, the honest quality statement and the commands for real weights."""
+    rows = []
+    for name, r in report.items():
+        took = "skipped" if r["skipped"] else f"{r['seconds']:6.1f} s"
+        rows.append(f"  {name:8s} {took:>9s}  {r['summary'][0].split(':')[0]}")
+    total = sum(r["seconds"] for r in report.values())
+    ckpt = final_checkpoint(s.out / "train")
+    codec_note = (f"The codec in {s.codec_dir} is UNTRAINED (random weights) and the model is a {s.model_size} "
+                  "network trained for a few steps, so sample.wav is noise, not speech."
+                  if s.untrained_codec else
+                  f"The codec {s.codec} was given, but the model is a {s.model_size} network trained for a few "
+                  "steps on a tiny corpus, so sample.wav is not intelligible speech.")
+    return "\n".join([
+        "", "quickstart finished:", *rows, f"  {'total':8s} {total:7.1f} s", "",
+        f"Every stage above is a product command; rerun any of them from {s.out / 'logs'} or "
+        f"{s.out / STAMP_DIR}.", "",
+        "AUDIO QUALITY NEEDS REAL WEIGHTS. " + codec_note,
+        f"This run only shows that the pipeline works end to end offline (`say` ran with --temperature "
+        f"{s.say_temperature:g} only because a barely trained model otherwise ends the speech at once; trained "
+        "checkpoints use the default). For real speech:",
+        f"  # 1. tokenise real speech with the trained SNAC codec and a Llama-3 tokenizer (hub ids or local folders)",
+        f"  python -m audio_tokenizer build --input MY_CORPUS --output data/my_tok \\",
+        f"      --tokenizer meta-llama/Llama-3.2-1B-Instruct --codec {REAL_CODEC}",
+        "  # 2. train from a Llama-3.2-1B base on one GPU (edit TTS_dataset / text_QA_dataset in the config)",
+        "  python recipes/tts_train.py --config recipes/configs/llama3_1b_single_gpu.yaml --TTS_dataset data/my_tok",
+        "  # 3. speak with your trained checkpoint and the real codec",
+        f"  llada-tts say \"Hello there.\" --model checkpoints/llada-tts-1b/checkpoint-epoch-10 "
+        f"--codec {REAL_CODEC} -o hello.wav",
+        f"  (offline: download {REAL_CODEC} once elsewhere and pass its local folder to --codec;"
+        f" this run's checkpoint is {ckpt})",
+    ])
