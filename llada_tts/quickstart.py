@@ -9,7 +9,7 @@ saved to ``OUT/logs/<stage>.log``)::
     3 dataset  python -m audio_tokenizer build --input OUT/corpus --output OUT/dataset ...  (+ OUT/text.jsonl)
     4 train    python recipes/tts_train.py --config OUT/train.yaml          (mixed text + TTS rows)
     5 say      llada-tts say "..." --model OUT/train/checkpoint-epoch-N --codec OUT/codec -o OUT/sample.wav
-               (--temperature 1.5, and the next seed if the barely trained model ends the speech at once)
+               (--min-length 0.8: a barely trained model would otherwise end the speech at once)
 
 A stage that finished is recorded in ``OUT/.quickstart/<stage>.json`` with the settings it ran
 with; a rerun skips it while its settings and outputs are unchanged (``force`` redoes all), and
@@ -31,8 +31,6 @@ from pathlib import Path
 DEFAULT_VOICES = ("en-us", "en-gb", "en-us+f3", "en-gb+m3", "en-us+f2")  # = audio_tokenizer.corpus.DEFAULT_VOICES
 REAL_CODEC = "hubertsiuzdak/snac_24khz"
 STAMP_DIR = ".quickstart"
-SAY_ATTEMPTS = 3  # `say` seeds tried when the barely trained model ends the speech at once
-SAY_NO_AUDIO_EXIT = 1  # llada-tts say: a runtime failure such as "no valid audio frames" (bad input is 2)
 SAY_CHARS = 45  # `say` speaks the held-out sentence closest to this length
 SENTENCES_PER_DOC = 4  # corpus sentences per {"text": ...} line of text.jsonl
 REPO_RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "tts_train.py"
@@ -62,7 +60,7 @@ class Settings:
     max_length: int = 384  # tokens per training row (build skips longer rows)
     text: str | None = None  # what `say` speaks (default: the held-out sentence nearest SAY_CHARS long)
     say_steps: int = 32  # denoising steps for `say`
-    say_temperature: float = 1.5  # a barely trained model prefers ending at once; hotter sampling avoids that
+    say_min_length: float = 0.8  # a barely trained model prefers ending at once: forbid it before 80% of the estimate
     force: bool = False
 
     @property
@@ -227,7 +225,7 @@ def stages(s: Settings) -> list[Stage]:
     codec_key = {"codec": s.codec}
     data_key = {**corpus_key, **codec_key, "max_duration": s.max_duration, "max_length": s.max_length}
     train_key = {**data_key, "train": train_config(s)}
-    say_key = {**train_key, "text": s.text, "steps": s.say_steps, "temperature": s.say_temperature}
+    say_key = {**train_key, "text": s.text, "steps": s.say_steps, "min_length": s.say_min_length}
     return [
         Stage("corpus", "speak a small corpus with eSpeak NG", [out / "corpus" / "corpus_info.json"], corpus_key),
         Stage("codec", ("create an UNTRAINED tiny SNAC-layout codec and the offline tokenizer" if s.untrained_codec
@@ -241,7 +239,7 @@ def stages(s: Settings) -> list[Stage]:
     ]
 
 
-def commands(stage: Stage, s: Settings, redo: bool, resume: bool = False, attempt: int = 0) -> list[list[str]]:
+def commands(stage: Stage, s: Settings, redo: bool, resume: bool = False) -> list[list[str]]:
     """The command lines of ``stage``; ``redo`` replaces earlier (stale) output, ``resume`` continues
     an interrupted training run."""
     out, py = s.out, sys.executable
@@ -267,8 +265,8 @@ def commands(stage: Stage, s: Settings, redo: bool, resume: bool = False, attemp
         text = say_text(s)
         return [[py, "-m", "llada_tts", "say", *([] if text.startswith("-") else [text]), "--model", str(ckpt),
                  "--codec", s.codec_spec, "--voice", s.voices[0], "-o", str(out / "sample.wav"),
-                 "--seed", str(s.seed + attempt), "--steps", str(s.say_steps),
-                 "--temperature", f"{s.say_temperature:g}", *(["--", text] if text.startswith("-") else [])]]
+                 "--seed", str(s.seed), "--steps", str(s.say_steps),
+                 "--min-length", f"{s.say_min_length:g}", *(["--", text] if text.startswith("-") else [])]]
     raise ValueError(stage.name)
 
 
@@ -419,21 +417,12 @@ def run_quickstart(s: Settings, printer=print, echo=None) -> dict:
         if resume:
             printer(f"  continuing the interrupted run in {s.out / 'train'}")
         shown = []
-        for attempt in range(SAY_ATTEMPTS if stage.name == "say" else 1):
-            rc = 0
-            for cmd in commands(stage, s, redo=True, resume=resume, attempt=attempt):
-                printer(f"  $ {shell(cmd)}")
-                shown.append(shell(cmd))
-                rc = run_logged(cmd, log, echo)
-                if rc != 0:
-                    break
-            if rc == 0:
-                break
-            if stage.name == "say" and attempt + 1 < SAY_ATTEMPTS and rc == SAY_NO_AUDIO_EXIT:
-                printer(f"  the barely trained model ended the speech at once with seed {s.seed + attempt}; "
-                        "trying the next seed")
-                continue
-            raise StageError(f"stage {i}/{len(all_stages)} '{stage.name}' failed (exit {rc}); see {log}")
+        for cmd in commands(stage, s, redo=True, resume=resume):
+            printer(f"  $ {shell(cmd)}")
+            shown.append(shell(cmd))
+            rc = run_logged(cmd, log, echo)
+            if rc != 0:
+                raise StageError(f"stage {i}/{len(all_stages)} '{stage.name}' failed (exit {rc}); see {log}")
         try:
             after(stage, s)
         except (StageError, OSError, ValueError) as e:
@@ -467,9 +456,9 @@ def closing_text(s: Settings, report: dict) -> str:
         f"Every stage above is a product command; rerun any of them from {s.out / 'logs'} or "
         f"{s.out / STAMP_DIR}.", "",
         "AUDIO QUALITY NEEDS REAL WEIGHTS. " + codec_note,
-        f"This run only shows that the pipeline works end to end offline (`say` ran with --temperature "
-        f"{s.say_temperature:g} only because a barely trained model otherwise ends the speech at once; trained "
-        "checkpoints use the default). For real speech:",
+        f"This run only shows that the pipeline works end to end offline (`say` ran with --min-length "
+        f"{s.say_min_length:g} only because a barely trained model otherwise ends the speech at once; trained "
+        "checkpoints need no such guard). For real speech:",
         f"  # 1. tokenise real speech with the trained SNAC codec and a Llama-3 tokenizer (hub ids or local folders)",
         f"  python -m audio_tokenizer build --input MY_CORPUS --output data/my_tok \\",
         f"      --tokenizer meta-llama/Llama-3.2-1B-Instruct --codec {REAL_CODEC}",

@@ -148,6 +148,7 @@ def test_bad_input_gives_one_line_and_exit_2(capsys, tmp_path, model_args, tiny_
         (["Hi.", "-o", wav, "--steps", "x", *model_args], "argument --steps: expected an integer"),
         (["Hi.", "-o", wav, "--threshold", "0", *model_args], r"argument --threshold: must be in \(0, 1\]"),
         (["Hi.", "-o", wav, "--threshold", "1.5", *model_args], r"argument --threshold: must be in \(0, 1\]"),
+        (["Hi.", "-o", wav, "--min-length", "1.5", *model_args], r"argument --min-length: must be in \[0, 1\]"),
         (["Hi.", "-o", wav, "--method", "magic", *model_args], "argument --method: invalid choice: 'magic'"),
         (["Hi.", "-o", wav, "--block-length", "30", *model_args], "must be a multiple of 7"),
         (["Hi.", "-o", wav, "--speed", "0", *model_args], "argument --speed: must be a finite number > 0"),

@@ -169,6 +169,24 @@ def test_a_chunk_without_valid_frames_is_an_error_naming_it(silent_model_dir, ti
         silent.synthesize("Hello.", seed=0, **FAST)
 
 
+@pytest.mark.parametrize("min_length", [1.0, 0.5])
+def test_min_length_keeps_a_model_that_stops_at_once_talking(silent_model_dir, tiny_codec_dir, min_length):
+    from llada_tts.synthesis.plan import plan_chunks
+
+    silent = LladaTTS.from_pretrained(str(silent_model_dir), codec=str(tiny_codec_dir))
+    (plan,) = plan_chunks("Hello.", duration=None, chars_per_second=silent.chars_per_second,
+                          max_chunk_chars=180, max_duration=None)
+    res = silent.synthesize("Hello.", seed=0, min_length=min_length, **FAST)
+    # ends are forbidden before floor(min_length * estimate) frames; the model ends at the first allowed one
+    assert res.frames == math.floor(min_length * plan.frames) >= 1
+    assert res.waveform.shape[0] == res.frames * 2048
+
+
+def test_min_length_out_of_range_is_refused(tts):
+    with pytest.raises(SynthesisError, match=r"min_length must be in \[0, 1\]"):
+        tts.synthesize("Hello.", seed=0, min_length=1.5, **FAST)
+
+
 # --- loading errors ----------------------------------------------------------------------------------
 
 def test_loading_errors(tmp_path, tiny_model_dir, tiny_codec_dir, text_only_model_dir):

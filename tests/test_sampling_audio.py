@@ -166,3 +166,19 @@ def test_stop_at_end_fills_the_rest(model):
     gen = res.generated[0]
     assert int((gen == L.END_OF_SPEECH_ID).nonzero()[0]) == 7
     assert (gen[14:] == L.PAD_ID).all() and res.nfe == 7  # only the first block was decoded
+
+
+def test_min_frames_moves_the_first_allowed_end():
+    audio = torch.full((1, 35), L.MASK_ID)
+    assert end_allowed(audio, min_frames=2)[0].nonzero().flatten().tolist() == [14, 21, 28]
+    assert end_allowed(audio, min_frames=0)[0].nonzero().flatten().tolist() == [0, 7, 14, 21, 28]
+    for offset in range(35):  # the per-position reference table agrees
+        ids = allowed_ids(offset, after_end=False, min_frames=2)
+        assert bool(ids[L.END_OF_SPEECH_ID]) == (offset in (14, 21, 28))
+
+
+def test_min_frames_is_validated():
+    with pytest.raises(ValueError, match="needs audio=True"):
+        SamplerConfig(gen_length=28, block_length=28, steps=4, min_frames=1).validate()
+    with pytest.raises(ValueError, match="longer than the canvas"):
+        SamplerConfig(gen_length=28, block_length=28, steps=4, audio=True, min_frames=5).validate()

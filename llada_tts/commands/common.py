@@ -41,6 +41,7 @@ positive_int = _number(int, "an integer", lambda v: v >= 1, ">= 1")
 non_negative_int = _number(int, "an integer", lambda v: v >= 0, ">= 0")
 positive_float = _number(float, "a number", lambda v: 0 < v < _finite, "a finite number > 0")
 non_negative_float = _number(float, "a number", lambda v: 0 <= v < _finite, "a finite number >= 0")
+fraction = _number(float, "a number in [0, 1]", lambda v: 0.0 <= v <= 1.0, "in [0, 1]")  # e.g. --min-length
 unit_interval = _number(float, "a number in (0, 1]", lambda v: 0.0 < v <= 1.0, "in (0, 1]")  # e.g. --threshold
 
 
@@ -87,6 +88,9 @@ def add_sampler_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"sampling temperature (default {DEFAULT_TEMPERATURE}; 0 = greedy)")
     g.add_argument("--remasking", choices=REMASKING, default=None,
                    help="which predictions to commit first (default low_confidence)")
+    g.add_argument("--min-length", type=fraction, default=None, metavar="FRACTION",
+                   help="no end of speech before this fraction of each chunk's estimated length, in [0, 1] "
+                        "(default 0); guards against a model that stops at once")
     g.add_argument("--cache", choices=CACHES, default="none",
                    help="block KV cache (Fast-dLLM): none (exact), prefix or dual (faster, approximate)")
 
@@ -95,7 +99,7 @@ def sampler_options(args: argparse.Namespace) -> dict:
     """The sampler keyword arguments of ``LladaTTS.synthesize`` from parsed sampler options."""
     opts = {"method": args.method, "steps": args.steps, "block_length": args.block_length,
             "threshold": args.threshold, "cfg_scale": args.cfg, "temperature": args.temperature,
-            "remasking": args.remasking}
+            "remasking": args.remasking, "min_length": getattr(args, "min_length", None)}
     cache = getattr(args, "cache", "none") or "none"
     if cache != "none":
         opts.update(use_cache=True, cache_mode=cache)

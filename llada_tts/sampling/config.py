@@ -34,6 +34,8 @@ class SamplerConfig:
         "dual" also the masked blocks after the current one; refreshed at every block start and
         every ``refresh_every`` steps (None: block starts only). An approximation, not exact.
     audio: constrain the generated region to valid SNAC frames (see ``constraints``).
+    min_frames: with ``audio``, no stream-end id before this many whole frames (0 = none): keeps a
+        model that prefers to stop at once from returning (almost) no audio.
     forbid_mask: never emit ``mask_id`` (the official LLaDA loop does not forbid it: off in
         ``generate``). stop_ids: what ends a row for origin / ``stop_at_end``.
     stop_at_end: semi_autoregressive_padding stops early once every row holds a stop id before the
@@ -54,6 +56,7 @@ class SamplerConfig:
     cache_mode: str = "dual"
     refresh_every: int | None = None
     audio: bool = False
+    min_frames: int = 0
     mask_id: int = L.MASK_ID
     forbid_mask: bool = True
     stop_ids: tuple[int, ...] = L.STREAM_END_IDS
@@ -112,6 +115,11 @@ class SamplerConfig:
             raise ValueError(f"unknown cache_mode {self.cache_mode!r}; choose one of {CACHE_MODES}")
         if self.refresh_every is not None and self.refresh_every < 1:
             raise ValueError(f"refresh_every must be >= 1 or None, got {self.refresh_every}")
+        if self.min_frames < 0 or (self.min_frames and not self.audio):
+            raise ValueError(f"min_frames must be >= 0 and needs audio=True, got {self.min_frames}")
+        if self.min_frames * L.SLOTS_PER_FRAME > self.gen_length:
+            raise ValueError(f"min_frames ({self.min_frames}) is longer than the canvas "
+                             f"({self.gen_length // L.SLOTS_PER_FRAME} frames): lower it or raise gen_length")
         if self.audio:
             f = L.SLOTS_PER_FRAME
             if self.block % f or self.gen_length % f:

@@ -47,18 +47,21 @@ def committed_end_before(audio: torch.Tensor, mask_id: int = L.MASK_ID) -> torch
     return seen > 0
 
 
-def end_allowed(audio: torch.Tensor, mask_id: int = L.MASK_ID) -> torch.Tensor:
-    """[B, n] bool: may each audio position take a stream-end id now (slot 0, or after an end)?"""
-    slot0 = slots_of(range(audio.shape[1])).to(audio.device) == 0  # [n]
-    return committed_end_before(audio, mask_id) | slot0.unsqueeze(0)
+def end_allowed(audio: torch.Tensor, mask_id: int = L.MASK_ID, min_frames: int = 0) -> torch.Tensor:
+    """[B, n] bool: may each audio position take a stream-end id now (slot 0 of frame >= min_frames,
+    or after an end)?"""
+    offsets = torch.arange(audio.shape[1], device=audio.device)  # [n]
+    frame_start = (offsets % L.SLOTS_PER_FRAME == 0) & (offsets >= min_frames * L.SLOTS_PER_FRAME)
+    return committed_end_before(audio, mask_id) | frame_start.unsqueeze(0)
 
 
-def allowed_ids(offset: int, after_end: bool, vocab_size: int = L.VOCAB_SIZE) -> torch.Tensor:
-    """[vocab_size] bool: the ids audio offset ``offset`` may take (``after_end``: an end precedes)."""
+def allowed_ids(offset: int, after_end: bool, vocab_size: int = L.VOCAB_SIZE, min_frames: int = 0) -> torch.Tensor:
+    """[vocab_size] bool: the ids audio offset ``offset`` may take (``after_end``: an end precedes;
+    no end before frame ``min_frames``)."""
     allowed = torch.zeros(vocab_size, dtype=torch.bool)
     lo, hi = L.slot_band(offset % L.SLOTS_PER_FRAME)
     allowed[lo:hi] = True
-    if after_end or offset % L.SLOTS_PER_FRAME == 0:
+    if after_end or (offset % L.SLOTS_PER_FRAME == 0 and offset >= min_frames * L.SLOTS_PER_FRAME):
         allowed[list(AUDIO_END_IDS)] = True
     return allowed
 

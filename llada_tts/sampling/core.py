@@ -86,7 +86,7 @@ def _step_logits(runner, canvas: _Canvas, lo: int, end: int, phase: str) -> torc
         cond, uncond = logits.chunk(2, dim=0)
         logits = uncond + (cfg.cfg_scale + 1) * (cond - uncond)
     if cfg.audio:
-        may_end = end_allowed(canvas.x[:, canvas.P:end], cfg.mask_id)[:, lo - canvas.P:]  # [B, n]
+        may_end = end_allowed(canvas.x[:, canvas.P:end], cfg.mask_id, cfg.min_frames)[:, lo - canvas.P:]  # [B, n]
         logits = forbid_ends(logits, may_end)
     elif cfg.forbid_mask and cfg.mask_id < logits.shape[-1]:
         logits = logits.clone()

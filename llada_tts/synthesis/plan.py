@@ -14,7 +14,7 @@ from llada_tts.synthesis.text import normalize_text, split_text
 TOKENS_PER_STEP = 2  # default steps = canvas tokens / 2
 CANVAS_MARGIN = 1.2  # canvas = estimated speech length x margin (the model ends the speech early)
 SAMPLER_KEYS = ("method", "steps", "block_length", "threshold", "cfg_scale", "temperature", "remasking",
-                "use_cache", "cache_mode", "refresh_every", "threshold_floor")
+                "use_cache", "cache_mode", "refresh_every", "threshold_floor", "min_length")
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,9 @@ def check_sampler_options(options: dict) -> dict:
         raise SynthesisError(f"threshold must be in (0, 1], got {th!r}")
     if o.get("temperature", 0.0) < 0:
         raise SynthesisError(f"temperature must be >= 0, got {o['temperature']!r}")
+    if not 0.0 <= o.get("min_length", 0.0) <= 1.0:
+        raise SynthesisError(f"min_length must be in [0, 1] (a fraction of each chunk's estimated length), "
+                             f"got {o['min_length']!r}")
     if o.get("cfg_scale", 0.0) < 0:
         raise SynthesisError(f"cfg scale must be >= 0 (0 = no guidance), got {o['cfg_scale']!r}")
     if th is not None and o.get("remasking", "low_confidence") != "low_confidence":
@@ -71,7 +74,6 @@ def plan_chunks(text: str, *, duration: float | None, chars_per_second: float, m
         frames = [canvas_frames(p, None, chars_per_second, CANVAS_MARGIN) for p in pieces]
     else:  # the requested length, shared out by characters
         total = canvas_frames(norm, duration)
-        n_chars = sum(len(p) for p in pieces)
         frames = share_out(total, [len(p) for p in pieces])
     seconds = sum(frames) / L.FRAMES_PER_SECOND
     if max_duration is not None and seconds > max_duration:
@@ -96,6 +98,7 @@ def sampler_config(frames: int, options: dict, seed: int | None = None) -> Sampl
     """SamplerConfig for a canvas of at least ``frames`` frames: rounded up to whole blocks, steps
     rounded up to a multiple of the block count (default: one step per 2 canvas tokens)."""
     o = dict(options)
+    min_frames = math.floor(o.pop("min_length", 0.0) * frames)  # no end of speech before this
     method = o.pop("method", "semi_autoregressive_padding")
     block = o.pop("block_length", None) or DEFAULT_BLOCK_LENGTH
     steps = o.pop("steps", None)
@@ -113,4 +116,4 @@ def sampler_config(frames: int, options: dict, seed: int | None = None) -> Sampl
     kwargs = {k: v for k, v in o.items() if k in known}
     kwargs.setdefault("temperature", DEFAULT_TEMPERATURE)
     return SamplerConfig(method=method, steps=int(steps), gen_length=gen_length, block_length=block, audio=True,
-                         seed=seed, **kwargs).validate()
+                         min_frames=min_frames, seed=seed, **kwargs).validate()
