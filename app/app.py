@@ -14,6 +14,8 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
+from audio_tokenizer.errors import first_line
+
 if TYPE_CHECKING:  # pragma: no cover
     import gradio as gr
     import numpy as np
@@ -31,13 +33,9 @@ EXAMPLES = (
 # ----------------------------------------------------------------------------- options
 
 def port_number(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
-    if not 1 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"must be in 1..65535, got {value}")
-    return value
+    from llada_tts.commands.common import ranged_number
+
+    return ranged_number(int, "a port number", lambda v: 1 <= v <= 65535, "in 1..65535")(text)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -160,15 +158,10 @@ def synthesize_for_ui(tts, text: str, voice: str | None = None, *, seed=-1, dura
         raise gr.Error(str(e), title="Check the settings", print_exception=False) from None
     except Exception as e:  # noqa: BLE001  the server logs the traceback, the user gets one line
         log.exception("synthesis failed")
-        raise gr.Error(f"Synthesis failed ({type(e).__name__}: {_line(e)}); see the server log.",
+        raise gr.Error(f"Synthesis failed ({type(e).__name__}: {first_line(e)}); see the server log.",
                        print_exception=False) from None
     wave, sr = res
     return (int(sr), to_int16(wave)), format_status(res)
-
-
-def _line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
 
 
 # ----------------------------------------------------------------------------- UI
@@ -258,10 +251,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         tts = load_tts(args)
     except (CliError, ValueError) as e:  # SynthesisError: "model: ..." / "codec: ..." in one line
-        print(f"error: {_line(e)}", file=sys.stderr)
+        print(f"error: {first_line(e)}", file=sys.stderr)
         return 2
     except (ImportError, OSError, RuntimeError) as e:
-        print(f"error: could not load {model_name(args)!r}: {type(e).__name__}: {_line(e)}", file=sys.stderr)
+        print(f"error: could not load {model_name(args)!r}: {type(e).__name__}: {first_line(e)}", file=sys.stderr)
         return 1
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: binding {args.host}: anyone who can reach this address can use the demo "
@@ -271,7 +264,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         demo.launch(**launch_kwargs(args))
     except OSError as e:
-        print(f"error: could not start the server on {args.host}:{args.port}: {_line(e)}", file=sys.stderr)
+        print(f"error: could not start the server on {args.host}:{args.port}: {first_line(e)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         demo.close()

@@ -10,7 +10,6 @@ import inspect
 import json
 import math
 import os
-import re
 import secrets
 import shutil
 import tempfile
@@ -27,6 +26,7 @@ from snac.layers import NoiseBlock
 
 from audio_tokenizer import audio_io, layout
 from audio_tokenizer.errors import first_line
+from audio_tokenizer.hub import looks_like_hub_id
 
 DEFAULT_CODEC = "hubertsiuzdak/snac_24khz"
 CONFIG_NAME, SAFETENSORS_NAME, BIN_NAME = "config.json", "model.safetensors", "pytorch_model.bin"
@@ -37,7 +37,6 @@ SNAC_24KHZ_CONFIG = {  # hubertsiuzdak/snac_24khz
     "vq_strides": [4, 2, 1], "noise": True, "depthwise": True,
 }
 TINY_CONFIG = {**SNAC_24KHZ_CONFIG, "encoder_dim": 8, "decoder_dim": 32}  # same token layout, ~0.3 M params
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
 def check_config(config: dict, source: str = "codec config") -> dict:
@@ -291,7 +290,7 @@ def _resolve_files(name: str, revision, cache_dir, local_files_only) -> tuple[st
         raise FileNotFoundError(f"codec folder {local} has neither {SAFETENSORS_NAME} nor {BIN_NAME}")
     if local.exists():
         raise FileNotFoundError(f"codec path {local} is a file; pass the folder holding {CONFIG_NAME}")
-    if not _HUB_ID.match(name) or name.count("/") > 1:
+    if not looks_like_hub_id(name):
         raise FileNotFoundError(f"codec folder {name} does not exist")
     from huggingface_hub import hf_hub_download
 

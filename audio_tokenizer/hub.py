@@ -1,7 +1,18 @@
 """Hugging Face ``datasets`` inputs: one split of a hub dataset or a ``save_to_disk`` folder."""
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 from audio_tokenizer.errors import first_line
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")  # "name" or "org/name"
+
+
+def looks_like_hub_id(name: str) -> bool:
+    """True for a hub id ("org/name"); False for anything path-shaped or existing on disk."""
+    return not (Path(name).expanduser().exists() or name.startswith(("/", ".", "~")) or "\\" in name
+                or not HUB_ID.match(name))
 
 
 def select_split(ds, split: str, source: str):

@@ -59,6 +59,7 @@ from llada_tts.evaluation.learning import (
     slot_modes,
     stream_metrics,
 )
+from llada_tts.fileio import write_atomic
 from llada_tts.model import config_for_size, count_parameters, create_model
 from llada_tts.sampling import SamplerConfig, sample
 from llada_tts.training.optim import build_optimizer, build_scheduler
@@ -403,8 +404,7 @@ def main(argv: list[str] | None = None) -> int:
     la = result["load_average"]
     print(f"\nload average (1/5/15 min) at start {la['start']}, at end {la['end']}, on {la['cpus']} CPUs")
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        write_atomic(args.out, json.dumps(result, indent=2) + "\n")
         print(f"wrote {args.out}")
     return 0
 

@@ -15,8 +15,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import logging
-import os
-import tempfile
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +22,8 @@ from pathlib import Path
 import yaml
 
 from audio_tokenizer import layout as L
+
+from llada_tts.fileio import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -308,21 +308,6 @@ def to_yaml(cfg: TrainConfig, comments: bool = True, header: str = "") -> str:
             lines.append(f"# {f.metadata['help']}")
         lines.append(f"{f.name}: {_yaml_value(getattr(cfg, f.name))}")
     return "\n".join(lines).lstrip("\n") + "\n"
-
-
-def write_atomic(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` via a temp file and rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
 
 
 def save_config(cfg: TrainConfig, path: str | Path) -> Path:

@@ -28,6 +28,8 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from llada_tts.fileio import write_atomic
+
 DEFAULT_VOICES = ("en-us", "en-gb", "en-us+f3", "en-gb+m3", "en-us+f2")  # = audio_tokenizer.corpus.DEFAULT_VOICES
 REAL_CODEC = "hubertsiuzdak/snac_24khz"
 STAMP_DIR = ".quickstart"
@@ -114,13 +116,6 @@ def shell(cmd: list[str]) -> str:
     return shlex.join(shown)
 
 
-def write_atomic(path: Path, text: str) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
-
-
 def check_out_dir(out: Path) -> None:
     """Refuse an existing folder with other content: the quickstart only writes into its own folder."""
     if out.exists() and not out.is_dir():
@@ -143,8 +138,9 @@ def heldout_sentences(out: Path) -> list[str]:
 
 
 def corpus_sentences(out: Path) -> list[str]:
-    lines = (out / "corpus" / "metadata.csv").read_text(encoding="utf-8").splitlines()[1:]
-    return [line.split("|")[1] for line in lines if line.strip()]
+    from audio_tokenizer.corpus import read_metadata
+
+    return [u.text for u in read_metadata(out / "corpus")]
 
 
 def write_text_rows(out: Path) -> Path:

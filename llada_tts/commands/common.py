@@ -23,7 +23,7 @@ class CliError(Exception):
 
 # --- argument types -----------------------------------------------------------------------------
 
-def _number(cast, kind: str, ok, rule: str):
+def ranged_number(cast, kind: str, ok, rule: str):
     """An argparse type: ``cast(text)`` that must satisfy ``ok(value)`` (``rule`` names the range)."""
     def parse(text: str):
         try:
@@ -37,12 +37,12 @@ def _number(cast, kind: str, ok, rule: str):
 
 
 _finite = float("inf")
-positive_int = _number(int, "an integer", lambda v: v >= 1, ">= 1")
-non_negative_int = _number(int, "an integer", lambda v: v >= 0, ">= 0")
-positive_float = _number(float, "a number", lambda v: 0 < v < _finite, "a finite number > 0")
-non_negative_float = _number(float, "a number", lambda v: 0 <= v < _finite, "a finite number >= 0")
-fraction = _number(float, "a number in [0, 1]", lambda v: 0.0 <= v <= 1.0, "in [0, 1]")  # e.g. --min-length
-unit_interval = _number(float, "a number in (0, 1]", lambda v: 0.0 < v <= 1.0, "in (0, 1]")  # e.g. --threshold
+positive_int = ranged_number(int, "an integer", lambda v: v >= 1, ">= 1")
+non_negative_int = ranged_number(int, "an integer", lambda v: v >= 0, ">= 0")
+positive_float = ranged_number(float, "a number", lambda v: 0 < v < _finite, "a finite number > 0")
+non_negative_float = ranged_number(float, "a number", lambda v: 0 <= v < _finite, "a finite number >= 0")
+fraction = ranged_number(float, "a number in [0, 1]", lambda v: 0.0 <= v <= 1.0, "in [0, 1]")  # e.g. --min-length
+unit_interval = ranged_number(float, "a number in (0, 1]", lambda v: 0.0 < v <= 1.0, "in (0, 1]")  # e.g. --threshold
 
 
 def frame_multiple(text: str) -> int:
@@ -186,20 +186,3 @@ def check_output_path(path: str | os.PathLike, overwrite: bool = True) -> Path:
     return out
 
 
-def write_wav(path: str | os.PathLike, wave, sample_rate: int) -> Path:
-    """Mono PCM_16 WAV, written atomically (temp file in the same folder, then os.replace)."""
-    import numpy as np
-    import soundfile as sf
-
-    out = Path(path).expanduser()
-    data = np.clip(np.asarray(wave, dtype=np.float32), -1.0, 1.0)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp.wav", dir=out.parent if str(out.parent) else ".")
-    os.close(fd)
-    try:
-        sf.write(tmp, data, sample_rate, subtype="PCM_16", format="WAV")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return out

@@ -15,7 +15,6 @@ from llada_tts.commands.common import (
     positive_float,
     positive_int,
     sampler_options,
-    write_wav,
 )
 from llada_tts.synthesis.defaults import DEFAULT_BATCH_SIZE, DEFAULT_MAX_CHUNK_CHARS
 
@@ -101,7 +100,9 @@ def run(args: argparse.Namespace) -> int:
     if args.stream:
         return _run_stream(tts, text, out, kwargs, args.quiet)
     result = tts.synthesize(text, **kwargs)
-    write_wav(out, result.waveform, result.sample_rate)
+    from audio_tokenizer.audio_io import save_wav
+
+    save_wav(out, result.waveform, result.sample_rate)
     if not args.quiet:
         total = sum(c.frames + c.bad_frames for c in result.chunks)
         print(f"wrote {out}: {result.duration:.2f} s of audio ({result.sample_rate} Hz mono, {len(result.chunks)} "

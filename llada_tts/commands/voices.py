@@ -5,6 +5,7 @@ import argparse
 import json
 
 from audio_tokenizer.errors import first_line
+from audio_tokenizer.hub import looks_like_hub_id
 from llada_tts.commands.common import CliError, model_name
 
 HELP = "list the voices of a checkpoint"
@@ -29,7 +30,7 @@ def _meta_dir(name: str):
         if not (path / "config.json").is_file():
             raise CliError(f"{path} is not a checkpoint (no config.json)")
         return path
-    if path.exists() or name.startswith((".", "/", "~")) or name.count("/") != 1:
+    if not looks_like_hub_id(name):
         raise CliError(f"no checkpoint folder at {path}")
     from huggingface_hub import hf_hub_download
 

@@ -179,13 +179,16 @@ def greedy_decode(model, prompt_ids: Sequence[int] | torch.Tensor, max_new_token
     cache = DynamicCache()
     out: list[int] = []
     stop = set(int(s) for s in stop_ids)
+    head = model.get_output_embeddings()
+    if audio:  # per slot: candidate ids and their head rows, gathered once (not per token)
+        cands = [audio_candidates(s).to(device) for s in range(L.SLOTS_PER_FRAME)]
+        rows = [(head.weight[c], None if head.bias is None else head.bias[c]) for c in cands]
     step_in = ids
     for j in range(max_new_tokens):
         hidden = model.model(input_ids=step_in, past_key_values=cache, use_cache=True).last_hidden_state[0, -1]  # [H]
-        head = model.get_output_embeddings()
         if audio:
-            cand = audio_candidates(j).to(device)
-            token = int(cand[F.linear(hidden, head.weight[cand], None if head.bias is None else head.bias[cand]).argmax()])
+            slot = j % L.SLOTS_PER_FRAME
+            token = int(cands[slot][F.linear(hidden, *rows[slot]).argmax()])
         else:
             token = int(head(hidden).argmax())
         out.append(token)

@@ -13,9 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
-import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +31,7 @@ from llada_tts.evaluation.metrics import (
     mean,
     word_errors,
 )
+from llada_tts.fileio import write_atomic
 from llada_tts.sampling.constraints import DEFAULT_CHARS_PER_SECOND
 
 ROW_FIELDS = ("index", "id", "text", "voice", "ok", "error", "frames", "duration", "expected_duration",
@@ -223,16 +222,6 @@ def evaluate(tts, items: list[EvalItem], *, asr=None, seed: int = 0, voice: str 
 
 
 # --- output ----------------------------------------------------------------------------------------
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
-    try:
-        tmp.write_text(text, encoding="utf-8", newline="")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def _json_safe(x):
     if isinstance(x, float) and (x != x or x in (float("inf"), float("-inf"))):
         return None
@@ -258,8 +247,8 @@ def write_report(report: dict, out_dir) -> tuple[Path, Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     json_path, csv_path = out / "report.json", out / "report.csv"
-    _atomic_write(json_path, json.dumps(_json_safe(report), indent=2, ensure_ascii=False) + "\n")
-    _atomic_write(csv_path, rows_to_csv(report["rows"]))
+    write_atomic(json_path, json.dumps(_json_safe(report), indent=2, ensure_ascii=False) + "\n")
+    write_atomic(csv_path, rows_to_csv(report["rows"]), newline="")
     return json_path, csv_path
 
 

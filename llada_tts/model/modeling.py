@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import logging
 import os
-import re
 import shutil
 import tempfile
 import uuid
@@ -23,11 +22,9 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from audio_tokenizer import layout as L
+from audio_tokenizer.hub import looks_like_hub_id
 
 logger = logging.getLogger(__name__)
-
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
-
 
 def _make_bidirectional(config: LlamaConfig, source: str = "") -> LlamaConfig:
     """Set ``is_causal=False`` (warning when a causal checkpoint is repurposed) and the mask id."""
@@ -56,12 +53,6 @@ def create_model(config: LlamaConfig, seed: int = 0, dtype: torch.dtype | None =
 
 # --- resolving and loading ------------------------------------------------------------------------
 
-def _looks_local(name: str) -> bool:
-    """True for anything that is not shaped like a hub id ("org/name")."""
-    return (Path(name).expanduser().exists() or name.startswith(("/", ".", "~"))
-            or "\\" in name or not _HUB_ID.match(name))
-
-
 def _check_local_dir(name: str) -> str:
     """The directory as a string, or FileNotFoundError naming what is missing."""
     path = Path(name).expanduser()
@@ -78,7 +69,7 @@ def _check_local_dir(name: str) -> str:
 def _load_config(name_or_dir: str | os.PathLike) -> tuple[str, LlamaConfig]:
     """(source, config) for a local directory or hub id; clear errors for missing or non-Llama ones."""
     name = str(name_or_dir)
-    local = _looks_local(name)
+    local = not looks_like_hub_id(name)
     source = _check_local_dir(name) if local else name
     try:
         raw, _ = LlamaConfig.get_config_dict(source, trust_remote_code=False)

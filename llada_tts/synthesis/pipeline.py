@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from audio_tokenizer import layout as L
 from audio_tokenizer.errors import first_line
+from audio_tokenizer.hub import looks_like_hub_id
 from llada_tts.checkpoint_meta import CheckpointMeta, read_meta
 from llada_tts.prompts import tts_prompt
 from llada_tts.sampling import sample
@@ -129,7 +130,7 @@ class LladaTTS:
 
         name = str(model)
         path = Path(name).expanduser()
-        local = path.exists() or name.startswith((".", "/", "~")) or name.count("/") != 1
+        local = not looks_like_hub_id(name)
         if local:
             if not path.is_dir():
                 raise SynthesisError(f"model: no checkpoint folder at {path}")
