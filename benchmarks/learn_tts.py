@@ -369,8 +369,8 @@ def run(args) -> dict:
     lengths = [len(r["input_ids"]) for r in train_rows]
     print(f"{len(train_rows)} training rows (mean {statistics.mean(lengths):.0f} tokens), {len(heldout)} held out; "
           f"size {args.size}, {args.threads} thread(s), budget {args.budget_seconds:.0f} s per model", flush=True)
-    baseline = slot_mode_baseline([audio_of(r) for r in train_rows], [audio_of(r) for r in heldout])
     modes = slot_modes([audio_of(r) for r in train_rows])
+    baseline = slot_mode_baseline(modes, [audio_of(r) for r in heldout])
     result = {"config": {k: v for k, v in vars(args).items()}, "data": {
         "train_rows": len(train_rows), "heldout_rows": len(heldout), "mean_row_tokens": statistics.mean(lengths),
         "heldout_true_frames": [len(audio_of(r)) // L.SLOTS_PER_FRAME for r in heldout],

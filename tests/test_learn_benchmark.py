@@ -248,10 +248,10 @@ def test_slot_modes_and_baseline_by_hand():
     modes = slot_modes(train)
     assert modes == frame([1, 2, 3, 4, 5, 6, 7])
     held = [frame([1, 2, 0, 0, 5, 6, 7])]  # 5 of 7 positions equal the mode
-    assert slot_mode_baseline(train, held) == 5 / 7
+    assert slot_mode_baseline(slot_modes(train), held) == 5 / 7
     assert slot_modes([]) == [-1] * 7
     with pytest.raises(ValueError):
-        slot_mode_baseline(train, [])
+        slot_mode_baseline(slot_modes(train), [])
 
 
 # --- the script ---------------------------------------------------------------------------------

@@ -250,10 +250,10 @@ def off_mode(targets: torch.Tensor, offsets: torch.Tensor, modes: Sequence[int])
     return audio & (targets != modes_t[offsets.long() % L.SLOTS_PER_FRAME])
 
 
-def slot_mode_baseline(train_audio: Sequence[Sequence[int]], heldout_audio: Sequence[Sequence[int]]) -> float:
+def slot_mode_baseline(mode: Sequence[int], heldout_audio: Sequence[Sequence[int]]) -> float:
     """Accuracy on ``heldout_audio`` of predicting, at every position, its slot's most frequent
-    training id (slot = position % 7): what a model that ignores the text and the context scores."""
-    mode = slot_modes(train_audio)
+    training id ``mode[slot]`` (slot = position % 7; see :func:`slot_modes`): what a model that
+    ignores the text and the context scores."""
     hits = total = 0
     for row in heldout_audio:
         for j, token in enumerate(row):

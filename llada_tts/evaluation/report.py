@@ -25,6 +25,7 @@ from audio_tokenizer.audio_io import save_wav
 from audio_tokenizer.corpus import read_metadata
 from audio_tokenizer.errors import first_line
 from llada_tts.evaluation.metrics import (
+    aggregate,
     corpus_wer,
     duration_ratio,
     expected_duration,
@@ -173,7 +174,7 @@ def summarize(rows: list[dict]) -> dict:
     out = {"lines": len(rows), "ok": len(ok), "failed": len(rows) - len(ok),
            "failed_ids": [r["id"] for r in rows if not r["ok"]],
            "total_audio_seconds": audio, "total_wall_time": wall, "rtf": wall / audio if audio else None}
-    out.update({f"mean_{k}": mean(r[k] for r in ok) for k in SUMMARY_MEANS})
+    out.update(aggregate(ok, SUMMARY_MEANS))
     out["mean_valid_fraction"] = mean(r["valid_fraction"] for r in rows)
     out["wer"] = corpus_wer((r["word_errors"], r["ref_words"]) for r in scored) if scored else None
     out["mean_wer"] = mean(r["wer"] for r in scored) if scored else None
