@@ -1,4 +1,4 @@
-"""Command line: ``python -m audio_tokenizer {corpus,build,random-codec} ...`` (see ``--help`` of each)."""
+"""Command line: ``python -m audio_tokenizer {corpus,build,random-codec,eval-codec} ...`` (see ``--help`` of each)."""
 from __future__ import annotations
 
 import argparse
@@ -10,6 +10,7 @@ EXAMPLES = """examples:
   python -m audio_tokenizer build --input data/espeak --output data/espeak_tok \\
       --tokenizer canopylabs/orpheus-3b-0.1-ft --codec hubertsiuzdak/snac_24khz
   python -m audio_tokenizer random-codec untrained_snac --size tiny     # offline plumbing only
+  python -m audio_tokenizer eval-codec --codec demo --input data/heldout --limit 100 --out reports/codec
   python -m audio_tokenizer build --input my_hf_dataset_dir --text-column sentence --audio-column audio \\
       --voice tara --output data/tara_tok --tokenizer ./tokenizer --codec ./snac_24khz
 """
@@ -33,6 +34,10 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--voices", default=None,
                    help="comma-separated eSpeak voices (default en-us,en-gb,en-us+f3,en-gb+m3,en-us+f2)")
     c.add_argument("--rates", default=None, help="comma-separated words per minute (default 150,175,200)")
+    c.add_argument("--text", choices=("builtin", "open", "open-heldout"), default="builtin",
+                   help="sentence source: builtin (~150-word generator), open (open-vocabulary word lists; "
+                        "held-out sentences hold words never spoken in training) or open-heldout (speak "
+                        "held-out open sentences, to evaluate on unseen words); default builtin")
     c.add_argument("--force", action="store_true", help="replace OUT if it is not empty")
 
     r = sub.add_parser("random-codec", help="write an UNTRAINED random SNAC with the 24 kHz token layout",
@@ -44,6 +49,23 @@ def _parser() -> argparse.ArgumentParser:
                    help="tiny (fast, ~0.3 M params) or full (the snac_24khz architecture); default tiny")
     r.add_argument("--seed", type=int, default=0, help="initialisation seed (default 0)")
     r.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+
+    e = sub.add_parser("eval-codec", help="round-trip quality of a codec on held-out audio (a table + report.json)",
+                       description="Encode and decode every utterance of a corpus folder (metadata.csv + wavs/) "
+                                   "and report per utterance and averaged: log-mel distance, STOI, Whisper WER "
+                                   "of the round trip next to the originals' WER, codes used per level, and "
+                                   "encode / decode real-time factor. Prints a Markdown table and writes "
+                                   "OUT/report.json (rewritten after every utterance).")
+    e.add_argument("--codec", required=True, help="codec: local folder, hub id, or demo")
+    e.add_argument("--input", required=True, help="held-out corpus folder (metadata.csv + wavs/) or its metadata.csv")
+    e.add_argument("--limit", type=int, default=None, help="evaluate the first N utterances (default: all)")
+    e.add_argument("--out", default="eval_codec_report", help="report folder (default eval_codec_report)")
+    e.add_argument("--asr", default="auto",
+                   help="judge for WER: auto (default: whisper if installed, else pocketsphinx, else none), "
+                        "whisper, faster-whisper:DIR_OR_HUB_ID, pocketsphinx, none")
+    e.add_argument("--seed", type=int, default=0, help="utterance i decodes with seed SEED + i (default 0)")
+    e.add_argument("--device", default="cpu", help="device for the codec (cpu, cuda, cuda:1)")
+    e.add_argument("--quiet", "-q", action="store_true", help="no progress bar, summary table only")
 
     b = sub.add_parser("build", help="tokenise a metadata.csv folder or a Hugging Face dataset",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -89,7 +111,7 @@ def _corpus(args) -> int:
             raise ValueError(f"--rates takes comma-separated whole words per minute (e.g. 150,175,200), "
                              f"got {args.rates!r}") from None
     out = corpus.make_corpus(args.out, args.n, seed=args.seed, holdout=args.holdout, overwrite=args.force,
-                             **kwargs)
+                             text=args.text, **kwargs)
     print(f"wrote {args.n} utterances to {out} (metadata.csv, wavs/)"
           + (f", {args.holdout} held-out sentences to {out / 'heldout.txt'}" if args.holdout else ""))
     return 0
@@ -127,13 +149,37 @@ def _random_codec(args) -> int:
     return 0
 
 
+def _eval_codec(args) -> int:
+    from audio_tokenizer import eval_codec as ec
+    from audio_tokenizer.judge import get_asr
+
+    utts = ec.load_corpus(args.input, limit=args.limit)  # every input check before loading anything slow
+    asr = get_asr(args.asr)
+    out = ec.prepare_out_dir(args.out)
+    codec = ec.load_codec(args.codec, device=args.device)
+    config = {"codec": args.codec, "input": str(args.input), "limit": args.limit, "device": args.device}
+    report = ec.evaluate_codec(codec, utts, asr=asr, seed=args.seed, progress=not args.quiet, config=config,
+                               on_row=lambda partial: ec.write_report(partial, out))
+    path = ec.write_report(report, out)
+    print(ec.format_table(report, rows=not args.quiet))
+    print(f"wrote {path}")
+    s = report["summary"]
+    if s["failed"]:
+        print(f"{s['failed']} of {s['utterances']} utterances failed: {', '.join(s['failed_ids'][:10])}"
+              f"{' ...' if s['failed'] > 10 else ''} (see the error field of {path})", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from audio_tokenizer.corpus import InputError
 
     args = _parser().parse_args(argv)
-    # bad input: one line, exit 2 (corpus: any ValueError is a bad argument, e.g. an unknown voice)
+    # bad input: one line, exit 2 (corpus: any ValueError is a bad argument, e.g. an unknown voice;
+    # eval-codec: EvalCodecError and the judge's ASRError, both ValueErrors)
     expected = InputError if args.command == "build" else ValueError
-    run = {"corpus": _corpus, "build": _build, "random-codec": _random_codec}[args.command]
+    run = {"corpus": _corpus, "build": _build, "random-codec": _random_codec,
+           "eval-codec": _eval_codec}[args.command]
     try:
         return run(args)
     except expected as e:

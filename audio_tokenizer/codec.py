@@ -24,11 +24,14 @@ from safetensors.torch import load_file, save_file
 from snac import SNAC
 from snac.layers import NoiseBlock
 
-from audio_tokenizer import audio_io, layout
+from audio_tokenizer import audio_io, frame_codec, layout
 from audio_tokenizer.errors import first_line
+from audio_tokenizer.frame_codec import FrameCodec
 from audio_tokenizer.hub import looks_like_hub_id
 
 DEFAULT_CODEC = "hubertsiuzdak/snac_24khz"
+DEMO_NAME = "demo"  # the codec shipped in the package (a local folder of this name wins)
+DEMO_DIR = Path(__file__).resolve().parent / "assets" / "demo_codec"
 CONFIG_NAME, SAFETENSORS_NAME, BIN_NAME = "config.json", "model.safetensors", "pytorch_model.bin"
 MAX_CHANNELS = 16  # a 2-D input with more "channels" than this is rejected as ambiguous
 SNAC_24KHZ_CONFIG = {  # hubertsiuzdak/snac_24khz
@@ -39,25 +42,42 @@ SNAC_24KHZ_CONFIG = {  # hubertsiuzdak/snac_24khz
 TINY_CONFIG = {**SNAC_24KHZ_CONFIG, "encoder_dim": 8, "decoder_dim": 32}  # same token layout, ~0.3 M params
 
 
+def _model_class(config: dict):
+    return FrameCodec if config.get("architecture") == frame_codec.ARCHITECTURE else SNAC
+
+
+def build_model(config: dict) -> torch.nn.Module:
+    """A fresh (random) model of a checked config: ``snac.SNAC``, or :class:`FrameCodec` when
+    ``config["architecture"] == "frame"`` (the demo codec's frame-rate architecture)."""
+    cfg = check_config(config)
+    return _model_class(cfg)(**cfg)
+
+
 def check_config(config: dict, source: str = "codec config") -> dict:
-    """The full SNAC kwargs (defaults filled in); ValueError unless they give the 24 kHz token layout."""
-    defaults = {k: p.default for k, p in inspect.signature(SNAC.__init__).parameters.items() if k != "self"}
+    """The full model kwargs (defaults filled in); ValueError unless they give the 24 kHz token layout."""
+    cls = _model_class(config)
+    defaults = {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items() if k != "self"}
     unknown = sorted(set(config) - set(defaults))
     if unknown:
-        raise ValueError(f"{source}: unknown SNAC config keys {unknown}")
+        raise ValueError(f"{source}: unknown {cls.__name__} config keys {unknown}")
     cfg = {**defaults, **config}
-    window = cfg["attn_window_size"] or 1
-    found = {
-        "sampling_rate": cfg["sampling_rate"],
-        "hop (product of encoder_rates)": math.prod(cfg["encoder_rates"]),
-        "upsampling (product of decoder_rates)": math.prod(cfg["decoder_rates"]),
-        "vq_strides": list(cfg["vq_strides"]),
-        "codebook_size": cfg["codebook_size"],
-        "encode padding multiple": math.prod(cfg["encoder_rates"]) * math.lcm(cfg["vq_strides"][0], window),
-    }
+    cfg["vq_strides"] = list(cfg["vq_strides"])
     want = {"sampling_rate": layout.SAMPLE_RATE, "hop (product of encoder_rates)": 512,
             "upsampling (product of decoder_rates)": 512, "vq_strides": [4, 2, 1],
             "codebook_size": layout.CODEBOOK_SIZE, "encode padding multiple": layout.SAMPLES_PER_FRAME}
+    if cls is FrameCodec:  # its hop (2 x 256) and iSTFT upsampling are fixed by construction
+        want = {k: want[k] for k in ("sampling_rate", "vq_strides", "codebook_size")}
+        found = {k: cfg[k] for k in want}
+    else:
+        window = cfg["attn_window_size"] or 1
+        found = {
+            "sampling_rate": cfg["sampling_rate"],
+            "hop (product of encoder_rates)": math.prod(cfg["encoder_rates"]),
+            "upsampling (product of decoder_rates)": math.prod(cfg["decoder_rates"]),
+            "vq_strides": list(cfg["vq_strides"]),
+            "codebook_size": cfg["codebook_size"],
+            "encode padding multiple": math.prod(cfg["encoder_rates"]) * math.lcm(cfg["vq_strides"][0], window),
+        }
     bad = [f"{k} is {found[k]}, expected {want[k]}" for k in want if found[k] != want[k]]
     if bad:
         raise ValueError(f"{source}: not the SNAC 24 kHz token layout ({'; '.join(bad)}); "
@@ -99,7 +119,7 @@ class EncodedAudio:
 class SnacCodec:
     """A SNAC 24 kHz model with Orpheus-token encode/decode. Build with :meth:`from_pretrained`."""
 
-    def __init__(self, model: SNAC, config: dict, device: str | torch.device = "cpu"):
+    def __init__(self, model: torch.nn.Module, config: dict, device: str | torch.device = "cpu"):
         self.config = check_config(config)
         if model.sampling_rate != self.config["sampling_rate"] or list(model.vq_strides) != self.config["vq_strides"]:
             raise ValueError("model and config disagree on sampling_rate / vq_strides")
@@ -113,7 +133,8 @@ class SnacCodec:
     def from_pretrained(cls, name_or_dir: str | os.PathLike = DEFAULT_CODEC, device: str | torch.device = "cpu",
                         revision: str | None = None, cache_dir: str | None = None,
                         local_files_only: bool = False) -> SnacCodec:
-        """Load from a local folder (config.json + model.safetensors or pytorch_model.bin) or a hub id."""
+        """Load from a local folder (config.json + model.safetensors or pytorch_model.bin), a hub id, or
+        ``"demo"``: the codec shipped inside this package (unless a local folder ``demo`` exists)."""
         config_path, weights_path = _resolve_files(str(name_or_dir), revision, cache_dir, local_files_only)
         try:
             config = json.loads(Path(config_path).read_text(encoding="utf-8"))
@@ -122,8 +143,8 @@ class SnacCodec:
         if not isinstance(config, dict):
             raise ValueError(f"{config_path}: codec config must be a JSON object")
         config = check_config(config, source=str(config_path))
-        model = SNAC(**config)
-        state = _load_state_dict(Path(weights_path))
+        model = build_model(config)
+        state = {k: v.float() for k, v in _load_state_dict(Path(weights_path)).items()}  # fp16 files too
         try:
             model.load_state_dict(state, strict=True)
         except RuntimeError as e:  # missing / unexpected keys or shape mismatches
@@ -279,8 +300,12 @@ def create_random_codec(out_dir: str | os.PathLike, size: str = "tiny", seed: in
 
 
 def _resolve_files(name: str, revision, cache_dir, local_files_only) -> tuple[str, str]:
-    """(config path, weights path) from a local folder or a hub id."""
+    """(config path, weights path) from a local folder, the shipped demo codec, or a hub id."""
     local = Path(name).expanduser()
+    if name == DEMO_NAME and not local.is_dir():
+        if not (DEMO_DIR / CONFIG_NAME).is_file():
+            raise FileNotFoundError(f"the demo codec is missing from this installation ({DEMO_DIR})")
+        local = DEMO_DIR
     if local.is_dir():
         if not (local / CONFIG_NAME).is_file():
             raise FileNotFoundError(f"codec folder {local} has no {CONFIG_NAME}")
@@ -321,7 +346,7 @@ def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def _write_checkpoint(folder: Path, config: dict, model: SNAC) -> None:
+def _write_checkpoint(folder: Path, config: dict, model: torch.nn.Module) -> None:
     (folder / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(folder / SAFETENSORS_NAME), metadata={"format": "pt"})

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from audio_tokenizer import audio_io, espeak
+from audio_tokenizer import audio_io, espeak, open_text
 from audio_tokenizer.numbers import number_to_words, year_to_words
 
 DEFAULT_VOICES = ("en-us", "en-gb", "en-us+f3", "en-gb+m3", "en-us+f2")
@@ -108,13 +108,36 @@ def make_sentences(n: int, seed: int = 0) -> list[str]:
     raise ValueError(f"could not make {n} distinct sentences; ask for fewer")
 
 
+TEXT_SOURCES = ("builtin", "open", "open-heldout")
+
+
+def corpus_sentences(n: int, holdout: int, seed: int, text: str) -> tuple[list[str], list[str]]:
+    """(spoken, held-out) sentences of a text source:
+
+    - ``builtin``: the ~150-word generator above; held-out sentences are distinct but share words;
+    - ``open``: open-vocabulary sentences (:mod:`audio_tokenizer.open_text`) of train words only;
+      the held-out ones each contain a word no ``open`` corpus ever speaks;
+    - ``open-heldout``: speaks held-out ``open`` sentences (audio for evaluating on unseen words).
+    """
+    if text == "builtin":
+        texts = make_sentences(n + holdout, seed)
+        return texts[:n], texts[n:]
+    if text == "open":
+        return open_text.make_open_sentences(n, seed, "train"), open_text.make_open_sentences(holdout, seed, "heldout")
+    if text == "open-heldout":
+        texts = open_text.make_open_sentences(n + holdout, seed, "heldout")
+        return texts[:n], texts[n:]
+    raise ValueError(f"text must be one of {TEXT_SOURCES}, got {text!r}")
+
+
 def make_corpus(out_dir, n_sentences: int, voices=DEFAULT_VOICES, rates=DEFAULT_RATES, seed: int = 0,
                 sample_rate: int = 24000, holdout: int = 0, overwrite: bool = False,
-                progress: bool = True) -> Path:
+                progress: bool = True, text: str = "builtin") -> Path:
     """Speak ``n_sentences`` generated sentences into ``out_dir`` (see module doc); returns its path.
 
     Utterance i uses ``voices[i % len(voices)]`` and a seeded choice of ``rates``. ``holdout`` extra
-    sentences, distinct from every spoken one, go to ``heldout.txt`` for evaluation.
+    sentences, distinct from every spoken one, go to ``heldout.txt`` for evaluation. ``text`` picks
+    the sentence source (:func:`corpus_sentences`).
     """
     out = Path(out_dir)
     if n_sentences < 1 or holdout < 0:
@@ -123,8 +146,7 @@ def make_corpus(out_dir, n_sentences: int, voices=DEFAULT_VOICES, rates=DEFAULT_
         raise ValueError("need at least one voice and one rate")
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise ValueError(f"{out} is not empty; choose a new directory or pass overwrite=True (--force)")
-    texts = make_sentences(n_sentences + holdout, seed)
-    spoken, held = texts[:n_sentences], texts[n_sentences:]
+    spoken, held = corpus_sentences(n_sentences, holdout, seed, text)
     rng = random.Random(f"{seed}-rates")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
@@ -142,7 +164,7 @@ def make_corpus(out_dir, n_sentences: int, voices=DEFAULT_VOICES, rates=DEFAULT_
         (tmp / "metadata.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
         if holdout:
             (tmp / "heldout.txt").write_text("\n".join(held) + "\n", encoding="utf-8")
-        info = {"n_sentences": n_sentences, "holdout": holdout, "seed": seed, "voices": list(voices),
+        info = {"n_sentences": n_sentences, "holdout": holdout, "seed": seed, "text": text, "voices": list(voices),
                 "rates": list(rates), "sample_rate": sample_rate, "total_seconds": round(seconds, 3)}
         (tmp / "corpus_info.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
         if out.exists():

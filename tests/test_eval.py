@@ -132,16 +132,26 @@ def test_write_report_json_csv_roundtrip(tmp_path):
 # --- ASR -----------------------------------------------------------------------------------------
 def test_parse_asr_spec():
     assert parse_asr_spec("none") == ("none", None)
+    assert parse_asr_spec("auto") == ("auto", None)
+    assert parse_asr_spec("whisper") == ("whisper", None)
     assert parse_asr_spec("PocketSphinx") == ("pocketsphinx", None)
-    assert parse_asr_spec("faster-whisper:/models/base.en") == ("faster-whisper", "/models/base.en")
+    assert parse_asr_spec("faster-whisper:/models/base.en") == ("whisper", "/models/base.en")
     assert get_asr("none") is None
 
 
+def test_llada_tts_evaluation_reexports_the_judge():
+    from audio_tokenizer import judge
+    from llada_tts.evaluation import asr, metrics
+
+    assert normalize_words is judge.normalize_words and metrics.wer is judge.wer
+    assert get_asr is judge.get_asr and asr.PocketSphinxASR is judge.PocketSphinxASR
+
+
 @pytest.mark.parametrize("spec, message", [
-    ("whisper", "choose one of: none, pocketsphinx, faster-whisper:DIR"),
+    ("sphinx", "choose one of: auto, whisper, faster-whisper:MODEL, pocketsphinx, none"),
     ("", "choose one of"),
-    ("faster-whisper", "needs a local model folder"),
-    ("faster-whisper:", "needs a local model folder"),
+    ("faster-whisper", "needs a model"),
+    ("faster-whisper:", "needs a model"),
     ("pocketsphinx:big", "takes no argument"),
 ])
 def test_asr_spec_errors_name_the_choices(spec, message):
@@ -159,6 +169,9 @@ def test_faster_whisper_errors(tmp_path):
         import faster_whisper  # noqa: F401
     except ImportError:
         with pytest.raises(ASRError, match="pip install faster-whisper"):
+            get_asr(f"faster-whisper:{tmp_path}")
+    else:  # an empty model.bin: one ASRError line, not a CTranslate2 traceback
+        with pytest.raises(ASRError, match="cannot load Whisper model"):
             get_asr(f"faster-whisper:{tmp_path}")
 
 
@@ -376,7 +389,7 @@ def test_eval_command_failed_lines_exit_1(tiny_dirs, tmp_path, capsys):
 
 @pytest.mark.parametrize("extra, message", [
     (["--texts", "missing.txt"], "does not exist"),
-    (["--texts", "T", "--asr", "whisper"], "unknown ASR 'whisper'; choose one of: none, pocketsphinx"),
+    (["--texts", "T", "--asr", "sphinx"], "unknown ASR 'sphinx'; choose one of: auto, whisper"),
     (["--texts", "T", "--asr", "faster-whisper:/no/such/dir"], "is not a folder"),
     (["--texts", "T", "--out", "T"], "is a file"),
 ])

