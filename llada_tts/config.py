@@ -7,8 +7,9 @@ Keys are those of the earlier LLaDA-TTS scripts (``TTS_dataset``, ``text_QA_data
 ignored. Keys that only restate the fixed token layout (``pad_token``, ``num_audio_tokens``,
 ``num_special_tokens``, ``mask_token_id``) are checked against it.
 
-``ratio`` is the fraction of training **samples** that are text: 0.5 = half of every batch is text,
-0 = TTS only (the default without ``text_QA_dataset``), 1 = text only.
+``ratio`` is the fraction of training **samples** that are text, held over batches (each batch is
+all text or all TTS): 0.25 = a quarter of the samples, 0 = TTS only (the default without
+``text_QA_dataset``), 1 = text only. With both datasets given it must draw both (0 < ratio < 1).
 """
 from __future__ import annotations
 
@@ -37,6 +38,10 @@ ALIASES = {  # older spelling -> key
     "num_epochs": "epochs",
 }
 SECTIONS = ("pretraining", "sft", "tts")  # legacy files wrap all keys in one of these
+RATIO_MEANING = ("ratio is the fraction of training samples that are text: 0.25 = a quarter of them, each batch "
+                 "all text or all TTS in that proportion. The earlier scripts' alternating schedules counted text "
+                 "batches per TTS batch; for N text batches per TTS batch use ratio = N / (N + 1), so their 1 is "
+                 "0.5 here")
 
 
 def _f(default, help: str, section: str):
@@ -51,11 +56,11 @@ class TrainConfig:
     TTS_dataset: str | None = _f(None, "TTS rows: a datasets.save_to_disk folder (python -m audio_tokenizer) or a hub name", "data")
     text_QA_dataset: str | None = _f(None, "text rows: pretraining JSONL ({text}/{input_ids}) or SFT JSONL (messages/conversations or input_ids+prompt_length); absent = TTS only", "data")
     text_format: str = _f("auto", "how to read text_QA_dataset: auto (look at the first record), text (pretraining, packed) or sft", "data")
-    ratio: float | None = _f(None, "fraction of training SAMPLES that are text (0.5 = half of every batch); default 0.5 with both datasets, 0 TTS-only, 1 text-only", "data")
+    ratio: float | None = _f(None, "fraction of training SAMPLES that are text, held over batches (each batch is all text or all TTS; N text batches per TTS batch = N/(N+1)); with both datasets strictly between 0 and 1, default 0.5", "data")
     voice_type: str = _f("all", "TTS voices to train on: all, or a comma-separated list of names from the dataset's voice column", "data")
     max_length: int = _f(2048, "longest row in tokens; a longer row stops the run before training (or is dropped with drop_long_rows)", "data")
     drop_long_rows: bool = _f(False, "drop rows longer than max_length (with a warning) instead of stopping", "data")
-    random_length_prob: float = _f(0.01, "LLaDA pretraining: chance that a batch of pretraining text is cropped to a random length", "data")
+    random_length_prob: float = _f(0.01, "LLaDA pretraining: chance that a batch's pretraining text rows are cropped to a random length (logged as crops)", "data")
     num_workers: int = _f(0, "DataLoader worker processes", "data")
     # --- model ---
     model_name: str = _f("tiny", "llada-tts checkpoint, plain Llama-3 checkpoint (hub id or folder; vocabulary is extended), or a size (tiny, small, 1b, 3b) for a fresh model", "model")
@@ -78,6 +83,7 @@ class TrainConfig:
     mixed_precision: str = _f("auto", "auto (the accelerate launch setting if any, else bf16 on a bf16 GPU, else fp32), no, bf16, fp16", "training")
     seed: int = _f(42, "seed for initialisation, data order and masks", "training")
     eps: float = _f(1e-3, "LLaDA forward process: p_mask = (1 - eps) * t + eps", "training")
+    prompt_drop_prob: float = _f(0.1, "classifier-free guidance: fraction of TTS rows whose whole text prompt is masked, exactly as the sampler's unconditional pass (cfg_scale) masks it; no loss on it", "training")
     # --- fixed by the token layout (checked) ---
     pad_token: int = _f(L.PAD_ID, "TTS fill token; fixed by the Orpheus layout", "layout")
     num_audio_tokens: int = _f(L.NUM_AUDIO_TOKENS, "audio ids (7 x 4096); fixed by the layout", "layout")
@@ -107,6 +113,11 @@ class TrainConfig:
         need(self.text_format in TEXT_FORMATS, "text_format", f"must be one of {TEXT_FORMATS}")
         need(self.max_length >= 2, "max_length", "must be >= 2")
         need(0.0 <= self.random_length_prob <= 1.0, "random_length_prob", "must be in [0, 1]")
+        need(0.0 <= self.prompt_drop_prob <= 1.0, "prompt_drop_prob", "must be in [0, 1]")
+        need(self.TTS_dataset is None or self.text_QA_dataset is None or self.ratio is None
+             or 0.0 < self.ratio < 1.0, "ratio",
+             f"with both TTS_dataset and text_QA_dataset it must be strictly between 0 and 1, else one of them is "
+             f"never drawn. {RATIO_MEANING}. To train on one dataset, leave the other out")
         need(self.num_workers >= 0, "num_workers", "must be >= 0")
         need(self.epochs >= 1, "epochs", "must be >= 1")
         need(self.max_steps is None or self.max_steps >= 1, "max_steps", "must be >= 1 or null")
@@ -317,7 +328,8 @@ def save_config(cfg: TrainConfig, path: str | Path) -> Path:
 
 SAMPLE_HEADER = """llada-tts training config (python recipes/{script} --config THIS.yaml [--key value ...])
 Any key can be overridden on the command line, e.g. --batch_size 4 --learning_rate 1e-5.
-ratio is the fraction of SAMPLES that are text: 0.5 = half of every batch is text, half TTS."""
+ratio is the fraction of SAMPLES that are text, held over batches: 0.25 = one text batch in four.
+prompt_drop_prob trains the unconditional (prompt-masked) input that the sampler's cfg_scale uses."""
 
 
 def write_sample_config(path: str | Path, values: dict, script: str = "tts_train.py") -> Path:

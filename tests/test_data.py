@@ -13,7 +13,8 @@ import torch
 
 from audio_tokenizer import layout as L
 from llada_tts.data import (
-    MixtureDataset, MixtureSampler, collate, load_pretrain_rows, load_sft_rows, load_text_rows, load_tts_rows,
+    MixtureDataset, MixtureSampler, collate, fill_positions, load_pretrain_rows, load_sft_rows, load_text_rows,
+    load_tts_rows,
 )
 from llada_tts.data.convert import alpaca_to_jsonl, main as convert_main, sharegpt_to_jsonl
 from llada_tts.diffusion import forward_process, masked_diffusion_loss
@@ -31,14 +32,24 @@ ROWS = [
 
 
 def test_collate_exact_batch():
-    out = collate(ROWS)
-    assert out["input_ids"].tolist() == [[1, 2, 3, 4, 5], [7, 8, EOT, EOT, EOT], [9, 10, 11, EOT, EOT]]
-    assert out["attention_mask"].tolist() == [[1] * 5] * 3
-    assert out["prompt_lengths"].tolist() == [2, 0, 1]
-    assert out["maskable"].tolist() == [[False, False, True, True, True], [True] * 5, [False] + [True] * 4]
-    assert out["normalizer"].tolist() == [3.0, 5.0, 4.0] and out["normalizer"].dtype == torch.float32
-    assert out["kind"].tolist() == [2, 0, 1]
+    out = collate(ROWS + [{"input_ids": [6], "prompt_length": 0, "kind": "text"}])
+    # each row is filled up to its own kind's longest row (text 2, sft 3); past that it is padding
+    assert out["input_ids"].tolist() == [[1, 2, 3, 4, 5], [7, 8, EOT, EOT, EOT], [9, 10, 11, EOT, EOT],
+                                         [6, EOT, EOT, EOT, EOT]]
+    assert out["attention_mask"].tolist() == [[1] * 5, [1, 1, 0, 0, 0], [1, 1, 1, 0, 0], [1, 1, 0, 0, 0]]
+    assert out["prompt_lengths"].tolist() == [2, 0, 1, 0] and out["lengths"].tolist() == [5, 2, 3, 1]
+    assert out["maskable"].tolist() == [[False, False, True, True, True], [True, True, False, False, False],
+                                        [False, True, True, False, False], [True, True, False, False, False]]
+    assert out["normalizer"].tolist() == [3.0, 2.0, 2.0, 2.0] and out["normalizer"].dtype == torch.float32
+    assert out["kind"].tolist() == [2, 0, 1, 0]
     assert out["input_ids"].dtype == torch.long and out["maskable"].dtype == torch.bool
+    assert fill_positions(out).nonzero().tolist() == [[3, 1]]  # the trained fill: attended, past the row's ids
+
+
+def test_collate_one_kind_fills_to_the_longest_row():
+    out = collate([ROWS[0], {"input_ids": [1, 2, 3], "prompt_length": 1, "kind": "tts"}])
+    assert out["input_ids"].tolist() == [[1, 2, 3, 4, 5], [1, 2, 3, PAD, PAD]]
+    assert out["attention_mask"].tolist() == [[1] * 5] * 2 and out["normalizer"].tolist() == [3.0, 4.0]
 
 
 def test_collate_pads_tts_with_pad_and_to_multiple():
@@ -73,7 +84,7 @@ def reference_batches(n_tts, n_text, ratio, bs, seed, reps, rank, epochs):
         tts = iter(_perm(seed, 0, epoch, n_tts))
         left, step = n_tts, 0
         while True:
-            k = math.floor((step + 1) * r * bs) - math.floor(step * r * bs)
+            k = bs * (math.ceil((step + 1) * r) - math.ceil(step * r))  # one kind per step
             if left < reps * (bs - k):
                 break
             tts_rows = [[next(tts) for _ in range(bs - k)] for _ in range(reps)]
@@ -123,11 +134,11 @@ def test_ranks_get_distinct_covering_shards(drop_last):
     assert len(shards[0]) == len(shards[1])
     tts = [[i for batch in shard for s, i in batch if s == "tts"] for shard in shards]
     assert all(len(batch) == bs for shard in shards for batch in shard)
-    if drop_last:  # 3 TTS rows per rank per step: 6 steps use 36 rows, one row left out
+    if drop_last:  # 4 TTS rows per rank per TTS step: 4 TTS steps use 32 rows, 5 rows left out
         assert not set(tts[0]) & set(tts[1])
-        assert len(set(tts[0] + tts[1])) == len(tts[0] + tts[1]) == 36
-    else:  # 7 steps use 42 slots: all 37 rows, 5 wrapped around
-        assert set(tts[0] + tts[1]) == set(range(n)) and len(tts[0] + tts[1]) == 42
+        assert len(set(tts[0] + tts[1])) == len(tts[0] + tts[1]) == 32
+    else:  # 5 TTS steps use 40 slots: all 37 rows, 3 wrapped around
+        assert set(tts[0] + tts[1]) == set(range(n)) and len(tts[0] + tts[1]) == 40
 
 
 @pytest.mark.parametrize("ratio", [0.0, 0.1, 0.25, 1 / 3, 0.5, 0.7, 0.95, 1.0])
@@ -137,18 +148,28 @@ def test_ratio_is_the_fraction_of_text_samples(ratio, bs):
     batches = list(s)
     counts = [sum(src == "text" for src, _ in b) for b in batches]
     assert all(len(b) == bs for b in batches)
-    assert set(counts) <= {math.floor(ratio * bs + 1e-9), math.ceil(ratio * bs - 1e-9)}
+    assert set(counts) <= {0, bs}  # one kind per batch: the ratio is held over batches
+    assert counts[0] == (bs if ratio > 0 else 0)  # an epoch starts with text: a given text set is always drawn
     for n in (1, 7, len(batches)):
-        assert abs(sum(counts[:n]) / (n * bs) - ratio) < 1 / (n * bs) + 1e-12
+        assert abs(sum(counts[:n]) / (n * bs) - ratio) < 1 / n + 1e-12
+    assert abs(s.text_fraction - ratio) < 1 / len(batches) + 1e-12
     if ratio == 1.0:  # text only: an epoch is one pass over the text rows
         seen = [i for b in batches for _, i in b]
         assert len(seen) == len(set(seen)) == 300 - 300 % bs and set(seen) <= set(range(300))
 
 
+@pytest.mark.parametrize("n_tts, ratio, bs", [(8, 0.1, 2), (6, 0.05, 3), (40, 0.99, 4)])
+def test_every_epoch_draws_both_given_sources(n_tts, ratio, bs):
+    s = MixtureSampler(n_tts, 4, ratio, bs, seed=0)
+    for epoch in range(3):
+        s.set_epoch(epoch)
+        assert {src for b in s for src, _ in b} == {"tts", "text"}
+
+
 def test_small_text_source_is_cycled_in_reshuffled_passes():
     batches = _run(MixtureSampler(100, 5, 0.5, 4, seed=0), 2)
     text = [i for b in batches for s, i in b if s == "text"]
-    assert len(text) == 200  # 2 epochs x 50 steps x 2 text rows; the stream continues across the epochs
+    assert len(text) == 208  # 2 epochs x 26 text steps x 4 rows; the stream continues across the epochs
     passes = [text[i:i + 5] for i in range(0, 200, 5)]
     assert all(sorted(p) == list(range(5)) for p in passes) and len({tuple(p) for p in passes}) > 1
 
@@ -176,6 +197,9 @@ def test_resume_refuses_changed_settings():
     state = MixtureSampler(50, 20, 0.4, 4, seed=9).state_dict()
     with pytest.raises(ValueError, match="batch_size"):
         MixtureSampler(50, 20, 0.4, 8, seed=9).load_state_dict(state)
+    old = {k: v for k, v in state.items() if k != "batching"}  # written by the mixed-batch sampler
+    with pytest.raises(ValueError, match="batching 'mixed' -> 'one kind per batch'"):
+        MixtureSampler(50, 20, 0.4, 4, seed=9).load_state_dict(old)
 
 
 @pytest.mark.parametrize("kw, match", [
@@ -384,12 +408,13 @@ def test_mixed_batches_train_end_to_end(tmp_path, offline_tokenizer):
     tts = load_tts_rows(_save(tmp_path, _tts_rows()), max_length=64, progress=False)
     text = load_pretrain_rows(_jsonl(tmp_path / "t.jsonl", [{"text": "hello world"}] * 4), offline_tokenizer, 10,
                               progress=False)
-    sampler = MixtureSampler(len(tts), len(text), 0.5, 4, seed=0)
+    sampler = MixtureSampler(len(tts), len(text), 0.5, 2, seed=0)
     loader = torch.utils.data.DataLoader(MixtureDataset(tts, text), batch_sampler=sampler, collate_fn=collate)
     batches = list(loader)
-    assert len(batches) == len(sampler) == 2
+    assert len(batches) == len(sampler) == 5  # the trailing text step needs no TTS row
+    assert [batch["kind"].tolist() for batch in batches] == [[0, 0], [2, 2], [0, 0], [2, 2], [0, 0]]
     for batch in batches:
-        assert sorted(batch["kind"].tolist()) == [0, 0, 2, 2]
+        batch = {k: v.repeat(2, *[1] * (v.dim() - 1)) for k, v in batch.items()}  # B = 4
         g = torch.Generator().manual_seed(0)
         noisy, masked, p = forward_process(batch["input_ids"], batch["maskable"], L.MASK_ID, generator=g,
                                            t=torch.ones(4))

@@ -13,8 +13,10 @@ from llada_tts.diffusion import (
     crop_normalizer,
     forward_process,
     loss_breakdown,
+    mask_prompt,
     masked_accuracy,
     masked_diffusion_loss,
+    random_length,
     random_length_crop,
 )
 
@@ -198,6 +200,23 @@ def test_random_length_crop_rate_and_length_range():
 def test_crop_normalizer():
     out = crop_normalizer(torch.tensor([0, 3, 9, 2]), torch.tensor([True, False, False, False]), 8)
     assert out.tolist() == [8.0, 5.0, 1.0, 6.0] and out.dtype == torch.float32
+    per_row = crop_normalizer(torch.tensor([0, 3, 9, 2]), torch.tensor([True, False, False, False]),
+                              torch.tensor([5, 8, 12, 2]))
+    assert per_row.tolist() == [5.0, 5.0, 3.0, 1.0]
+
+
+def test_random_length_draws_like_the_crop():
+    for seed in range(30):
+        n = random_length(10, 0.3, torch.Generator().manual_seed(seed))
+        assert n == random_length_crop(torch.zeros(2, 10), 0.3, torch.Generator().manual_seed(seed)).shape[1]
+    assert random_length(7, 0.0) == 7
+
+
+def test_mask_prompt_masks_each_rows_prompt_only():
+    ids = torch.arange(12).reshape(2, 6)
+    assert mask_prompt(ids, torch.tensor([2, 0]), MASK).tolist() == [[MASK, MASK, 2, 3, 4, 5], [6, 7, 8, 9, 10, 11]]
+    assert mask_prompt(ids, 3, MASK).tolist() == [[MASK] * 3 + [3, 4, 5], [MASK] * 3 + [9, 10, 11]]
+    assert ids[0, 0] == 0  # a new tensor
 
 
 def test_loss_breakdown_text_vs_audio():
@@ -213,6 +232,22 @@ def test_loss_breakdown_text_vs_audio():
     assert out["text_sum"] + out["audio_sum"] == weighted[masked].sum()
     empty = loss_breakdown(weighted, targets, torch.zeros_like(masked), L.AUDIO_OFFSET, L.AUDIO_END)
     assert empty["audio_loss"].item() == 0.0 and empty["audio_count"].item() == 0
+    assert out["fill_count"].item() == 0  # no fill given
+
+
+def test_loss_breakdown_keeps_fill_out_of_text():
+    a = L.AUDIO_OFFSET
+    targets = torch.tensor([[10, a, L.END_OF_SPEECH_ID, L.PAD_ID, L.PAD_ID]])
+    masked = torch.tensor([[True, True, True, True, False]])
+    fill = torch.tensor([[False, False, False, True, True]])
+    weighted = torch.tensor([[1.0, 2.0, 4.0, 8.0, 0.0]])
+    out = loss_breakdown(weighted, targets, masked, L.AUDIO_OFFSET, L.AUDIO_END, fill=fill)
+    assert (out["text_sum"].item(), out["text_count"].item()) == (5.0, 2)
+    assert (out["audio_sum"].item(), out["fill_sum"].item(), out["fill_count"].item()) == (2.0, 8.0, 1)
+    logits = torch.zeros(1, 5, L.VOCAB_SIZE)
+    logits[0, :, L.PAD_ID] = 1.0
+    acc = accuracy_breakdown(logits, targets, masked, L.AUDIO_OFFSET, L.AUDIO_END, fill=fill)
+    assert (acc["fill_correct"].item(), acc["fill_total"].item(), acc["text_total"].item()) == (1, 1, 2)
 
 
 def test_masked_accuracy_overall_and_per_type():

@@ -30,16 +30,17 @@ def model():
 
 
 class EndAfter(torch.nn.Module):
-    """A real tiny model whose end_of_speech logit gets +100 at canvas columns >= at[row]."""
+    """A real tiny model whose ``end_ids[row]`` logit (default end_of_speech) gets +100 at canvas
+    columns >= at[row]."""
 
-    def __init__(self, inner, at: list[int]):
+    def __init__(self, inner, at: list[int], end_ids: list[int] | None = None):
         super().__init__()
-        self.inner, self.at = inner, at
+        self.inner, self.at, self.end_ids = inner, at, end_ids or [L.END_OF_SPEECH_ID]
 
     def forward(self, input_ids, **kwargs):
         logits = self.inner(input_ids, **kwargs).logits.clone()  # [B', T, V]
         for j in range(logits.shape[0]):
-            logits[j, self.at[j % len(self.at)]:, L.END_OF_SPEECH_ID] += 100.0
+            logits[j, self.at[j % len(self.at)]:, self.end_ids[j % len(self.end_ids)]] += 100.0
         return SimpleNamespace(logits=logits)
 
 
@@ -166,6 +167,31 @@ def test_stop_at_end_fills_the_rest(model):
     gen = res.generated[0]
     assert int((gen == L.END_OF_SPEECH_ID).nonzero()[0]) == 7
     assert (gen[14:] == L.PAD_ID).all() and res.nfe == 7  # only the first block was decoded
+
+
+@pytest.mark.parametrize("method", ["semi_autoregressive_padding", "semi_autoregressive_origin"])
+def test_rows_that_stop_early_get_their_kinds_fill(model, method):
+    """A text answer ends with end_of_text and continues with end_of_text, speech with pad, as in training."""
+    P = len(PROMPT)
+    cfg = SamplerConfig(method=method, gen_length=48, block_length=8, steps=12, stop_at_end=True)
+    ends = [L.END_OF_TEXT_ID, L.END_OF_SPEECH_ID]
+    res = sample(EndAfter(model, at=[P + 3, P + 5], end_ids=ends), [PROMPT, PROMPT], cfg)
+    gen = res.generated
+    assert gen.shape == (2, 8) if method == "semi_autoregressive_origin" else gen.shape == (2, 48)
+    first = [int(torch.isin(row, torch.tensor(L.STREAM_END_IDS)).nonzero()[0]) for row in gen]
+    assert first[0] <= 3 and gen[0, first[0]] == L.END_OF_TEXT_ID and first[1] <= 5
+    if method == "semi_autoregressive_padding":
+        assert (gen[0, 8:] == L.END_OF_TEXT_ID).all() and (gen[1, 8:] == L.PAD_ID).all()
+    explicit = sample(EndAfter(model, at=[P + 3], end_ids=[L.END_OF_TEXT_ID]), PROMPT,
+                      SamplerConfig(**{**cfg.__dict__, "method": "semi_autoregressive_padding", "fill_id": L.PAD_ID}))
+    assert (explicit.generated[0, 8:] == L.PAD_ID).all()  # an explicit fill_id still wins
+
+
+def test_origin_fills_later_blocks_of_a_stopped_text_row(model):
+    P = len(PROMPT)
+    cfg = SamplerConfig(method="semi_autoregressive_origin", gen_length=24, block_length=8, steps=6)
+    res = sample(EndAfter(model, at=[P + 2, P + 10_000], end_ids=[L.END_OF_TEXT_ID]), [PROMPT, PROMPT], cfg)
+    assert res.generated.shape == (2, 24) and (res.generated[0, 8:] == L.END_OF_TEXT_ID).all()
 
 
 def test_min_frames_moves_the_first_allowed_end():

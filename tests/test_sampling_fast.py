@@ -175,3 +175,42 @@ def test_generate_left_padded_batch_equals_each_prompt_alone():
     batch = generate(model, ps, **kw)
     for j, p in enumerate(ps):
         assert torch.equal(batch[j, 8:], generate(model, p, **kw)[0, len(p):])
+
+
+def test_generate_returns_the_callers_left_padding():
+    model = tiny_model(7)
+    ps = prompts([3, 8])
+    kw = dict(mask_id=MASK, steps=8, gen_length=16, block_length=8)
+    ids = torch.zeros(2, 8, dtype=torch.long)  # the caller pads with 0
+    mask = torch.zeros(2, 8, dtype=torch.long)
+    for j, p in enumerate(ps):
+        ids[j, 8 - len(p):], mask[j, 8 - len(p):] = torch.tensor(p), 1
+    out = generate(model, ids, attention_mask=mask, **kw)
+    assert torch.equal(out[:, :8], ids)  # padding included: zeros, not mask ids
+    assert torch.equal(out[:, 8:], generate(model, ps, **kw)[:, 8:])  # the padding value never matters
+    listed = generate(model, ps, **kw)  # a list is padded here: the documented convention is the mask id
+    assert listed[0, :5].tolist() == [MASK] * 5 and listed[0, 5:8].tolist() == ps[0]
+
+
+@pytest.mark.parametrize("mode", ["prefix", "dual"])
+def test_kv_cache_uses_the_supported_cache_argument(mode):
+    """No deprecated ``past_key_values`` (removed in transformers 5.40): the cache path warns nothing."""
+    import warnings
+
+    model = tiny_model(5)
+    cfg = SamplerConfig(gen_length=16, block_length=8, steps=8, mask_id=MASK, use_cache=True, cache_mode=mode)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        res = sample(model, prompts([6]), cfg)
+    assert res.nfe_cached > 0
+
+
+def test_transformers_has_an_upper_bound():
+    import re
+    import tomllib
+    from pathlib import Path
+
+    deps = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]["dependencies"]
+    spec = next(d for d in deps if d.startswith("transformers"))
+    upper = re.search(r"<\s*([\d.]+)", spec)
+    assert upper and tuple(map(int, upper.group(1).split("."))) <= (5, 40), spec

@@ -9,11 +9,11 @@ import torch.nn.functional as F
 
 from audio_tokenizer import layout as L
 from llada_tts.data import collate
-from llada_tts.diffusion import accuracy_breakdown, forward_process
+from llada_tts.diffusion import accuracy_breakdown, forward_process, mask_prompt
 from llada_tts.model import create_model, tiny_config
 from llada_tts.training.checkpoint import checkpoint_dir, format_epoch
 from llada_tts.training.optim import build_optimizer, build_scheduler, lr_factor, param_groups, warmup_updates
-from llada_tts.training.step import diffusion_step, maybe_crop, masked_accuracies, step_generator
+from llada_tts.training.step import crop_text_rows, diffusion_step, drop_prompts, masked_accuracies, step_generator
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +72,7 @@ def _hand_loss(model, batch, seed):
     """LLaDA's loss written out: sum over masked positions of CE / p_mask, over the row's normaliser, mean."""
     gen = step_generator(seed, 0, 0, torch.device("cpu"))
     noisy, masked, p_mask = forward_process(batch["input_ids"], batch["maskable"], L.MASK_ID, generator=gen)
-    logp = model(input_ids=noisy).logits.float().log_softmax(-1)  # [B, L, V]
+    logp = model(input_ids=noisy, attention_mask=batch["attention_mask"]).logits.float().log_softmax(-1)  # [B, L, V]
     total = 0.0
     for b in range(noisy.shape[0]):
         row = 0.0
@@ -121,9 +121,8 @@ def test_masked_only_logits_match_full_logits(model):
 
 
 def test_text_rows_normalised_by_length_tts_by_answer(model):
-    batch = collate(_rows())
-    length = batch["input_ids"].shape[1]
-    assert batch["normalizer"].tolist() == [length, length - 3, length - 6]
+    batch = collate(_rows() + [_rows()[0]])  # each kind's length: text 7, sft 6, tts 16
+    assert batch["normalizer"].tolist() == [7, 6 - 3, 16 - 6, 7]
 
 
 def test_accuracy_matches_diffusion_accuracy_breakdown():
@@ -147,18 +146,102 @@ def test_step_generator_is_a_function_of_seed_step_rank():
     assert len({tuple(draw(*k)) for k in [(1, 5, 0), (1, 5, 1), (1, 6, 0), (2, 5, 0)]}) == 4
 
 
-def test_random_length_crop_only_on_pretraining_batches():
+def test_random_length_crop_applies_to_text_rows_wherever_they_are():
     rows = _rows()
     text_batch = collate([rows[0], rows[0]])
     gen = torch.Generator().manual_seed(3)
-    cropped = maybe_crop(text_batch, 1.0, gen)
+    cropped, did = crop_text_rows(text_batch, 1.0, gen)
     n = cropped["input_ids"].shape[1]
-    assert n <= text_batch["input_ids"].shape[1]
+    assert did and n < text_batch["input_ids"].shape[1]
     assert cropped["normalizer"].tolist() == [float(n)] * 2
     assert cropped["maskable"].shape == cropped["attention_mask"].shape == (2, n)
+    # a mixed batch: the text row is cut to the drawn length, the sft and TTS rows are untouched
     mixed = collate(rows)
-    assert maybe_crop(mixed, 1.0, gen) is mixed
-    assert maybe_crop(text_batch, 0.0, gen) is text_batch
+    gen = torch.Generator().manual_seed(3)
+    out, did = crop_text_rows(mixed, 1.0, gen)
+    assert did and out["input_ids"].shape == mixed["input_ids"].shape  # the TTS row still needs every column
+    assert out["attention_mask"][0].tolist() == [1] * n + [0] * (mixed["input_ids"].shape[1] - n)
+    assert not out["maskable"][0, n:].any() and out["normalizer"][0] == n
+    for key in ("attention_mask", "maskable", "input_ids"):
+        assert torch.equal(out[key][1:], mixed[key][1:]), key
+    assert out["normalizer"][1:].tolist() == mixed["normalizer"][1:].tolist()
+    assert crop_text_rows(collate(rows[1:]), 1.0, gen)[0]["input_ids"].shape[1] == 16  # no text row: no crop
+    assert crop_text_rows(text_batch, 0.0, gen) == (text_batch, False)
+
+
+def test_diffusion_step_counts_crops(model):
+    batch = collate(_rows())
+    counts = [int(diffusion_step(model, batch, step_generator(s, 0, 0, torch.device("cpu")),
+                                 random_length_prob=p).stats["crops"]) for s in range(6) for p in (0.0, 1.0)]
+    assert counts[0::2] == [0] * 6 and sum(counts[1::2]) >= 4  # a drawn length equal to the row's keeps it
+
+
+def test_tts_row_weight_and_logits_do_not_depend_on_other_kinds(model):
+    tts = _rows()[2]
+    long_text = {"input_ids": list(range(100, 140)), "prompt_length": 0, "kind": "text"}
+    alone = collate([tts])
+    n = alone["input_ids"].shape[1]
+    for batch in (collate([tts, long_text]), collate([long_text, _rows()[1], tts]), collate([tts, _rows()[0]])):
+        j = int((batch["kind"] == 2).nonzero()[0])
+        assert batch["normalizer"][j] == alone["normalizer"][0] == n - tts["prompt_length"]
+        assert torch.equal(batch["maskable"][j, :n], alone["maskable"][0]) and not batch["maskable"][j, n:].any()
+        assert torch.equal(batch["input_ids"][j, :n], alone["input_ids"][0])
+        assert batch["attention_mask"][j].tolist() == [1] * n + [0] * (batch["input_ids"].shape[1] - n)
+        with torch.no_grad():
+            got = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[j, :n]
+            want = model(input_ids=alone["input_ids"], attention_mask=alone["attention_mask"]).logits[0]
+        assert torch.allclose(got, want, atol=1e-4)
+
+
+def test_fill_is_logged_apart_from_text_and_audio(model):
+    tts = _rows()[2]
+    longer = {**tts, "input_ids": tts["input_ids"][:6] + L.codes_to_tokens(([1, 2], [3, 4, 5, 6], [7] * 8)).tolist()
+              + [L.END_OF_SPEECH_ID, L.END_OF_AI_ID]}
+    batch = collate([tts, longer])
+    assert batch["input_ids"][0, len(tts["input_ids"]):].eq(L.PAD_ID).all()
+    gen = step_generator(0, 0, 0, torch.device("cpu"))
+    _, masked, _ = forward_process(batch["input_ids"], batch["maskable"], L.MASK_ID, generator=gen)
+    fill = masked[0, len(tts["input_ids"]):].sum()
+    out = diffusion_step(model, batch, step_generator(0, 0, 0, torch.device("cpu")))
+    s = out.stats
+    assert int(s["fill_count"]) == int(s["fill_total"]) == int(fill) > 0
+    control = masked & (batch["input_ids"] < L.AUDIO_OFFSET)  # [B, L] masked non-audio targets
+    assert int(s["text_count"]) == int(control.sum()) - int(fill) > 0  # control tokens only: the pad fill is not text
+    assert int((control & (batch["input_ids"] == L.PAD_ID)).sum()) == int(fill)
+    assert int(s["text_count"] + s["audio_count"] + s["fill_count"]) == int(masked.sum())
+    want_frac = (len(longer["input_ids"]) - len(tts["input_ids"])) / (2 * len(longer["input_ids"]) - 12)
+    assert float(s["tts_fill"] / s["tts_answer"]) == pytest.approx(want_frac)
+
+
+def test_prompt_drop_masks_the_whole_prompt_as_the_sampler_does(model):
+    from llada_tts.sampling import SamplerConfig, sample
+
+    rows = _rows()
+    batch = collate(rows)
+    seen = []
+    hook = model.model.register_forward_pre_hook(lambda _, args, kw: seen.append(kw["input_ids"].clone()),
+                                                 with_kwargs=True)  # the decoder, as training and sampler call it
+    try:
+        out = diffusion_step(model, batch, step_generator(0, 0, 0, torch.device("cpu")), prompt_drop_prob=1.0)
+        kept = diffusion_step(model, batch, step_generator(0, 0, 0, torch.device("cpu")), prompt_drop_prob=0.0)
+        p = rows[2]["prompt_length"]
+        sample(model, rows[2]["input_ids"][:p], SamplerConfig(gen_length=14, block_length=14, steps=1, cfg_scale=1.0))
+    finally:
+        hook.remove()
+    dropped, intact, cfg_pass = seen
+    uncond = cfg_pass[1]  # the sampler's unconditional half
+    assert dropped[2, :p].eq(L.MASK_ID).all() and torch.equal(dropped[2, :p], uncond[:p])
+    assert torch.equal(intact[2, :p], batch["input_ids"][2, :p]) and torch.equal(cfg_pass[0, :p], intact[2, :p])
+    assert torch.equal(dropped[:2], intact[:2]) and torch.equal(dropped[2, p:], intact[2, p:])  # only TTS prompts
+    assert int(out.stats["prompt_drops"]) == 1 and int(kept.stats["prompt_drops"]) == 0
+    assert int(out.stats["all_total"]) == int(kept.stats["all_total"])  # the prompt is never a target
+    assert torch.equal(mask_prompt(intact, torch.tensor([0, 0, p]), L.MASK_ID), dropped)
+
+
+def test_prompt_drop_rate():
+    batch = collate([_rows()[2]] * 400)
+    _, dropped = drop_prompts(batch["input_ids"], batch, 0.1, L.MASK_ID, torch.Generator().manual_seed(0))
+    assert 20 <= int(dropped.sum()) <= 60  # 40 expected, std 6
 
 
 def test_checkpoint_names():

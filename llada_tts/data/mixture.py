@@ -1,12 +1,17 @@
 """Mixed TTS + text batches: a deterministic, resumable, distributed batch sampler.
 
-``ratio`` is the fraction of *samples* that are text: 0.5 = half of every batch, 0 = TTS only,
-1 = text only. Batch ``s`` (counted from the start of the epoch) holds
+``ratio`` is the fraction of *samples* that are text: 0.25 = a quarter of the samples, 0 = TTS
+only, 1 = text only. It is held over batches, not inside them: every batch is all text or all
+TTS (on every rank at once), and step ``s`` of an epoch is a text step when
 
-    k_s = floor((s + 1) * ratio * B) - floor(s * ratio * B)     text samples, B - k_s TTS samples
+    ceil((s + 1) * ratio) - ceil(s * ratio) == 1
 
-(exact rational arithmetic), so every batch has floor or ceil of ratio * B text samples and after
-N batches the text count is floor(N * ratio * B): the fraction is within 1 / (N * B) of ratio.
+(exact rational arithmetic). After N steps ceil(N * ratio) of them were text, so the text fraction
+is within 1 / N of ratio, and every epoch starts with a text step: a given text set is always
+drawn. One kind per batch keeps a TTS row's fill and loss weight independent of the (packed,
+``max_length``-long) text rows, and keeps text batches packed without TTS rows padded to their
+length. The earlier scripts' alternating schedules counted text batches per TTS batch: N of them
+per TTS batch is ``ratio = N / (N + 1)`` here.
 
 An epoch is one pass over the TTS rows in a fresh order (over the text rows when ratio == 1). The
 other source is an endless stream of reshuffled passes that continues across epochs, so a large
@@ -23,6 +28,7 @@ import numpy as np
 import torch
 
 _TTS, _TEXT_EPOCH, _TEXT_STREAM = 0, 1, 2  # permutation stream tags
+BATCHING = "one kind per batch"  # stored in the state: a position of another schedule cannot be resumed
 
 
 class MixtureSampler:
@@ -60,9 +66,18 @@ class MixtureSampler:
                              f"step of {num_replicas} x {batch_size}; lower batch_size or pass drop_last=False")
 
     # --- the schedule: pure functions of the step ------------------------------------------------
+    def text_steps_before(self, step: int) -> int:
+        """Text steps among the epoch's first ``step`` steps: ceil(step * ratio)."""
+        return -(-step * self._r.numerator // self._r.denominator)
+
     def text_before(self, step: int) -> int:
-        """Text samples per rank in the epoch's first ``step`` batches: floor(step * ratio * B)."""
-        return step * self.batch_size * self._r.numerator // self._r.denominator
+        """Text samples per rank in the epoch's first ``step`` batches: B * ceil(step * ratio)."""
+        return self.batch_size * self.text_steps_before(step)
+
+    @property
+    def text_fraction(self) -> float:
+        """The text fraction of one epoch's samples (ratio, up to 1 / steps per epoch)."""
+        return self.text_steps_before(self._steps) / self._steps
 
     @property
     def _n_primary(self) -> int:
@@ -75,7 +90,8 @@ class MixtureSampler:
 
     def _count_steps(self) -> int:
         """Steps in one pass over the primary source: the most that do not exceed it (drop_last) or
-        the fewest that cover it, the last step wrapping around (not drop_last)."""
+        the fewest that cover it, the last step wrapping around (not drop_last); 0 when not even one
+        step's worth of primary rows exists."""
         n, hi = self._n_primary, 1
         while self._primary_before(hi) < n:
             hi *= 2
@@ -86,7 +102,7 @@ class MixtureSampler:
         if not self.drop_last:
             return hi
         if self._primary_before(hi) > n:
-            return lo
+            return lo if self._primary_before(lo) > 0 else 0  # text steps alone are no epoch
         while self._primary_before(hi + 1) == n:  # trailing steps that need no TTS row still fit
             hi += 1
         return hi
@@ -99,7 +115,7 @@ class MixtureSampler:
         return self._cache[(tag, key)]
 
     def batch(self, epoch: int, step: int) -> list[tuple[str, int]]:
-        """This rank's batch at (epoch, step): its TTS rows first, then its text rows."""
+        """This rank's batch at (epoch, step): all TTS or all text rows."""
         if not 0 <= step < self._steps:
             raise ValueError(f"step must be in 0..{self._steps - 1}, got {step}")
         b, reps, rank = self.batch_size, self.num_replicas, self.rank
@@ -139,7 +155,8 @@ class MixtureSampler:
 
     def _config(self) -> dict:
         return {"seed": self.seed, "n_tts": self.n_tts, "n_text": self.n_text, "ratio": self.ratio,
-                "batch_size": self.batch_size, "num_replicas": self.num_replicas, "drop_last": self.drop_last}
+                "batch_size": self.batch_size, "num_replicas": self.num_replicas, "drop_last": self.drop_last,
+                "batching": BATCHING}
 
     def state_dict(self, step: int | None = None) -> dict:
         """``{"epoch", "step", ...settings}``. ``step`` counts batches handed out; a DataLoader with
@@ -150,6 +167,7 @@ class MixtureSampler:
         """Continue at the stored (epoch, step); ValueError if the data or batch settings changed."""
         if "epoch" not in state or "step" not in state:
             raise ValueError(f"not a MixtureSampler state (keys: {', '.join(state)}); expected epoch and step")
+        state = {"batching": "mixed", **state}  # states written before one kind per batch
         changed = [f"{k} {state[k]!r} -> {v!r}" for k, v in self._config().items() if k in state and state[k] != v]
         if changed:
             raise ValueError("cannot resume the data order: " + ", ".join(changed) +

@@ -1,5 +1,11 @@
 """Masked-diffusion math (LLaDA): forward process, losses, metrics. Imports only torch."""
-from llada_tts.diffusion.forward import crop_normalizer, forward_process, random_length_crop
+from llada_tts.diffusion.forward import (
+    crop_normalizer,
+    forward_process,
+    mask_prompt,
+    random_length,
+    random_length_crop,
+)
 from llada_tts.diffusion.losses import (
     accuracy_breakdown,
     audio_positions,
@@ -15,6 +21,8 @@ __all__ = [
     "forward_process",
     "loss_breakdown",
     "masked_accuracy",
+    "mask_prompt",
     "masked_diffusion_loss",
+    "random_length",
     "random_length_crop",
 ]

@@ -59,25 +59,35 @@ def audio_positions(targets: torch.Tensor, audio_lo: int, audio_hi: int) -> torc
     return (targets >= audio_lo) & (targets < audio_hi)
 
 
-def loss_breakdown(
-    weighted_ce: torch.Tensor, targets: torch.Tensor, masked: torch.Tensor, audio_lo: int, audio_hi: int
-) -> dict[str, torch.Tensor]:
-    """Per-token loss on masked text vs audio targets, for logging (detached).
+def _kinds(targets: torch.Tensor, masked: torch.Tensor, audio_lo: int, audio_hi: int,
+           fill: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    """Masked positions [B, L] bool split three ways: ``fill`` (the given fill positions), ``audio``
+    (targets in [audio_lo, audio_hi)) and ``text`` (every other target: words and control tokens
+    such as end_of_speech)."""
+    fill = masked & (torch.zeros_like(masked) if fill is None else fill.bool())
+    audio = audio_positions(targets, audio_lo, audio_hi) & masked & ~fill
+    return {"text": masked & ~audio & ~fill, "audio": audio, "fill": fill}
 
-    weighted_ce [B, L] (or plain per-token CE) is 0 off the mask; ``audio`` = targets in
-    [audio_lo, audio_hi), ``text`` = every other target (words and control tokens such as
-    end_of_speech and pad fill). Returns float32 scalars ``text_sum``, ``audio_sum`` (sums of
-    weighted_ce), ``text_count``, ``audio_count`` (masked tokens) and ``text_loss`` /
-    ``audio_loss`` = sum / count, 0 where the count is 0. Sums and counts add up across processes;
-    ``text_sum + audio_sum == weighted_ce[masked].sum()``.
+
+def loss_breakdown(
+    weighted_ce: torch.Tensor, targets: torch.Tensor, masked: torch.Tensor, audio_lo: int, audio_hi: int,
+    fill: torch.Tensor | None = None,
+) -> dict[str, torch.Tensor]:
+    """Per-token loss on masked text vs audio vs fill targets, for logging (detached).
+
+    weighted_ce [B, L] (or plain per-token CE) is 0 off the mask; ``fill`` [B, L] bool marks the
+    positions after each row's own tokens (the collator's fill; None = no fill), ``audio`` =
+    other targets in [audio_lo, audio_hi), ``text`` = every other target (words and control tokens
+    such as end_of_speech). Returns float32 scalars ``{text,audio,fill}_sum`` (sums of weighted_ce),
+    ``{text,audio,fill}_count`` (masked tokens) and ``{text,audio,fill}_loss`` = sum / count, 0
+    where the count is 0. Sums and counts add up across processes;
+    ``text_sum + audio_sum + fill_sum == weighted_ce[masked].sum()``.
     """
     if weighted_ce.shape != targets.shape or masked.shape != targets.shape:
         raise ValueError("weighted_ce, targets and masked must all be [B, L]")
     w = weighted_ce.detach().float()
-    audio = audio_positions(targets, audio_lo, audio_hi) & masked  # [B, L]
-    text = masked & ~audio  # [B, L]
     out = {}
-    for name, sel in (("text", text), ("audio", audio)):
+    for name, sel in _kinds(targets, masked, audio_lo, audio_hi, fill).items():
         total = (w * sel).sum()
         count = sel.sum().float()
         out[f"{name}_sum"] = total
@@ -97,11 +107,11 @@ def masked_accuracy(
 
 
 def accuracy_breakdown(
-    logits: torch.Tensor, targets: torch.Tensor, masked: torch.Tensor, audio_lo: int, audio_hi: int
+    logits: torch.Tensor, targets: torch.Tensor, masked: torch.Tensor, audio_lo: int, audio_hi: int,
+    fill: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
-    """``{all,text,audio}_{correct,total}`` long scalars; audio/text split as in :func:`loss_breakdown`."""
-    audio = audio_positions(targets, audio_lo, audio_hi)
+    """``{all,text,audio,fill}_{correct,total}`` long scalars; the split is :func:`loss_breakdown`'s."""
     out = {}
-    for name, sel in (("all", masked), ("text", masked & ~audio), ("audio", masked & audio)):
+    for name, sel in {"all": masked, **_kinds(targets, masked, audio_lo, audio_hi, fill)}.items():
         out[f"{name}_correct"], out[f"{name}_total"] = masked_accuracy(logits, targets, sel)
     return out

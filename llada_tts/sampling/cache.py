@@ -17,8 +17,16 @@ keys (cached columns first, then the new ones).
 """
 from __future__ import annotations
 
+import inspect
+
 import torch
 from transformers import DynamicCache
+
+
+def cache_kwarg(body) -> str:
+    """The decoder's name for its KV-cache argument: ``cache`` where transformers has it (the
+    supported name; ``past_key_values`` is deprecated and goes in 5.40), else ``past_key_values``."""
+    return "cache" if "cache" in inspect.signature(body.forward).parameters else "past_key_values"
 
 
 def _columns(mode: str, start: int, end: int, total: int) -> tuple[torch.Tensor, slice]:
@@ -45,7 +53,7 @@ class BlockKVCache:
         """Run ``body`` (the decoder stack) on the whole canvas [B, T]; store its KV; return hidden [B, T, H]."""
         store = DynamicCache()
         out = body(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                   past_key_values=store, use_cache=True)
+                   use_cache=True, **{cache_kwarg(body): store})
         self.kv = [(layer.keys, layer.values) for layer in store.layers]
         self.length = input_ids.shape[1]
         self._kept = None
@@ -70,5 +78,5 @@ class BlockKVCache:
         if attention_mask is not None:
             mask = torch.cat([attention_mask[:, keep], attention_mask[:, query]], dim=1)  # [B, K + q]
         out = body(input_ids=input_ids[:, query], attention_mask=mask,
-                   position_ids=position_ids[:, query], past_key_values=past, use_cache=True)
+                   position_ids=position_ids[:, query], use_cache=True, **{cache_kwarg(body): past})
         return out.last_hidden_state[:, : end - start]

@@ -39,7 +39,10 @@ class SamplerConfig:
     forbid_mask: never emit ``mask_id`` (the official LLaDA loop does not forbid it: off in
         ``generate``). stop_ids: what ends a row for origin / ``stop_at_end``.
     stop_at_end: semi_autoregressive_padding stops early once every row holds a stop id before the
-        current block, filling the rest with ``fill_id``.
+        current block, filling the rest of each row with its fill.
+    fill_id: what fills a row after it stopped (stop_at_end, and origin's later blocks). None (the
+        default) = per kind, as in training: end_of_text after an end_of_text (text and SFT
+        answers), pad after the end of speech.
     seed: seeds the sampling generator when no generator is passed to ``sample``.
     """
 
@@ -60,7 +63,7 @@ class SamplerConfig:
     mask_id: int = L.MASK_ID
     forbid_mask: bool = True
     stop_ids: tuple[int, ...] = L.STREAM_END_IDS
-    fill_id: int = L.PAD_ID
+    fill_id: int | None = None
     stop_at_end: bool = False
     seed: int | None = None
 

@@ -20,6 +20,8 @@ import torch
 from tqdm.auto import tqdm
 
 from audio_tokenizer import layout as L
+from llada_tts.data.collate import FILL
+from llada_tts.diffusion import mask_prompt
 from llada_tts.model import position_ids_from_mask
 from llada_tts.sampling.batch import left_pad
 from llada_tts.sampling.config import SampleResult, SamplerConfig
@@ -44,6 +46,13 @@ def _make_runner(model, config: SamplerConfig, full_logits: bool):
     return HFRunner(model, audio=config.audio, cache_mode=config.cache_mode if config.use_cache else None)
 
 
+def fill_after(end_ids: torch.Tensor) -> torch.Tensor:
+    """The fill that follows each row's first stream-end id (end_ids [B]), per kind as in training
+    (``data.FILL``): end_of_text after end_of_text (a text or SFT answer), pad after the end of speech."""
+    return torch.where(end_ids == L.END_OF_TEXT_ID, torch.full_like(end_ids, FILL["text"]),
+                       torch.full_like(end_ids, FILL["tts"]))
+
+
 class _Canvas:
     """The growing/denoising sequence and what the model sees (CFG doubles the batch)."""
 
@@ -52,29 +61,40 @@ class _Canvas:
         self.x = prompt
         self.mask = prompt_mask  # [B, T] or None (no padding)
         self.stopped = torch.zeros(prompt.shape[0], dtype=torch.bool, device=prompt.device)
+        self.fill = torch.full_like(self.stopped, FILL["tts"], dtype=torch.long)  # [B], set when a row stops
 
     def extend(self, n: int) -> None:
-        """Append n positions: masks, or ``fill_id`` for rows that already stopped."""
+        """Append n positions: masks, or the row's fill for rows that already stopped."""
         b = self.x.shape[0]
         new = torch.full((b, n), self.config.mask_id, dtype=self.x.dtype, device=self.x.device)
-        new[self.stopped] = self.config.fill_id
+        new[self.stopped] = self.fill[self.stopped, None]
         self.x = torch.cat([self.x, new], dim=1)
         if self.mask is not None:
             self.mask = torch.cat([self.mask, self.mask.new_ones(b, n)], dim=1)
+
+    def fill_from(self, end: int) -> None:
+        """Fill every column from ``end`` on with each row's fill."""
+        self.x[:, end:] = self.fill[:, None]
 
     def model_inputs(self):
         """(input_ids, attention_mask, position_ids) [B or 2B, T]; the CFG half masks the prompt."""
         x, mask = self.x, self.mask
         if self.config.cfg_scale > 0:
-            uncond = x.clone()
-            uncond[:, : self.P] = self.config.mask_id
-            x = torch.cat([x, uncond], dim=0)
+            x = torch.cat([x, mask_prompt(x, self.P, self.config.mask_id)], dim=0)
             mask = None if mask is None else torch.cat([mask, mask], dim=0)
         return x, mask, None if mask is None else position_ids_from_mask(mask)
 
     def update_stopped(self, end: int) -> None:
-        stop = torch.tensor(self.config.stop_ids, device=self.x.device)
-        self.stopped |= torch.isin(self.x[:, self.P:end], stop).any(dim=1)
+        """Mark rows holding a stop id before ``end``; a newly stopped row gets its fill
+        (``fill_id``, or by kind: :func:`fill_after` its first stop id)."""
+        region = self.x[:, self.P:end]  # [B, n]
+        is_stop = torch.isin(region, torch.tensor(self.config.stop_ids, device=self.x.device))  # [B, n]
+        new = is_stop.any(dim=1) & ~self.stopped  # [B]
+        if bool(new.any()):
+            first = region.gather(1, is_stop.long().argmax(dim=1, keepdim=True)).squeeze(1)  # [B]
+            fill = fill_after(first) if self.config.fill_id is None else torch.full_like(first, self.config.fill_id)
+            self.fill = torch.where(new, fill, self.fill)
+        self.stopped |= new
 
 
 def _step_logits(runner, canvas: _Canvas, lo: int, end: int, phase: str) -> torch.Tensor:
@@ -193,7 +213,7 @@ def sample(model, prompt_ids, config: SamplerConfig, *, attention_mask: torch.Te
         if origin and bool(canvas.stopped.all()):
             break
         if config.stop_at_end and not origin and bool(canvas.stopped.all()) and end < canvas.x.shape[1]:
-            canvas.x[:, end:] = config.fill_id
+            canvas.fill_from(end)
             break
     x, P = canvas.x, canvas.P
     mask = canvas.mask if canvas.mask is not None else torch.ones_like(x)

@@ -23,9 +23,19 @@ def generate(model, prompt_ids, *, gen_length: int, steps: int, block_length: in
     uniform draws). ``cfg_scale`` > 0 adds an unconditional pass with the prompt masked (2 forward
     passes per step). Only ``model(x).logits`` is used. Unlike the production sampler (``sample``),
     the mask id is not forbidden, exactly as upstream.
+
+    Left padding: the first P columns are the caller's prompt tensor as passed, its padding
+    included, as upstream (which copies the prompt into the canvas); the model saw the padding as
+    mask ids under a 0 attention mask. Prompts given as a list are left-padded here, and that
+    padding holds ``mask_id`` (there is no caller padding to return; ``sample`` also returns the
+    ``attention_mask``).
     """
     config = SamplerConfig(method="semi_autoregressive_padding", steps=steps, gen_length=gen_length,
                            block_length=block_length, temperature=temperature, cfg_scale=cfg_scale,
                            remasking=remasking, mask_id=mask_id, forbid_mask=False)
-    return sample(model, prompt_ids, config, attention_mask=attention_mask, generator=generator,
-                  full_logits=True).sequences
+    sequences = sample(model, prompt_ids, config, attention_mask=attention_mask, generator=generator,
+                       full_logits=True).sequences  # [B, P + gen_length]
+    if isinstance(prompt_ids, torch.Tensor):  # give back the caller's padding
+        prompt = prompt_ids.reshape(sequences.shape[0], -1)  # [B, P]
+        sequences[:, : prompt.shape[1]] = prompt.to(sequences.device)
+    return sequences

@@ -21,9 +21,12 @@ from llada_tts.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
-# per-window sums, in this order, reduced across processes in one all-reduce
-FIELDS = ("loss", "micro_steps", "text_sum", "text_count", "audio_sum", "audio_count", "all_correct", "all_total",
-          "text_correct", "text_total", "audio_correct", "audio_total", "tokens")
+# per-window sums, in this order, reduced across processes in one all-reduce; between "micro_steps"
+# and "tokens": the keys of diffusion_step's stats
+STATS = ("text_sum", "text_count", "audio_sum", "audio_count", "fill_sum", "fill_count", "all_correct", "all_total",
+         "text_correct", "text_total", "audio_correct", "audio_total", "fill_correct", "fill_total",
+         "tts_fill", "tts_answer", "tts_rows", "crops", "prompt_drops")
+FIELDS = ("loss", "micro_steps", *STATS, "tokens")
 
 
 class MetricWindow:
@@ -40,7 +43,7 @@ class MetricWindow:
     def add(self, loss: torch.Tensor, stats: dict[str, torch.Tensor], tokens: int) -> None:
         """Add one forward pass: its loss, loss/accuracy breakdown sums and token count."""
         values = [loss.detach(), torch.ones((), device=self.device)]
-        values += [stats[k] for k in FIELDS[2:-1]]
+        values += [stats[k] for k in STATS]
         values.append(torch.tensor(float(tokens), device=self.device))
         self.sums += torch.stack([v.to(device=self.device, dtype=torch.float64) for v in values])
 
@@ -55,9 +58,12 @@ class MetricWindow:
             return s[a] / s[b] if s[b] else 0.0
 
         return {"loss": ratio("loss", "micro_steps"), "loss_text": ratio("text_sum", "text_count"),
-                "loss_audio": ratio("audio_sum", "audio_count"), "accuracy": ratio("all_correct", "all_total"),
-                "accuracy_text": ratio("text_correct", "text_total"),
+                "loss_audio": ratio("audio_sum", "audio_count"), "loss_fill": ratio("fill_sum", "fill_count"),
+                "accuracy": ratio("all_correct", "all_total"), "accuracy_text": ratio("text_correct", "text_total"),
                 "accuracy_audio": ratio("audio_correct", "audio_total"),
+                "accuracy_fill": ratio("fill_correct", "fill_total"),
+                "tts_fill_fraction": ratio("tts_fill", "tts_answer"), "tts_rows": s["tts_rows"],
+                "prompt_drops": s["prompt_drops"], "crops": s["crops"],
                 "masked_tokens": s["all_total"], "tokens": s["tokens"], "tokens_per_s": s["tokens"] / elapsed}
 
 

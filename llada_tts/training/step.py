@@ -1,11 +1,13 @@
 """One masked-diffusion training step on a collated batch: noise, predict, weighted cross-entropy.
 
-    batch -> [random-length crop, pretraining text only] -> forward_process (mask maskable positions)
-          -> model(noisy).logits [B, L, V] -> masked_diffusion_loss (normalised per row)
+    batch -> [random-length crop of the pretraining text rows] -> forward_process (mask maskable
+          positions) -> [prompt dropout of TTS rows] -> model(noisy).logits -> masked_diffusion_loss
 
 Text rows get LLaDA's pretraining loss (normaliser L) or SFT loss (normaliser = answer length);
-TTS rows the SFT-style prompt-preserving loss (the text prompt is never masked). The mask draw
-comes from a generator seeded by (seed, micro step, rank), so a resumed run draws the same masks.
+TTS rows the SFT-style prompt-preserving loss (the text prompt is never a target). For
+``prompt_drop_prob`` of the TTS rows the whole prompt is replaced by mask ids in the input, with
+``diffusion.mask_prompt``, the function the sampler's unconditional CFG pass uses. All random
+draws come from a generator seeded by (seed, micro step, rank), so a resumed run draws the same.
 """
 from __future__ import annotations
 
@@ -16,21 +18,21 @@ import numpy as np
 import torch
 
 from audio_tokenizer import layout as L
-from llada_tts.data import KINDS
+from llada_tts.data import KINDS, fill_positions, row_normalizer
 from llada_tts.diffusion import (
     audio_positions,
-    crop_normalizer,
     forward_process,
     loss_breakdown,
+    mask_prompt,
     masked_diffusion_loss,
-    random_length_crop,
+    random_length,
 )
 
 
 @dataclass
 class StepOutput:
     loss: torch.Tensor  # scalar, differentiable
-    stats: dict[str, torch.Tensor]  # detached sums/counts (loss_breakdown + accuracy_breakdown)
+    stats: dict[str, torch.Tensor]  # detached sums/counts (loss_breakdown, accuracy_counts, batch_counts)
     tokens: int  # B * L of the (possibly cropped) batch
 
 
@@ -42,21 +44,54 @@ def step_generator(seed: int, micro_step: int, rank: int, device: torch.device) 
     return gen
 
 
-def maybe_crop(batch: dict[str, torch.Tensor], prob: float, generator: torch.Generator) -> dict[str, torch.Tensor]:
-    """LLaDA's 1% random-length crop, applied only to batches made entirely of pretraining text."""
-    if prob <= 0 or not bool((batch["kind"] == KINDS["text"]).all()):
-        return batch
-    cropped = random_length_crop(batch["input_ids"], prob=prob, generator=generator)  # [B, L']
-    length = cropped.shape[1]
-    if length == batch["input_ids"].shape[1]:
-        return batch
+def crop_text_rows(batch: dict[str, torch.Tensor], prob: float,
+                   generator: torch.Generator) -> tuple[dict[str, torch.Tensor], bool]:
+    """LLaDA's random-length crop on the batch's pretraining text rows, wherever they are.
+
+    With probability ``prob`` the text rows are cut to a length drawn from {1, ..., their kind
+    length}; positions past it become padding (not attended, not maskable, out of the normaliser),
+    and columns no row attends any more are dropped. Other rows are untouched. Returns (batch,
+    whether it was cropped); no draw is made when ``prob`` is 0 or there is no text row.
+    """
+    text = batch["kind"] == KINDS["text"]  # [B]
+    if prob <= 0 or not bool(text.any()):
+        return batch, False
+    width = int(batch["attention_mask"][text].sum(dim=1).max())
+    length = random_length(width, prob, generator)
+    if length == width:
+        return batch, False
     out = dict(batch)
-    out["input_ids"] = cropped
-    for key in ("attention_mask", "maskable"):
-        out[key] = batch[key][:, :length]
-    out["normalizer"] = crop_normalizer(batch["prompt_lengths"], batch["kind"] == KINDS["text"], length).to(
-        batch["normalizer"].device)
-    return out
+    cut = text[:, None] & (torch.arange(batch["input_ids"].shape[1], device=text.device)[None, :] >= length)  # [B, L]
+    out["attention_mask"] = batch["attention_mask"].masked_fill(cut, 0)
+    out["maskable"] = batch["maskable"] & ~cut
+    out["normalizer"] = row_normalizer(out["attention_mask"], batch["prompt_lengths"], batch["kind"])
+    keep = int(out["attention_mask"].sum(dim=0).nonzero().max()) + 1  # columns some row still attends
+    for key in ("input_ids", "attention_mask", "maskable"):
+        out[key] = out[key][:, :keep]
+    return out, True
+
+
+def drop_prompts(noisy: torch.Tensor, batch: dict[str, torch.Tensor], prob: float, mask_id: int,
+                 generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mask the whole prompt of each TTS row with probability ``prob`` (classifier-free guidance).
+
+    noisy [B, L] (the forward process's output). Returns (noisy with the dropped prompts masked by
+    ``diffusion.mask_prompt``, dropped [B] bool). Prompt positions are never maskable, so no loss
+    is taken on them. One uniform per row is always drawn.
+    """
+    u = torch.rand(noisy.shape[0], generator=generator, device=generator.device).to(noisy.device)  # [B]
+    dropped = (u < prob) & (batch["kind"] == KINDS["tts"])  # [B]
+    lengths = torch.where(dropped, batch["prompt_lengths"], torch.zeros_like(batch["prompt_lengths"]))  # [B]
+    return mask_prompt(noisy, lengths, mask_id), dropped
+
+
+def batch_counts(batch: dict[str, torch.Tensor], cropped: bool, dropped: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Counts for logging: TTS fill and answer positions (their ratio is the TTS padding fraction),
+    TTS rows, crops (0 or 1) and dropped prompts."""
+    tts = batch["kind"] == KINDS["tts"]  # [B]
+    fill = fill_positions(batch)  # [B, L]
+    return {"tts_fill": fill[tts].sum(), "tts_answer": batch["maskable"][tts].sum(), "tts_rows": tts.sum(),
+            "crops": torch.tensor(int(cropped), device=tts.device), "prompt_drops": dropped.sum()}
 
 
 @contextlib.contextmanager
@@ -77,15 +112,16 @@ def head_on(model: torch.nn.Module, positions: torch.Tensor):
 
 def diffusion_step(model: torch.nn.Module, batch: dict[str, torch.Tensor], generator: torch.Generator,
                    mask_id: int = L.MASK_ID, eps: float = 1e-3, random_length_prob: float = 0.0,
-                   full_logits: bool = False) -> StepOutput:
+                   full_logits: bool = False, prompt_drop_prob: float = 0.0) -> StepOutput:
     """Loss and detached statistics of ``model`` on ``batch`` (a ``llada_tts.data.collate`` output on the device).
 
     Logits are computed for the masked positions only (the loss needs no others) unless
     ``full_logits``; both give the same loss (see tests/test_training_units.py).
     """
-    batch = maybe_crop(batch, random_length_prob, generator)
+    batch, cropped = crop_text_rows(batch, random_length_prob, generator)
     targets = batch["input_ids"]  # [B, L]
     noisy, masked, p_mask = forward_process(targets, batch["maskable"], mask_id, eps=eps, generator=generator)
+    noisy, dropped = drop_prompts(noisy, batch, prompt_drop_prob, mask_id, generator)
     if full_logits:
         logits = model(input_ids=noisy, attention_mask=batch["attention_mask"]).logits  # [B, L, V]
         loss, weighted_ce = masked_diffusion_loss(logits, targets, masked, p_mask, batch["normalizer"])
@@ -104,23 +140,33 @@ def diffusion_step(model: torch.nn.Module, batch: dict[str, torch.Tensor], gener
         token_wce = weighted_ce * scale[None]  # CE / p_mask per masked token [1, N]
         pred = logits.detach()[0].argmax(dim=-1)  # [N]
     with torch.no_grad():
-        stats = loss_breakdown(token_wce, sel_targets, sel_masked, L.AUDIO_OFFSET, L.AUDIO_END)
-        stats.update(accuracy_counts(pred, targets[masked]))
+        fill = fill_positions(batch)  # [B, L]
+        sel_fill = fill if full_logits else fill[masked][None]
+        stats = loss_breakdown(token_wce, sel_targets, sel_masked, L.AUDIO_OFFSET, L.AUDIO_END, fill=sel_fill)
+        stats.update(accuracy_counts(pred, targets[masked], fill[masked]))
+        stats.update(batch_counts(batch, cropped, dropped))
     return StepOutput(loss=loss, stats=stats, tokens=targets.numel())
 
 
-def accuracy_counts(pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
-    """``{all,text,audio}_{correct,total}`` for predictions and targets of masked tokens ([N] each)."""
+def accuracy_counts(pred: torch.Tensor, target: torch.Tensor, fill: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """``{all,text,audio,fill}_{correct,total}`` for predictions and targets of masked tokens ([N]
+    each; ``fill`` [N] bool marks fill targets); the split is ``diffusion.loss_breakdown``'s."""
     hit = pred == target
-    audio = audio_positions(target, L.AUDIO_OFFSET, L.AUDIO_END)  # [N]
+    fill = torch.zeros_like(hit) if fill is None else fill
+    audio = audio_positions(target, L.AUDIO_OFFSET, L.AUDIO_END) & ~fill  # [N]
+    text = ~audio & ~fill
     n = torch.tensor(target.numel(), device=target.device)
-    return {"all_correct": hit.sum(), "all_total": n, "text_correct": (hit & ~audio).sum(),
-            "text_total": (~audio).sum(), "audio_correct": (hit & audio).sum(), "audio_total": audio.sum()}
+    out = {"all_correct": hit.sum(), "all_total": n}
+    for name, sel in (("text", text), ("audio", audio), ("fill", fill)):
+        out[f"{name}_correct"], out[f"{name}_total"] = (hit & sel).sum(), sel.sum()
+    return out
 
 
-def masked_accuracies(logits: torch.Tensor, targets: torch.Tensor, masked: torch.Tensor) -> dict[str, torch.Tensor]:
-    """``diffusion.accuracy_breakdown`` with one argmax instead of three gathers of the logits."""
-    return accuracy_counts(logits.detach()[masked].argmax(dim=-1), targets[masked])
+def masked_accuracies(logits: torch.Tensor, targets: torch.Tensor, masked: torch.Tensor,
+                      fill: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """``diffusion.accuracy_breakdown`` with one argmax instead of four gathers of the logits."""
+    return accuracy_counts(logits.detach()[masked].argmax(dim=-1), targets[masked],
+                           None if fill is None else fill[masked])
 
 
 def batch_to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:

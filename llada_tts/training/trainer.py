@@ -72,6 +72,7 @@ class Trainer:
         self.sampler = MixtureSampler(len(tts) if tts is not None else 0, len(text) if text is not None else 0,
                                       c.ratio, c.batch_size, seed=c.seed, num_replicas=acc.num_processes,
                                       rank=acc.process_index, drop_last=True)
+        self._check_text_fraction()
         self.loader = torch.utils.data.DataLoader(MixtureDataset(tts, text), batch_sampler=self.sampler,
                                                   collate_fn=collate, num_workers=c.num_workers,
                                                   pin_memory=acc.device.type == "cuda")
@@ -95,6 +96,13 @@ class Trainer:
         self.full_logits = False  # True: logits at every position (same loss; for benchmarks and checks)
 
     # --- set-up helpers ---------------------------------------------------------------------------
+    def _check_text_fraction(self) -> None:
+        """Warn when an epoch is too short for ``ratio`` (each epoch starts with a text batch)."""
+        got, want = self.sampler.text_fraction, self.cfg.ratio
+        if 0 < want < 1 and abs(got - want) > max(0.05, 0.25 * want):
+            log.warning("ratio %s: an epoch has only %d batches, so %.0f%% of its samples are text; more TTS rows "
+                        "(or a smaller batch_size) bring it closer to ratio", want, len(self.sampler), 100 * got)
+
     def _find_resume(self, resume) -> Path | None:
         if resume is None:
             return None
@@ -196,7 +204,7 @@ class Trainer:
                         batch = batch_to(batch, acc.device)
                         gen = step_generator(c.seed, st.micro_step, acc.process_index, acc.device)
                         out = diffusion_step(self.model, batch, gen, c.mask_token_id, c.eps, c.random_length_prob,
-                                             full_logits=self.full_logits)
+                                             full_logits=self.full_logits, prompt_drop_prob=c.prompt_drop_prob)
                         acc.backward(out.loss / group)
                     window.add(out.loss, out.stats, out.tokens)
                     st.micro_step += 1
