@@ -32,6 +32,7 @@ import torch.nn.functional as F
 
 from audio_tokenizer import layout as L
 from llada_tts.diffusion import forward_process, masked_diffusion_loss
+from llada_tts.sampling.cache import cache_kwarg
 from llada_tts.sampling.constraints import AUDIO_END_IDS, slot_candidates
 
 
@@ -183,9 +184,9 @@ def greedy_decode(model, prompt_ids: Sequence[int] | torch.Tensor, max_new_token
     if audio:  # per slot: candidate ids and their head rows, gathered once (not per token)
         cands = [audio_candidates(s).to(device) for s in range(L.SLOTS_PER_FRAME)]
         rows = [(head.weight[c], None if head.bias is None else head.bias[c]) for c in cands]
-    step_in = ids
+    step_in, cache_arg = ids, {cache_kwarg(model.model): cache}
     for j in range(max_new_tokens):
-        hidden = model.model(input_ids=step_in, past_key_values=cache, use_cache=True).last_hidden_state[0, -1]  # [H]
+        hidden = model.model(input_ids=step_in, use_cache=True, **cache_arg).last_hidden_state[0, -1]  # [H]
         if audio:
             slot = j % L.SLOTS_PER_FRAME
             token = int(cands[slot][F.linear(hidden, *rows[slot]).argmax()])
