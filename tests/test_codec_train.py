@@ -1,6 +1,8 @@
 """Codec training recipe: a tiny codec trains, resumes exactly, and the collapse guard works."""
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -39,6 +41,8 @@ def test_resumed_run_equals_uninterrupted(tiny_corpus, tmp_path):
     a, b = load_file(str(straight / "model.safetensors")), load_file(str(resumed / "model.safetensors"))
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
+    steps = [json.loads(ln)["step"] for ln in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [json.loads(ln)["step"] for ln in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
 
 
 def test_second_run_in_same_folder_is_refused(tiny_corpus, tmp_path):

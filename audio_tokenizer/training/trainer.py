@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 
 from audio_tokenizer import typed_config
 from audio_tokenizer.codec import SnacCodec, _load_state_dict, _write_checkpoint, build_model, check_config
+from audio_tokenizer.fileio import write_atomic
 from audio_tokenizer.training import guard
 from audio_tokenizer.training.config import FREE_KEYS, CodecTrainConfig
 from audio_tokenizer.training.data import CropSampler, load_corpus_audio
@@ -93,6 +94,14 @@ def _save_codec(folder: Path, config: dict, codec: torch.nn.Module, half: bool =
     _replace_dir(tmp, folder)
 
 
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop logged rows past ``step`` (written after the checkpoint a run resumes from)."""
+    if path.is_file():
+        rows = [ln for ln in path.read_text(encoding="utf-8").splitlines()
+                if ln.strip() and json.loads(ln).get("step", 0) <= step]
+        write_atomic(path, "".join(r + "\n" for r in rows))
+
+
 class CodecTrainer:
     """Build with a config, call :meth:`train`."""
 
@@ -133,6 +142,8 @@ class CodecTrainer:
         if self.acc.is_main_process:
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / RUN_CONFIG).write_text(typed_config.to_yaml(cfg, header="resolved codec training config"))
+            if self.resumed:
+                _truncate_metrics(self.out / "metrics.jsonl", self.step)
             if cfg.tensorboard:
                 from torch.utils.tensorboard import SummaryWriter
                 self.writer = SummaryWriter(str(self.out / "runs"), purge_step=self.step)
