@@ -73,3 +73,26 @@ def test_config_refuses_typos_and_bad_values(tmp_path):
         load_config(None, ["--train_data", "x", "--batch_sise", "3"])
     with pytest.raises(ValueError, match="segment_samples"):
         load_config(None, ["--train_data", "x", "--segment_samples", "1000"])
+
+
+def test_adversarial_run_trains_and_resumes_exactly(tiny_corpus, tmp_path):
+    gan = dict(adversarial=True, adv_start_step=1, disc_channels=2)
+    straight = CodecTrainer(_cfg(tiny_corpus, tmp_path / "a", **gan)).train()
+    CodecTrainer(_cfg(tiny_corpus, tmp_path / "b", max_steps=2, **gan)).train()
+    resumed = CodecTrainer(_cfg(tiny_corpus, tmp_path / "b", **gan), resume=True).train()
+    a, b = load_file(str(straight / "model.safetensors")), load_file(str(resumed / "model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    da = load_file(str(tmp_path / "a" / "checkpoint" / "discriminator.safetensors"))
+    db = load_file(str(tmp_path / "b" / "checkpoint" / "discriminator.safetensors"))
+    assert da.keys() == db.keys() and all(torch.equal(da[k], db[k]) for k in da)
+    rows = [json.loads(ln) for ln in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    assert "adv" not in rows[0] and all(r["disc"] > 0 and r["feature"] > 0 for r in rows[1:] if "mel" in r)
+
+
+def test_lsgan_losses_match_their_formulas():
+    from audio_tokenizer.training.discriminators import discriminator_loss, generator_losses
+    real = [(torch.tensor([1.0, 0.5]), [torch.ones(2)])]
+    fake = [(torch.tensor([0.0, 0.5]), [torch.zeros(2)])]
+    assert discriminator_loss(real, fake).item() == pytest.approx((0 + 0.25) / 2 + (0 + 0.25) / 2)
+    adv, fm = generator_losses(real, fake)
+    assert adv.item() == pytest.approx((1 + 0.25) / 2) and fm.item() == pytest.approx(1.0)

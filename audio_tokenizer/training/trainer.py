@@ -7,6 +7,7 @@ Run folder (``output_dir``)::
                          training_state/ (accelerate: optimizer, scheduler, RNG); replaced atomically
     snapshots/step-N/    fp16 codec folders (snapshot_every), loadable with SnacCodec.from_pretrained
     codec/               the final codec (fp32), written when max_steps is reached
+                         (checkpoint/ also holds discriminator.safetensors with adversarial on)
     metrics.jsonl        one JSON line per log / eval
     runs/                tensorboard: losses, codebook stats, held-out audio
 
@@ -27,6 +28,7 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
+from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from audio_tokenizer import typed_config
@@ -34,11 +36,13 @@ from audio_tokenizer.codec import SnacCodec, _load_state_dict, _write_checkpoint
 from audio_tokenizer.fileio import write_atomic
 from audio_tokenizer.training import guard
 from audio_tokenizer.training.config import FREE_KEYS, CodecTrainConfig
+from audio_tokenizer.training.discriminators import Discriminators, discriminator_loss, generator_losses
 from audio_tokenizer.training.data import CropSampler, load_corpus_audio
 from audio_tokenizer.training.losses import dc_loss, mel_losses
 from audio_tokenizer.training.model import CodecForTraining
 
 RUN_CONFIG, STATE_FILE, STATE_DIR = "run_config.yaml", "trainer_state.json", "training_state"
+DISC_FILE = "discriminator.safetensors"
 
 
 def lr_lambda(cfg: CodecTrainConfig):
@@ -127,12 +131,21 @@ class CodecTrainer:
                                 weight_decay=cfg.weight_decay)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg))
         self.model, self.opt, self.sched = self.acc.prepare(self.model, opt, sched)
+        self.disc = None
+        if cfg.adversarial:
+            disc = Discriminators(channels=cfg.disc_channels)
+            if self.resumed:
+                disc.load_state_dict(_load_state_dict(ckpt / DISC_FILE))
+            opt_d = torch.optim.AdamW(disc.parameters(), lr=cfg.disc_learning_rate or cfg.learning_rate,
+                                      betas=(cfg.adam_beta1, cfg.adam_beta2), weight_decay=cfg.weight_decay)
+            sched_d = torch.optim.lr_scheduler.LambdaLR(opt_d, lr_lambda(cfg))
+            self.disc, self.opt_d, self.sched_d = self.acc.prepare(disc, opt_d, sched_d)
         self.acc.register_save_state_pre_hook(lambda models, weights, output_dir: weights.clear())
         self.acc.register_load_state_pre_hook(lambda models, input_dir: models.clear())
         self.step = 0
         if self.resumed:
             self.step = json.loads((ckpt / STATE_FILE).read_text())["step"]
-            self.acc.load_state(str(ckpt / STATE_DIR))
+            self.acc.load_state(str(ckpt / STATE_DIR))  # optimizers, schedulers, RNG (weights: above)
         waves = load_corpus_audio(cfg.train_data, progress=cfg.progress and self.acc.is_main_process)
         self.sampler = CropSampler(waves, cfg.segment_samples, (cfg.gain_db_min, cfg.gain_db_max), cfg.seed)
         self.eval_waves = (load_corpus_audio(cfg.eval_data, limit=cfg.eval_utterances, progress=False)
@@ -158,17 +171,31 @@ class CodecTrainer:
     def _generator(self, tag: int) -> torch.Generator:
         return torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + self.step * 7 + tag)
 
-    def losses(self, audio: torch.Tensor):
-        """(total loss, parts dict, codes, latents) of a batch [B, 1, T]."""
+    def losses(self, audio: torch.Tensor, adversarial: bool = False):
+        """(total loss, parts dict, codes, latents, reconstruction [B, 1, T]) of a batch [B, 1, T]."""
         cfg = self.cfg
         with self.acc.autocast():
             audio_hat, codes, commit, codebook, latents = self.model(audio)
-        x, y = audio[:, 0].float(), audio_hat[:, 0, : audio.shape[-1]].float()
+        audio_hat = audio_hat[..., : audio.shape[-1]]
+        x, y = audio[:, 0].float(), audio_hat[:, 0].float()
         mel, lin = mel_losses(x, y)
         parts = {"mel": mel, "linear_mel": lin, "wave": (x - y).abs().mean(), "dc": dc_loss(x, y),
                  "commit": commit, "codebook": codebook}
+        if adversarial:
+            with self.acc.autocast():
+                parts["adv"], parts["feature"] = generator_losses(self.disc(audio), self.disc(audio_hat))
         total = sum(getattr(cfg, f"w_{k}") * v for k, v in parts.items())
-        return total, parts, codes, latents
+        return total, parts, codes, latents, audio_hat
+
+    def discriminator_step(self, audio: torch.Tensor, audio_hat: torch.Tensor) -> float:
+        """One LSGAN update of the discriminators on real vs (detached) reconstructed audio."""
+        self.opt_d.zero_grad(set_to_none=True)
+        with self.acc.autocast():
+            loss = discriminator_loss(self.disc(audio), self.disc(audio_hat.detach()))
+        self.acc.backward(loss)
+        self.acc.clip_grad_norm_(self.disc.parameters(), self.cfg.max_grad_norm or float("inf"))
+        self.opt_d.step()
+        return float(loss.detach())
 
     def train_step(self) -> dict[str, float]:
         cfg, codec = self.cfg, self.codec
@@ -177,12 +204,17 @@ class CodecTrainer:
             with torch.no_grad():
                 *_, latents = self.model(audio)
             guard.init_codebooks(codec.quantizer, [self._gather(z.contiguous()) for z in latents], self._generator(1))
-        total, parts, codes, latents = self.losses(audio)
+        gan = self.disc is not None and self.step >= cfg.adv_start_step
+        total, parts, codes, latents, audio_hat = self.losses(audio, adversarial=gan)
         self.opt.zero_grad(set_to_none=True)
         self.acc.backward(total)
         grad_norm = self.acc.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm or float("inf"))
         self.opt.step()
         self.sched.step()
+        if self.disc is not None:
+            if gan:
+                parts["disc"] = torch.tensor(self.discriminator_step(audio, audio_hat))
+            self.sched_d.step()
         if cfg.recenter_rate:
             guard.recenter(codec.quantizer, latents, cfg.recenter_rate, self._reduce_mean)
         self.usage.update([self._gather(c.contiguous()) for c in codes])
@@ -225,6 +257,9 @@ class CodecTrainer:
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
             _write_checkpoint(tmp, self.model_config, self.codec)
+            if self.disc is not None:
+                state = {k: v.detach().cpu().contiguous() for k, v in self.acc.unwrap_model(self.disc).state_dict().items()}
+                save_file(state, str(tmp / DISC_FILE))
             (tmp / STATE_FILE).write_text(json.dumps({"step": self.step}) + "\n")
         self.acc.wait_for_everyone()
         self.acc.save_state(str(tmp / STATE_DIR))
