@@ -72,7 +72,8 @@ def _parser() -> argparse.ArgumentParser:
                        description="Encode every utterance with SNAC and write Orpheus rows (input_ids, "
                                    "attention_mask, prompt_lengths, data_type='tts', text, voice, duration, "
                                    "source) to OUTPUT. Bad utterances go to OUTPUT/skipped.csv. Work is saved "
-                                   "in shards: rerunning the same command resumes.")
+                                   "in shards: rerunning the same command resumes, and rebuilds any shard "
+                                   "whose inputs (text, audio path, size, mtime) changed.")
     b.add_argument("--input", required=True,
                    help="folder with metadata.csv (file|text, LJSpeech file|text|normalized, or a header "
                         "line like file|text|voice), a save_to_disk folder, or a hub dataset name")
@@ -93,6 +94,12 @@ def _parser() -> argparse.ArgumentParser:
                    help="Orpheus notebook dedupe: drop frames whose L0 code repeats the previous frame's")
     b.add_argument("--shard-size", type=int, default=500, help="utterances per resumable shard")
     b.add_argument("--device", default="cpu", help="device for the SNAC encoder (cpu, cuda, cuda:1)")
+    b.add_argument("--num-processes", type=int, default=1,
+                   help="encode shards in N processes (same rows as one process); for several GPUs use "
+                        "'accelerate launch -m audio_tokenizer build ...' instead, one process per device")
+    b.add_argument("--allow-outside-paths", action="store_true",
+                   help="let metadata.csv name audio outside the input folder (../x.wav, absolute paths, "
+                        "symlinks out); without it such rows are skipped")
     b.add_argument("--overwrite", action="store_true", help="discard shards from an earlier, different run")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -125,14 +132,20 @@ def _build(args) -> int:
         text_column=args.text_column, audio_column=args.audio_column, voice_column=args.voice_column,
         split=args.split, min_duration=args.min_duration, max_duration=args.max_duration,
         max_length=args.max_length, drop_repeated_frames=args.drop_repeated_frames,
-        shard_size=args.shard_size, device=args.device)
-    info = build(cfg, overwrite=args.overwrite, progress=not args.quiet)
-    n, d = info["counts"], info["durations"]
+        shard_size=args.shard_size, device=args.device, allow_outside_paths=args.allow_outside_paths)
+    info = build(cfg, overwrite=args.overwrite, progress=not args.quiet, num_processes=args.num_processes)
+    if info is None:  # a non-main process of accelerate launch: the main one publishes and reports
+        return 0
+    n, d, sh = info["counts"], info["durations"], info["shards"]
+    if info["duplicate_ids"]:
+        dup = info["duplicate_ids"]
+        print(f"warning: {len(dup)} duplicate utterance id(s) ({', '.join(dup[:5])}{' ...' if len(dup) > 5 else ''}); "
+              f"kept the first of each, see {args.output}/skipped.csv", file=sys.stderr)
     reasons = ", ".join(f"{k}: {v}" for k, v in n["skipped_by_reason"].items())
     print(f"{n['rows']} rows from {n['utterances']} utterances ({d['total_audio_seconds']:.1f} s of audio), "
           f"{n['skipped']} skipped" + (f" ({reasons}; see {args.output}/skipped.csv)" if reasons else "")
-          + f"; shards built {info['shards']['built']}, reused {info['shards']['reused']}; "
-          f"{info['elapsed_seconds']:.1f} s")
+          + f"; shards built {sh['built']}" + (f" ({sh['stale']} because their inputs changed)" if sh["stale"] else "")
+          + f", reused {sh['reused']}; {info['elapsed_seconds']:.1f} s")
     if n["rows"] == 0:
         print(f"error: no usable rows; see {args.output}/skipped.csv", file=sys.stderr)
         return 1

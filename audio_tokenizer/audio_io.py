@@ -51,6 +51,24 @@ def resample(wave: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     return np.ascontiguousarray(out, dtype=np.float32)
 
 
+def header_duration(source) -> float | None:
+    """Seconds of audio in a file (a path or a binary file object), read from its header only.
+
+    Nothing is decoded, so an hour-long file costs no memory. None when the header cannot be read
+    or gives no length (the caller then decodes and reports the real error).
+    """
+    try:
+        info = sf.info(source if hasattr(source, "read") else str(source))
+    except Exception:  # noqa: BLE001  unreadable header: let the decoder name the problem
+        return None
+    finally:
+        if hasattr(source, "seek"):
+            source.seek(0)
+    if not info.samplerate or info.frames <= 0:
+        return None
+    return info.frames / info.samplerate
+
+
 def load_audio(path: str | os.PathLike, target_sr: int = 24000) -> np.ndarray:
     """Read any soundfile-readable file as mono float32 ``[T]`` at ``target_sr`` Hz.
 

@@ -14,7 +14,10 @@ start_of_speech, audio..., end_of_speech, end_of_ai]; ``prompt_lengths`` counts 
 from __future__ import annotations
 
 import csv
+import hashlib
+import io
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -28,9 +31,12 @@ from audio_tokenizer import audio_io, layout
 from audio_tokenizer.corpus import InputError, Utterance, read_metadata
 from audio_tokenizer.errors import first_line
 from audio_tokenizer.hub import load_hub_split, select_split
+from audio_tokenizer.normalize import strip_invisible
 from audio_tokenizer.text import encode_text
 
 _SETTINGS_FILE = "settings.json"
+_FINGERPRINT_FILE = "inputs.sha256"  # in each shard: hash of the inputs it was built from
+_HEADER_SLACK = 0.01  # seconds: a header duration this far outside the limits is skipped undecoded
 
 
 @dataclass
@@ -52,6 +58,11 @@ class BuildConfig:
     drop_repeated_frames: bool = False
     shard_size: int = 500
     device: str = "cpu"
+    allow_outside_paths: bool = False  # metadata file entries may resolve outside the input folder
+
+# not part of the shard settings: device and output never change rows, and the effect of
+# allow_outside_paths is in each shard's input fingerprint (the utterance's error)
+_VOLATILE = ("output", "device", "allow_outside_paths")
 
 
 class HFInput:
@@ -78,7 +89,8 @@ class HFInput:
                           r[self.audio]) for i, r in zip(range(rows.start, rows.stop), part)]
 
 
-def open_input(spec: str, text_column="text", audio_column="audio", voice_column="voice", split="train"):
+def open_input(spec: str, text_column="text", audio_column="audio", voice_column="voice", split="train",
+               allow_outside_paths: bool = False):
     """Utterances (a sized, sliceable sequence) of a metadata.csv folder or a Hugging Face dataset."""
     import datasets
 
@@ -86,7 +98,7 @@ def open_input(spec: str, text_column="text", audio_column="audio", voice_column
     local_dataset = path.is_dir() and not (path / "metadata.csv").is_file() and any(
         (path / f).is_file() for f in ("state.json", "dataset_dict.json"))
     if not local_dataset and (path.exists() or spec.startswith((".", "/", "~")) or spec.count("/") > 1):
-        return read_metadata(path, text_column, voice_column)
+        return read_metadata(path, text_column, voice_column, allow_outside_paths=allow_outside_paths)
     try:
         ds = (select_split(datasets.load_from_disk(str(path)), split, spec) if local_dataset
               else load_hub_split(spec, split))
@@ -123,6 +135,48 @@ def load_wave(audio, target_sr: int) -> np.ndarray:
         if audio.get("path"):
             return audio_io.load_audio(audio["path"], target_sr=target_sr)
     raise audio_io.AudioError("row has no audio (no path, bytes or array)")
+
+
+def audio_header_duration(audio) -> float | None:
+    """Seconds of a path or Hugging Face audio value from the file header (nothing decoded), or None."""
+    if isinstance(audio, (str, Path)):
+        return audio_io.header_duration(audio)
+    if isinstance(audio, dict) and audio.get("array") is None:
+        if audio.get("bytes"):
+            return audio_io.header_duration(io.BytesIO(audio["bytes"]))
+        if audio.get("path") and Path(audio["path"]).is_file():
+            return audio_io.header_duration(audio["path"])
+    return None  # an in-memory array (already decoded) or no audio at all
+
+
+def _audio_fingerprint(audio) -> object:
+    """What identifies an utterance's audio: path, size and mtime of a file, or a hash of its bytes."""
+    if isinstance(audio, (str, Path)):
+        path = Path(audio)
+        try:
+            st = path.stat()
+        except OSError:
+            return [str(path.absolute()), None]
+        return [str(path.resolve()), st.st_size, st.st_mtime_ns]
+    if isinstance(audio, dict):
+        if audio.get("array") is not None:
+            arr = np.ascontiguousarray(np.asarray(audio["array"], dtype=np.float32))
+            return ["array", list(arr.shape), audio.get("sampling_rate"), hashlib.sha256(arr.tobytes()).hexdigest()]
+        if audio.get("bytes"):
+            return ["bytes", audio.get("path"), hashlib.sha256(audio["bytes"]).hexdigest()]
+        if audio.get("path"):
+            return ["path", *_audio_fingerprint(str(audio["path"]))]
+    return None
+
+
+def shard_fingerprint(utts: list[Utterance]) -> str:
+    """SHA-256 over a shard's inputs: each utterance's id, text, voice, error, and its audio's
+    path + size + mtime (files) or content hash (bytes, arrays). Any edit to them changes it."""
+    h = hashlib.sha256()
+    for u in utts:
+        entry = [u.source, u.text, u.voice, u.error, _audio_fingerprint(u.audio)]
+        h.update(json.dumps(entry, ensure_ascii=False, default=str).encode("utf-8") + b"\n")
+    return h.hexdigest()
 
 
 def drop_repeated_frames(audio_ids: list[int]) -> list[int]:
@@ -172,13 +226,18 @@ class _Encoder:
     def row(self, utt: Utterance) -> tuple[dict | None, str | None]:
         """(row, None) for a usable utterance, else (None, reason it was skipped)."""
         cfg = self.cfg
-        text = (utt.text or "").strip()
+        text = strip_invisible(utt.text or "").strip()
         if utt.error:
             return None, utt.error
         if not text:
             return None, "empty text"
         if isinstance(utt.audio, (str, Path)) and not Path(utt.audio).is_file():
             return None, f"missing audio: {utt.audio}"
+        header = audio_header_duration(utt.audio)  # filter on the header first: never decode what is skipped
+        if header is not None and header < cfg.min_duration - _HEADER_SLACK:
+            return None, f"too short: {header:.2f} s < {cfg.min_duration:g} s"
+        if header is not None and header > cfg.max_duration + _HEADER_SLACK:
+            return None, f"too long: {header:.2f} s > {cfg.max_duration:g} s"
         try:
             wave = load_wave(utt.audio, layout.SAMPLE_RATE)  # [T] float32, 24 kHz
         except (audio_io.AudioError, OSError, RuntimeError) as e:  # soundfile raises RuntimeError subclasses
@@ -215,8 +274,8 @@ def _features():
     })
 
 
-def _write_shard(shard_dir: Path, rows: list[dict], skipped: list[tuple[str, str]]) -> None:
-    """Write one finished shard atomically (temp dir, then rename)."""
+def _write_shard(shard_dir: Path, rows: list[dict], skipped: list[tuple[str, str]], fingerprint: str) -> None:
+    """Write one finished shard atomically (temp dir, then rename over any stale one)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -227,7 +286,20 @@ def _write_shard(shard_dir: Path, rows: list[dict], skipped: list[tuple[str, str
     table = pa.Table.from_pylist(rows, schema=schema) if rows else schema.empty_table()
     pq.write_table(table, tmp / "rows.parquet")
     (tmp / "skipped.json").write_text(json.dumps(skipped), encoding="utf-8")
+    (tmp / _FINGERPRINT_FILE).write_text(fingerprint + "\n", encoding="utf-8")
+    shutil.rmtree(shard_dir, ignore_errors=True)  # a stale shard (its inputs changed)
     tmp.rename(shard_dir)
+
+
+def _shard_state(shard_dir: Path, fingerprint: str) -> str:
+    """'current' (finished, same inputs), 'stale' (finished from other inputs) or 'missing'."""
+    if not shard_dir.is_dir():
+        return "missing"
+    try:
+        have = (shard_dir / _FINGERPRINT_FILE).read_text(encoding="utf-8").strip()
+    except OSError:  # a shard from before fingerprints: its inputs are unknown
+        return "stale"
+    return "current" if have == fingerprint else "stale"
 
 
 def _where(spec: str) -> str:
@@ -251,7 +323,7 @@ def _check_output(cfg: BuildConfig) -> Path:
 def _check_settings(shards: Path, cfg: BuildConfig, n_items: int, overwrite: bool) -> None:
     """Record the settings next to the shards; refuse to mix shards built with other settings."""
     want = {**asdict(cfg), "n_items": n_items}
-    for volatile in ("output", "device"):
+    for volatile in _VOLATILE:
         want.pop(volatile)
     for key in ("input", "tokenizer", "codec"):
         want[key] = _where(want[key])
@@ -294,7 +366,7 @@ def _publish(table, out: Path, progress: bool) -> None:
     tmp.rmdir()
 
 
-def _summarise(cfg: BuildConfig, table, skipped, n_items, built, reused, seconds) -> dict:
+def _summarise(cfg: BuildConfig, table, skipped, n_items, shards: dict, seconds) -> dict:
     dur = np.asarray(table.column("duration").to_pylist() if table.num_rows else [], dtype=np.float64)
     lens = np.asarray([len(x) for x in table.column("input_ids").to_pylist()] if table.num_rows else [])
     reasons: dict[str, int] = {}
@@ -305,19 +377,81 @@ def _summarise(cfg: BuildConfig, table, skipped, n_items, built, reused, seconds
         "config": asdict(cfg),
         "counts": {"utterances": n_items, "rows": int(table.num_rows), "skipped": len(skipped),
                    "skipped_by_reason": reasons},
+        "duplicate_ids": sorted({src for src, why in skipped if why.startswith("duplicate id:")}),
         "durations": {"total_audio_seconds": round(float(dur.sum()), 3),
                       "min": round(float(dur.min()), 3) if dur.size else None,
                       "max": round(float(dur.max()), 3) if dur.size else None,
                       "mean": round(float(dur.mean()), 3) if dur.size else None},
         "row_lengths": {"max": int(lens.max()) if lens.size else None,
                         "mean": round(float(lens.mean()), 1) if lens.size else None},
-        "shards": {"built": built, "reused": reused},
+        "shards": shards,
         "elapsed_seconds": round(seconds, 3),
     }
 
 
-def build(cfg: BuildConfig, overwrite: bool = False, progress: bool = True) -> dict:
+def _shard_dir(shards: Path, index: int) -> Path:
+    return shards / f"{index:05d}"
+
+
+def _encode_shard(encoder: _Encoder, utts: list[Utterance], shard_dir: Path, fingerprint: str,
+                  on_item=None) -> None:
+    """Tokenise one shard's utterances and write the finished shard (rows, skipped, fingerprint)."""
+    rows, skipped = [], []
+    for utt in utts:
+        row, why = encoder.row(utt)
+        if row is None:
+            skipped.append((utt.source, why))
+        else:
+            rows.append(row)
+        if on_item:
+            on_item(row is not None)
+    _write_shard(shard_dir, rows, skipped, fingerprint)
+
+
+# --num-processes: a spawn pool whose workers each open the input and load the encoder once
+_WORKER: dict = {}
+
+
+def _worker_init(cfg: BuildConfig, threads: int) -> None:
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    _WORKER["cfg"] = cfg
+    _WORKER["inputs"] = open_input(cfg.input, cfg.text_column, cfg.audio_column, cfg.voice_column, cfg.split,
+                                   cfg.allow_outside_paths)
+    _WORKER["encoder"] = _Encoder(cfg)
+
+
+def _worker_shard(index: int, fingerprint: str) -> int:
+    cfg, inputs = _WORKER["cfg"], _WORKER["inputs"]
+    start = index * cfg.shard_size
+    utts = inputs[start : min(start + cfg.shard_size, len(inputs))]
+    _encode_shard(_WORKER["encoder"], utts, _shard_dir(Path(cfg.output) / ".shards", index), fingerprint)
+    return len(utts)
+
+
+def _distributed():
+    """accelerate's PartialState when run by ``accelerate launch`` with several processes, else None."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    from datetime import timedelta
+
+    from accelerate import PartialState
+
+    # a process that finishes its shards early waits for the others at the end: allow for a long build
+    return PartialState(timeout=timedelta(days=7))
+
+
+def build(cfg: BuildConfig, overwrite: bool = False, progress: bool = True, num_processes: int = 1) -> dict | None:
     """Tokenise ``cfg.input`` into ``cfg.output``; returns the build_info dict (also written to disk).
+
+    Work is split into shards of ``cfg.shard_size`` utterances; a finished shard is reused on a
+    rerun only if its inputs (ids, texts, voices, audio path + size + mtime or content hash) are
+    unchanged, else rebuilt. ``num_processes`` > 1 encodes shards in that many spawned processes;
+    under ``accelerate launch`` (WORLD_SIZE > 1) process r encodes shards r, r + N, ... on its own
+    device. Either way the main process publishes the dataset once every shard exists, and the
+    rows are those of a one-process build. Non-main accelerate processes return None.
 
     Raises InputError for a missing/unsupported input, missing columns or mismatched shards.
     Unusable utterances are skipped and listed in ``skipped.csv``, never raised.
@@ -327,37 +461,77 @@ def build(cfg: BuildConfig, overwrite: bool = False, progress: bool = True) -> d
 
     if cfg.shard_size < 1 or cfg.max_length < 1 or cfg.min_duration > cfg.max_duration:
         raise InputError("need --shard-size >= 1, --max-length >= 1 and --min-duration <= --max-duration")
+    if num_processes < 1:
+        raise InputError(f"--num-processes must be >= 1, got {num_processes}")
+    dist = _distributed()
+    if dist is not None and num_processes > 1:
+        raise InputError("--num-processes cannot be combined with accelerate launch (it already starts "
+                         f"{dist.num_processes} processes)")
     start = time.perf_counter()
-    inputs = open_input(cfg.input, cfg.text_column, cfg.audio_column, cfg.voice_column, cfg.split)
-    out = _check_output(cfg)
-    shards = out / ".shards"
-    _check_settings(shards, cfg, len(inputs), overwrite)
-    encoder = _Encoder(cfg)
-    starts = range(0, len(inputs), cfg.shard_size)
-    done = {s for s in starts if (shards / f"{s // cfg.shard_size:05d}").is_dir()}
-    todo_items = sum(min(cfg.shard_size, len(inputs) - s) for s in starts if s not in done)
-    bar = tqdm(total=todo_items, desc="tokenising", unit="utt", disable=not progress)
+    inputs = open_input(cfg.input, cfg.text_column, cfg.audio_column, cfg.voice_column, cfg.split,
+                        cfg.allow_outside_paths)
+    is_main = dist is None or dist.is_main_process
+    out, shards = Path(cfg.output), Path(cfg.output) / ".shards"
+    if is_main:
+        out = _check_output(cfg)
+        _check_settings(shards, cfg, len(inputs), overwrite)
+    if dist is not None:
+        dist.wait_for_everyone()
+        if not is_main:  # the main process has (re)made the shard folder: only check it matches
+            _check_settings(shards, cfg, len(inputs), overwrite=False)
+        cfg = BuildConfig(**{**asdict(cfg), "device": str(dist.device)})
+    n_shards = -(-len(inputs) // cfg.shard_size)
+    mine = [i for i in range(n_shards) if dist is None or i % dist.num_processes == dist.process_index]
+
+    def utts_of(i):
+        return inputs[i * cfg.shard_size : min((i + 1) * cfg.shard_size, len(inputs))]
+
+    fingerprints = {i: shard_fingerprint(utts_of(i)) for i in mine}
+    state = {i: _shard_state(_shard_dir(shards, i), fingerprints[i]) for i in mine}
+    todo = [i for i in mine if state[i] != "current"]
+    todo_items = sum(min(cfg.shard_size, len(inputs) - i * cfg.shard_size) for i in todo)
+    counts = {"built": len(todo), "reused": len(mine) - len(todo), "stale": sum(state[i] == "stale" for i in todo)}
+    encoder = _Encoder(cfg) if is_main or todo else None  # tokenizer checked before any work
+    bar = tqdm(total=todo_items, desc="tokenising", unit="utt", disable=not progress or not is_main)
     t0 = time.perf_counter()
-    n_rows = n_skip = 0
-    for s in starts:
-        if s in done:
-            continue
-        rows, skipped = [], []
-        for utt in inputs[s : min(s + cfg.shard_size, len(inputs))]:
-            row, why = encoder.row(utt)
-            if row is None:
-                skipped.append((utt.source, why))
-            else:
-                rows.append(row)
-            n_rows, n_skip = n_rows + (row is not None), n_skip + (row is None)
+    if num_processes > 1 and len(todo) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        workers = min(num_processes, len(todo))
+        threads = max(1, (os.cpu_count() or 1) // workers) if cfg.device == "cpu" else 0
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_worker_init, initargs=(cfg, threads))
+        try:
+            futures = [pool.submit(_worker_shard, i, fingerprints[i]) for i in todo]
+            for f in as_completed(futures):
+                bar.update(f.result())
+        finally:  # on an error or Ctrl-C, start no further shard (finished ones are kept)
+            pool.shutdown(wait=True, cancel_futures=True)
+    else:
+        tally = {"rows": 0, "skipped": 0}
+
+        def on_item(kept: bool) -> None:
+            tally["rows" if kept else "skipped"] += 1
             bar.update(1)
-            bar.set_postfix(rows=n_rows, skipped=n_skip)
-        _write_shard(shards / f"{s // cfg.shard_size:05d}", rows, skipped)
+            bar.set_postfix(tally)
+
+        for i in todo:
+            _encode_shard(encoder, utts_of(i), _shard_dir(shards, i), fingerprints[i], on_item)
     bar.close()
     encode_seconds = time.perf_counter() - t0
+    if dist is not None:  # every process's counts to the main one (also waits for all shards)
+        from accelerate.utils import gather_object
+
+        parts = gather_object([(counts, todo_items, encode_seconds)])
+        if not is_main:
+            return None
+        counts = {k: sum(c[k] for c, _, _ in parts) for k in counts}
+        todo_items = sum(n for _, n, _ in parts)
+        encode_seconds = max(t for _, _, t in parts)
     tables, skipped = [], []
-    for s in starts:
-        d = shards / f"{s // cfg.shard_size:05d}"
+    for i in range(n_shards):
+        d = _shard_dir(shards, i)
         tables.append(pq.read_table(d / "rows.parquet"))
         skipped += [tuple(x) for x in json.loads((d / "skipped.json").read_text(encoding="utf-8"))]
     table = pa.concat_tables(tables) if tables else _features().arrow_schema.empty_table()
@@ -367,9 +541,9 @@ def build(cfg: BuildConfig, overwrite: bool = False, progress: bool = True) -> d
         _publish(table, out, progress)
     else:
         _remove_dataset(out)
-    info = _summarise(cfg, table, skipped, len(inputs), len(starts) - len(done), len(done),
-                      time.perf_counter() - start)
+    info = _summarise(cfg, table, skipped, len(inputs), counts, time.perf_counter() - start)
     info["tokenizer"], info["codec"] = cfg.tokenizer, cfg.codec
+    info["processes"] = dist.num_processes if dist is not None else num_processes
     info["speed"] = {"utterances_this_run": todo_items, "encode_seconds": round(encode_seconds, 3),
                      "utterances_per_second": round(todo_items / encode_seconds, 2) if encode_seconds else None}
     tmp = out / "build_info.json.tmp"

@@ -199,13 +199,38 @@ def _audio_path(folder: Path, name: str) -> Path:
     return next((p for p in candidates if p.is_file()), candidates[-1])
 
 
-def read_metadata(folder, text_column: str = "text", voice_column: str = "voice") -> list[Utterance]:
+def _outside(path: Path, root: Path) -> bool:
+    """Whether ``path`` (symlinks and ``..`` resolved) lies outside the resolved folder ``root``."""
+    try:
+        path.resolve().relative_to(root)
+        return False
+    except ValueError:
+        return True
+
+
+def _read_lines(meta: Path) -> list[str]:
+    """The lines of a UTF-8 metadata file; InputError naming the line of the first byte that is not UTF-8."""
+    data = meta.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise InputError(f"{meta} line {line} is not UTF-8 (byte 0x{data[e.start]:02x}); "
+                         "save metadata.csv as UTF-8") from None
+    return text.splitlines()
+
+
+def read_metadata(folder, text_column: str = "text", voice_column: str = "voice",
+                  allow_outside_paths: bool = False) -> list[Utterance]:
     """Utterances of a ``metadata.csv`` folder (``|``-separated, UTF-8).
 
     With a header line (first field one of FILE_COLUMNS, e.g. ``file|text|voice``) columns are taken
     by name. Without one: 2 fields = ``file|text``; 3 fields = LJSpeech ``file|raw_text|text`` (the
     normalised third column is "text"). A line with the wrong number of fields is kept as an
-    utterance with ``error`` set, so it is skipped and reported rather than misread.
+    utterance with ``error`` set, so it is skipped and reported rather than misread. So are a file
+    entry that resolves outside ``folder`` (``../x.wav``, an absolute path, a symlink out) unless
+    ``allow_outside_paths``, and a repeated id (the first occurrence is kept). A file that is not
+    UTF-8 raises InputError naming the line.
     """
     folder = Path(folder)
     meta = folder / "metadata.csv"
@@ -215,29 +240,36 @@ def read_metadata(folder, text_column: str = "text", voice_column: str = "voice"
         raise InputError(f"input {folder} is not a folder; pass the folder that holds metadata.csv")
     if not meta.is_file():
         raise InputError(f"no metadata.csv in {folder} (expected file|text lines) and not a saved dataset")
-    lines = [ln for ln in meta.read_text(encoding="utf-8-sig").splitlines() if ln.strip()]
-    if not lines:
+    numbered = [(n, ln) for n, ln in enumerate(_read_lines(meta), start=1) if ln.strip()]
+    if not numbered:
         raise InputError(f"{meta} is empty")
-    first = [c.strip() for c in lines[0].split("|")]
+    first = [c.strip() for c in numbered[0][1].split("|")]
     if first[0].lower() in FILE_COLUMNS:
-        names, lines, first_line = first, lines[1:], 2
+        names, numbered = first, numbered[1:]
     elif len(first) in (2, 3):
-        names, first_line = (["file", "text"] if len(first) == 2 else ["file", "raw_text", "text"]), 1
+        names = ["file", "text"] if len(first) == 2 else ["file", "raw_text", "text"]
     else:
-        raise InputError(f"{meta} line 1 has {len(first)} fields; expected file|text, LJSpeech "
+        raise InputError(f"{meta} line {numbered[0][0]} has {len(first)} fields; expected file|text, LJSpeech "
                          "file|text|normalized_text, or a header line such as file|text|voice")
     if text_column not in names:
         raise InputError(f"{meta} has no column {text_column!r} (columns: {', '.join(names)}); "
                          "pass --text-column")
-    out = []
-    for n, line in enumerate(lines, start=first_line):
+    root = folder.resolve()
+    out, seen = [], {}
+    for n, line in numbered:
         fields = line.split("|")
         if len(fields) != len(names):
             why = f"malformed metadata: line {n} has {len(fields)} fields, expected {len(names)}"
             out.append(Utterance(f"metadata.csv:{n}", "", "", None, error=why))
             continue
         row = dict(zip(names, fields))
-        out.append(Utterance(row[names[0]].strip(), row[text_column],
-                             row.get(voice_column, "").strip() if voice_column else "",
-                             _audio_path(folder, row[names[0]].strip())))
+        name = row[names[0]].strip()
+        audio = _audio_path(folder, name)
+        utt = Utterance(name, row[text_column], row.get(voice_column, "").strip() if voice_column else "", audio)
+        if name in seen:
+            utt.error = f"duplicate id: {name} already on metadata.csv line {seen[name]}"
+        elif not allow_outside_paths and _outside(audio, root):
+            utt.error = f"outside input folder: {name} resolves to {audio.resolve()} (pass --allow-outside-paths)"
+        seen.setdefault(name, n)
+        out.append(utt)
     return out

@@ -8,6 +8,7 @@ decimals, ordinals, years, currency, percentages) through :mod:`audio_tokenizer.
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from audio_tokenizer.numbers import ONES, is_year_like, number_to_words, year_to_words
 
@@ -15,6 +16,23 @@ _ORDINAL_IRREGULAR = {"one": "first", "two": "second", "three": "third", "five":
                       "eight": "eighth", "nine": "ninth", "twelve": "twelfth"}
 _SYMBOLS = {"&": " and ", "%": " percent ", "+": " plus ", "@": " at ", "=": " equals ",
             "#": " number ", "°": " degrees ", "€": " euros ", "£": " pounds ", "$": " dollars "}
+
+
+# zero-width characters that carry no text: removed everywhere (ZWJ/ZWNJ, which shape some scripts
+# and emoji, are kept inside text, but text made only of them and whitespace is still empty)
+_ZERO_WIDTH = re.compile("[\u200b\u2060\ufeff\u180e]")
+
+
+def strip_invisible(text: str) -> str:
+    """``text`` without zero-width spaces / word joiners / BOMs, and "" when nothing visible is left.
+
+    "Nothing visible" means only whitespace and Unicode format characters (category Cf, e.g. U+200B,
+    U+200C, U+200D, U+2060, U+FEFF). The one definition of "empty text" for the build and ``say``.
+    """
+    text = _ZERO_WIDTH.sub("", text)
+    if all(ch.isspace() or unicodedata.category(ch) == "Cf" for ch in text):
+        return ""
+    return text
 
 
 def ordinal_to_words(n: int) -> str:
@@ -53,7 +71,8 @@ def _number(m: re.Match) -> str:
 
 
 def normalize_text(text: str) -> str:
-    """Spell out numbers and symbols, normalise quotes/dashes and whitespace."""
+    """Spell out numbers and symbols, normalise quotes/dashes and whitespace ("" if nothing visible)."""
+    text = strip_invisible(text)
     text = text.replace("\u2019", "'").replace("\u2018", "'").replace("\u201c", '"').replace("\u201d", '"')
     text = re.sub(r"[\u2013\u2014]", ", ", text)
     text = re.sub(r"([$€£])\s?(\d[\d,]*)(?:\.(\d{1,2}))?\b", _currency, text)

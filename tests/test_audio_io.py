@@ -115,3 +115,18 @@ def test_save_errors(tmp_path):
     with pytest.raises(AudioError, match="non-empty"):
         save_wav(tmp_path / "a.wav", np.zeros(0, np.float32), 24000)
     assert [p.name for p in tmp_path.iterdir()] == ["file"]
+
+
+def test_header_duration_reads_only_the_header(tmp_path):
+    import io
+
+    from audio_tokenizer.audio_io import header_duration
+
+    path = save_wav(tmp_path / "a.wav", _sine(440, 16000, 1.5), 16000)
+    assert header_duration(path) == 1.5
+    with open(path, "rb") as f:
+        data = io.BytesIO(f.read())
+    assert header_duration(data) == 1.5 and data.tell() == 0  # a file object is rewound for the decoder
+    (tmp_path / "bad.wav").write_bytes(b"RIFF garbage")
+    assert header_duration(tmp_path / "bad.wav") is None
+    assert header_duration(tmp_path / "missing.wav") is None

@@ -120,7 +120,7 @@ def test_bad_inputs_are_listed_with_reasons(built):
     assert counts == {"utterances": N_GOOD + 4, "rows": N_GOOD, "skipped": 4,
                       "skipped_by_reason": {"empty text": 1, "bad audio": 2, "missing audio": 1}}
     on_disk = json.loads((out / "build_info.json").read_text())
-    assert on_disk["counts"] == counts and on_disk["shards"] == {"built": 3, "reused": 0}
+    assert on_disk["counts"] == counts and on_disk["shards"] == {"built": 3, "reused": 0, "stale": 0}
     assert on_disk["durations"]["total_audio_seconds"] == pytest.approx(sum(built[2]["duration"]), abs=1e-2)
 
 
@@ -133,7 +133,7 @@ def test_resume_reuses_finished_shards(tmp_path, built, corpus_dir, offline_toke
         p.unlink()
     stamps = {p: p.stat().st_mtime_ns for p in out.glob(".shards/0000[01]/rows.parquet")}
     info = build(_cfg(out, corpus_dir, offline_tokenizer_dir, codec_dir), progress=False)
-    assert info["shards"] == {"built": 1, "reused": 2}
+    assert info["shards"] == {"built": 1, "reused": 2, "stale": 0}
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # not rewritten
     again = datasets.load_from_disk(str(out))
     assert again["input_ids"] == first["input_ids"] and again["source"] == first["source"]
@@ -156,6 +156,18 @@ def test_duration_and_length_filters(tmp_path, built, corpus_dir, offline_tokeni
     assert info["counts"]["skipped_by_reason"] == {
         "too short": 1, "too long": 1, "row too long": 1, "empty text": 1, "bad audio": 2, "missing audio": 1}
     assert datasets.load_from_disk(str(tmp_path))["source"] == [s for s in ds["source"] if s in by_len[:-1]]
+
+
+def test_header_filter_keeps_the_same_rows_at_the_limits(tmp_path, offline_tokenizer_dir, codec_dir):
+    """A file just inside max_duration by its header is decoded and kept exactly as before."""
+    corpus = tmp_path / "c"
+    (corpus / "wavs").mkdir(parents=True)
+    audio_io.save_wav(corpus / "wavs" / "edge.wav", 0.1 * np.sin(np.arange(48000) / 7).astype(np.float32), 24000)
+    (corpus / "metadata.csv").write_text("edge|Exactly two seconds.\n", encoding="utf-8")
+    info = build(_cfg(tmp_path / "o", corpus, offline_tokenizer_dir, codec_dir, max_duration=2.0, min_duration=2.0),
+                 progress=False)
+    assert info["counts"]["rows"] == 1
+    assert datasets.load_from_disk(str(tmp_path / "o"))["duration"] == [pytest.approx(2.0)]
 
 
 def test_hugging_face_input_with_files_and_arrays(tmp_path, built, corpus_dir, offline_tokenizer_dir, codec_dir):
@@ -230,3 +242,23 @@ def test_drop_repeated_frames_and_make_row(offline_tokenizer):
     assert plen == 14
     assert make_row(offline_tokenizer, "Hi", None, [])[0] == [128259, 128000, *b"Hi", 128009, 128260, 128261,
                                                               128257, 128258, 128262]
+
+
+def test_two_process_build_equals_one_process_build_and_resumes_the_same(
+        tmp_path, capsys, built, corpus_dir, offline_tokenizer_dir, codec_dir):
+    one_out, one_info, one = built
+    out = tmp_path / "two"
+    info = build(_cfg(out, corpus_dir, offline_tokenizer_dir, codec_dir), progress=False, num_processes=2)
+    assert info["processes"] == 2 and info["shards"] == {"built": 3, "reused": 0, "stale": 0}
+    assert info["counts"] == one_info["counts"]
+    assert datasets.load_from_disk(str(out)).to_dict() == one.to_dict()  # every column of every row
+    assert (out / "skipped.csv").read_bytes() == (one_out / "skipped.csv").read_bytes()
+    # resume: two of three shards lost, rebuilt by the two processes through the CLI flag
+    for i in ("00000", "00002"):
+        shutil.rmtree(out / ".shards" / i)
+    common = ["--tokenizer", str(offline_tokenizer_dir), "--codec", str(codec_dir), "--quiet", "--shard-size", "4"]
+    assert main(["build", "--input", str(corpus_dir), "--output", str(out), "--num-processes", "2", *common]) == 0
+    assert "shards built 2, reused 1" in capsys.readouterr().out
+    assert datasets.load_from_disk(str(out)).to_dict() == one.to_dict()
+    assert main(["build", "--input", str(corpus_dir), "--output", str(out), "--num-processes", "0", *common]) == 2
+    assert "--num-processes must be >= 1" in capsys.readouterr().err

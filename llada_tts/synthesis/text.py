@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from audio_tokenizer.normalize import normalize_text, ordinal_to_words  # noqa: F401  (re-exported)
+from audio_tokenizer.normalize import normalize_text, ordinal_to_words, strip_invisible  # noqa: F401  (re-exported)
 from audio_tokenizer.numbers import number_to_words  # noqa: F401  (re-exported)
 
 _SPLITS = (r"(?<=[.!?\u2026])\s+", r"(?<=[:;])\s+", r"(?<=,)\s+", r"\s+")
