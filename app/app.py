@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 from typing import TYPE_CHECKING
@@ -117,15 +118,44 @@ def format_status(res) -> str:
 
 def sampler_options(method=None, steps=None, block_length=None, threshold=None, cfg_scale=None,
                     temperature=None, remasking=None, use_cache=None) -> dict:
-    """The widgets' values as ``tts.synthesize`` sampler options; empty or 0 steps/threshold = default."""
+    """The widgets' values as ``tts.synthesize`` sampler options; empty or 0 steps/threshold = default.
+
+    Only a translation: whole floats become ints (a Number box sends 12.0), anything else is passed
+    on as it is, and ``synthesize`` checks it (``synthesis.defaults.check_sampler_options``: the one
+    place that names the range and the caps)."""
     out = dict(method=method or None, remasking=remasking or None,
-               steps=int(steps) if steps else None,  # 0 / empty: one step per 2 canvas tokens
-               block_length=int(block_length) if block_length else None,
-               threshold=float(threshold) if threshold else None,  # 0: threshold decoding off
-               cfg_scale=None if cfg_scale is None else float(cfg_scale),
-               temperature=None if temperature is None else float(temperature),
+               steps=_whole(steps) if steps else None,  # 0 / empty: one step per 2 canvas tokens
+               block_length=_whole(block_length) if block_length else None,
+               threshold=_real(threshold) if threshold else None,  # 0: threshold decoding off
+               cfg_scale=_real(cfg_scale), temperature=_real(temperature),
                use_cache=None if use_cache is None else bool(use_cache))
     return {k: v for k, v in out.items() if v is not None}
+
+
+def _whole(value):
+    """12.0 -> 12; any other value unchanged (inf, nan, 1.5 and strings are refused by the checker)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _real(value):
+    return float(value) if isinstance(value, float) else value  # numpy floats -> float; the rest as is
+
+
+def seed_value(seed) -> int | None:
+    """The Seed box's value as ``synthesize``'s seed: None (random) when empty or negative; a
+    SynthesisError naming the valid range for anything else that is not a whole number in range."""
+    from llada_tts.synthesis.defaults import MAX_SEED
+    from llada_tts.synthesis.errors import SynthesisError
+
+    if seed is None or seed == "":
+        return None
+    if isinstance(seed, (int, float)) and not isinstance(seed, bool) and math.isfinite(seed):
+        if seed < 0:
+            return None
+        if float(seed).is_integer() and int(seed) <= MAX_SEED:
+            return int(seed)
+    shown = f"{seed:g}" if isinstance(seed, float) else repr(seed)[:40]
+    raise SynthesisError(f"seed must be -1 (random) or a whole number from 0 to {MAX_SEED} (2**64 - 1), got {shown}")
 
 
 def synthesize_for_ui(tts, text: str, voice: str | None = None, *, seed=-1, duration=0.0, speed=1.0,
@@ -147,8 +177,7 @@ def synthesize_for_ui(tts, text: str, voice: str | None = None, *, seed=-1, dura
         raise gr.Error(str(e), title="Check the text", print_exception=False) from None
     voice = (voice or "").strip()
     try:
-        res = tts.synthesize(text, voice=None if voice in ("", NO_VOICE) else voice,
-                             seed=None if seed is None or seed == "" or int(seed) < 0 else int(seed),
+        res = tts.synthesize(text, voice=None if voice in ("", NO_VOICE) else voice, seed=seed_value(seed),
                              duration=float(duration) if duration and float(duration) > 0 else None,
                              speed=1.0 if speed is None or speed == "" else float(speed),
                              max_duration=max_duration, progress=progress, **sampler_options(**sampler))
@@ -170,8 +199,16 @@ def build_demo(tts, max_chars: int = 1000, examples=EXAMPLES, max_duration: floa
     """The Blocks app around a loaded pipeline (call ``.queue(...)`` and ``.launch(...)`` on it)."""
     import gradio as gr
 
-    from llada_tts.synthesis.defaults import DEFAULT_BLOCK_LENGTH, DEFAULT_TEMPERATURE, METHODS, REMASKING
+    from llada_tts.synthesis.defaults import (
+        DEFAULT_BLOCK_LENGTH,
+        DEFAULT_TEMPERATURE,
+        MAX_SEED,
+        METHODS,
+        REMASKING,
+        canvas_limit,
+    )
 
+    limit = canvas_limit(max_duration)  # the caps on steps and block length (gradio refuses more too)
     voices = list(tts.voices)
     with gr.Blocks(title="llada-tts", delete_cache=(3600, 3600)) as demo:
         gr.Markdown("# llada-tts\nSpeech from a masked-diffusion language model over SNAC codec tokens. "
@@ -185,8 +222,8 @@ def build_demo(tts, max_chars: int = 1000, examples=EXAMPLES, max_duration: floa
                                         allow_custom_value=True, label="Voice", elem_id="voice",
                                         info="one the model was trained with" if voices
                                         else "this checkpoint lists no voices; type one or keep (none)")
-                    seed = gr.Number(value=-1, precision=0, label="Seed", info="-1 = random (shown below)",
-                                     elem_id="seed")
+                    seed = gr.Number(value=-1, precision=0, minimum=-1, maximum=MAX_SEED, label="Seed",
+                                     info="-1 = random (shown below)", elem_id="seed")
                 with gr.Accordion("Advanced", open=False):
                     with gr.Row():
                         method = gr.Dropdown(choices=list(METHODS), value=METHODS[1], label="Method")
@@ -194,10 +231,12 @@ def build_demo(tts, max_chars: int = 1000, examples=EXAMPLES, max_duration: floa
                         use_cache = gr.Checkbox(value=False, label="KV cache",
                                                 info="faster, approximate (Fast-dLLM)")
                     with gr.Row():
-                        steps = gr.Number(value=0, precision=0, minimum=0, label="Steps",
-                                          info="denoising steps; 0 = one per 2 canvas tokens")
-                        block_length = gr.Number(value=DEFAULT_BLOCK_LENGTH, precision=0, minimum=7, step=7,
-                                                 label="Block length", info="tokens; a multiple of 7")
+                        steps = gr.Number(value=0, precision=0, minimum=0, maximum=limit, label="Steps",
+                                          elem_id="steps",
+                                          info=f"denoising steps; 0 = one per 2 canvas tokens; at most {limit}")
+                        block_length = gr.Number(value=DEFAULT_BLOCK_LENGTH, precision=0, minimum=7, maximum=limit,
+                                                 step=7, label="Block length", elem_id="block_length",
+                                                 info=f"tokens; a multiple of 7, at most {limit}")
                     with gr.Row():
                         threshold = gr.Slider(0.0, 1.0, value=0.0, step=0.01, label="Confidence threshold",
                                               info="0 = off (fixed schedule)")

@@ -58,10 +58,14 @@ def error_line(err: str) -> str:
 
 def test_cli_choices_mirror_the_sampler():
     from llada_tts.sampling import config
+    from llada_tts.sampling.constraints import frames_for_duration
     from llada_tts.synthesis import defaults
 
     assert (defaults.METHODS, defaults.REMASKING, defaults.CACHE_MODES) == (config.METHODS, config.REMASKING,
                                                                              config.CACHE_MODES)
+    assert defaults.THRESHOLD_FLOORS == config.THRESHOLD_FLOORS
+    assert (defaults.SLOTS_PER_FRAME, defaults.FRAMES_PER_SECOND) == (L.SLOTS_PER_FRAME, L.FRAMES_PER_SECOND)
+    assert defaults.canvas_limit(10.0) == L.SLOTS_PER_FRAME * frames_for_duration(10.0)  # the cap = a canvas
 
 
 def test_parser_has_the_shared_contract():

@@ -61,6 +61,10 @@ def test_chunk_plans_estimate_and_share_out_duration():
     ({"cfg_scale": -0.5}, "cfg scale must be >= 0"),
     ({"threshold": 0.9, "remasking": "random"}, "use remasking low_confidence"),
     ({"top_p": 0.9}, r"unknown sampler option\(s\) \['top_p'\]"),
+    ({"threshold": float("nan")}, r"threshold must be in \(0, 1\], got nan"),
+    ({"min_length": float("nan")}, r"min_length must be in \[0, 1\]"),
+    ({"steps": "64"}, "steps must be an integer >= 1, got '64'"),
+    ({"cache": "triple"}, "unknown cache 'triple'; choose one of none, prefix, dual"),
 ])
 def test_bad_sampler_options_are_refused(options, match):
     with pytest.raises(SynthesisError, match=match):
@@ -229,3 +233,14 @@ def test_committed_frames_counts_the_committed_prefix():
     assert committed_frames(torch.tensor(frame * 2)) == (2, True)
     assert committed_frames(torch.tensor(frame + [L.END_OF_SPEECH_ID] + [m] * 6)) == (1, True)
     assert committed_frames(torch.tensor([m] * 7 + frame)) == (0, False)
+
+
+def test_cache_option_is_the_older_use_cache_and_cache_mode(tts):
+    """``cache="dual"`` (one option: none | prefix | dual) gives what use_cache + cache_mode gave."""
+    kw = dict(voice="alice", seed=2, **FAST)
+    for mode in ("prefix", "dual"):
+        new = tts.synthesize("Hi.", cache=mode, **kw)
+        old = tts.synthesize("Hi.", use_cache=True, cache_mode=mode, **kw)
+        np.testing.assert_array_equal(new.waveform, old.waveform)
+    np.testing.assert_array_equal(tts.synthesize("Hi.", cache="none", **kw).waveform,
+                                  tts.synthesize("Hi.", **kw).waveform)

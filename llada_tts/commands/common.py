@@ -10,7 +10,6 @@ DEFAULT_MODEL = "llada-tts/llada-tts-1b"  # placeholder hub id: pass --model or 
 MODEL_ENV = "LLADA_TTS_MODEL"
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
-CACHES = ("none", "prefix", "dual")
 
 
 class CliError(Exception):
@@ -68,18 +67,37 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
                    help="model weights dtype (auto: bfloat16 on a bf16-capable GPU, else float32)")
 
 
-def add_sampler_arguments(p: argparse.ArgumentParser) -> None:
-    from llada_tts.synthesis.defaults import DEFAULT_BLOCK_LENGTH, DEFAULT_TEMPERATURE, METHODS, REMASKING
+def seed_number(text: str) -> int:
+    """A --seed: an integer in 0 .. 2**64 - 1 (what torch's generators take)."""
+    from llada_tts.synthesis.defaults import MAX_SEED
 
+    return ranged_number(int, "an integer", lambda v: 0 <= v <= MAX_SEED, f">= 0 and <= {MAX_SEED} (2**64 - 1)")(text)
+
+
+def add_sampler_arguments(p: argparse.ArgumentParser) -> None:
+    from llada_tts.synthesis.defaults import (
+        CACHES,
+        DEFAULT_BLOCK_LENGTH,
+        DEFAULT_MAX_DURATION,
+        DEFAULT_TEMPERATURE,
+        METHODS,
+        REMASKING,
+        canvas_limit,
+    )
+
+    limit = canvas_limit(DEFAULT_MAX_DURATION)
     g = p.add_argument_group("sampler")
     g.add_argument("--method", choices=METHODS, default=None,
                    help="decoding order (default semi_autoregressive_padding: whole canvas masked, blocks left to right)")
     g.add_argument("--steps", type=positive_int, default=None,
                    help="denoising steps per chunk canvas, rounded up to a multiple of the block count "
-                        "(default: canvas tokens / 2)")
+                        "(default: canvas tokens / 2); at most the canvas limit (7 tokens per frame of "
+                        f"--max-duration: {limit} for {DEFAULT_MAX_DURATION:g} s), and capped at each chunk's "
+                        "canvas tokens")
     g.add_argument("--block-length", type=frame_multiple, default=None,
                    help=f"tokens per block, a multiple of 7 (default {DEFAULT_BLOCK_LENGTH}); the canvas is "
-                        "rounded up to whole blocks")
+                        f"rounded up to whole blocks; at most the canvas limit ({limit} for "
+                        f"{DEFAULT_MAX_DURATION:g} s)")
     g.add_argument("--threshold", type=unit_interval, default=None,
                    help="parallel decoding: commit every token with confidence >= this, in (0, 1] (default off)")
     g.add_argument("--cfg", type=non_negative_float, default=None,
@@ -96,7 +114,10 @@ def add_sampler_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def sampler_options(args: argparse.Namespace) -> dict:
-    """The sampler keyword arguments of ``LladaTTS.synthesize`` from parsed sampler options."""
+    """The sampler keyword arguments of ``LladaTTS.synthesize`` from parsed sampler options,
+    checked (combinations, caps from --max-duration) before any model is loaded: SynthesisError, exit 2."""
+    from llada_tts.synthesis.defaults import DEFAULT_MAX_DURATION, check_sampler_options
+
     opts = {"method": args.method, "steps": args.steps, "block_length": args.block_length,
             "threshold": args.threshold, "cfg_scale": args.cfg, "temperature": args.temperature,
             "remasking": args.remasking, "min_length": getattr(args, "min_length", None)}
@@ -104,10 +125,7 @@ def sampler_options(args: argparse.Namespace) -> dict:
     if cache != "none":
         opts.update(use_cache=True, cache_mode=cache)
     opts = {k: v for k, v in opts.items() if v is not None}
-    from llada_tts.synthesis.plan import check_sampler_options
-
-    check_sampler_options(opts)  # combinations (e.g. threshold + random remasking): SynthesisError, exit 2
-    return opts
+    return check_sampler_options(opts, getattr(args, "max_duration", DEFAULT_MAX_DURATION))
 
 
 # --- loading --------------------------------------------------------------------------------------

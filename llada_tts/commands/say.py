@@ -11,12 +11,12 @@ from llada_tts.commands.common import (
     add_sampler_arguments,
     check_output_path,
     load_tts,
-    non_negative_int,
     positive_float,
     positive_int,
     sampler_options,
+    seed_number,
 )
-from llada_tts.synthesis.defaults import DEFAULT_BATCH_SIZE, DEFAULT_MAX_CHUNK_CHARS
+from llada_tts.synthesis.defaults import DEFAULT_BATCH_SIZE, DEFAULT_MAX_CHUNK_CHARS, DEFAULT_MAX_DURATION
 
 HELP = "speak text into a WAV file"
 DESCRIPTION = """Speak TEXT (an argument, a file with -i, or stdin with -) and write a 24 kHz mono 16-bit WAV.
@@ -36,16 +36,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-i", "--input", default=None, metavar="FILE", help="read the text from FILE ('-' = stdin)")
     p.add_argument("-o", "--output", default="out.wav", metavar="WAV", help="output file (default out.wav)")
     p.add_argument("--voice", "-v", default=None, help="voice name (see `llada-tts voices`); default: none")
-    p.add_argument("--seed", type=non_negative_int, default=None,
-                   help="random seed for sampling and decoding (default: random, printed)")
+    p.add_argument("--seed", type=seed_number, default=None,
+                   help="random seed for sampling and decoding, 0 .. 2**64 - 1 (default: random, printed)")
     length = p.add_argument_group("length")
     length.add_argument("--duration", type=positive_float, default=None,
                         help="seconds of audio to generate for the whole text (default: estimated from the text)")
     length.add_argument("--speed", type=positive_float, default=1.0,
                         help="speaking-rate factor for the length estimate: 1.25 = a 20%% shorter canvas (default 1)")
-    length.add_argument("--max-duration", type=positive_float, default=60.0,
-                        help="refuse requests estimated longer than this many seconds (default 60); "
-                             "audio is never cut silently")
+    length.add_argument("--max-duration", type=positive_float, default=DEFAULT_MAX_DURATION,
+                        help=f"refuse requests estimated longer than this many seconds (default "
+                             f"{DEFAULT_MAX_DURATION:g}); audio is never cut silently. Its canvas (7 tokens per "
+                             "frame) also caps --steps and --block-length")
     length.add_argument("--max-chunk-chars", type=positive_int, default=None,
                         help=f"longest chunk in characters (default {DEFAULT_MAX_CHUNK_CHARS})")
     length.add_argument("--batch-size", type=positive_int, default=None,

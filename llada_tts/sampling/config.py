@@ -1,6 +1,7 @@
 """Sampler settings and results: ``SamplerConfig`` (validated up front) and ``SampleResult``."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -20,7 +21,8 @@ class SamplerConfig:
     method: "fixed_length" (one block = the whole canvas), "semi_autoregressive_padding" (whole
         canvas masked, decoded block by block left to right) or "semi_autoregressive_origin" (the
         canvas grows one block at a time and stops once a row holds a ``stop_ids`` token).
-    steps: denoising steps over all of gen_length (split evenly over the blocks).
+    steps: denoising steps over all of gen_length (split evenly over the blocks); at most one step per
+        token is run (``steps_per_block`` is capped at the block length), since each step commits one.
     block_length: tokens per block (ignored by fixed_length); a whole number of 7-token frames when
         ``audio`` is on. gen_length must be a multiple of it.
     temperature: Gumbel-max sampling temperature (0 = greedy). cfg_scale: classifier-free guidance
@@ -78,7 +80,9 @@ class SamplerConfig:
 
     @property
     def steps_per_block(self) -> int:
-        return self.steps // self.num_blocks
+        """Steps run per block, capped at the block length: a step commits at least one token, so
+        further steps are no-ops (the result is the same; the cap keeps ``steps`` from sizing memory)."""
+        return min(self.steps // self.num_blocks, self.block)
 
     def validate(self) -> "SamplerConfig":
         """Raise ValueError naming the fix for any inconsistent setting; return self."""
@@ -103,10 +107,10 @@ class SamplerConfig:
             raise ValueError(f"steps ({self.steps}) must be divisible by the number of blocks "
                              f"({self.num_blocks} = gen_length / block_length): use steps="
                              f"{lo or self.num_blocks} or {lo + self.num_blocks}")
-        if self.temperature < 0:
-            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
-        if self.cfg_scale < 0:
-            raise ValueError(f"cfg_scale must be >= 0 (0 = no guidance), got {self.cfg_scale}")
+        if not 0 <= self.temperature < math.inf:
+            raise ValueError(f"temperature must be >= 0 (a finite number), got {self.temperature}")
+        if not 0 <= self.cfg_scale < math.inf:
+            raise ValueError(f"cfg_scale must be >= 0 (0 = no guidance; a finite number), got {self.cfg_scale}")
         if self.threshold is not None:
             if not 0.0 < self.threshold <= 1.0:
                 raise ValueError(f"threshold must be in (0, 1], got {self.threshold}")

@@ -9,6 +9,7 @@ The same text, voice, options, seed and batch_size give the same waveform, bit f
 """
 from __future__ import annotations
 
+import math
 import secrets
 import time
 from collections.abc import Iterator
@@ -26,12 +27,13 @@ from llada_tts.checkpoint_meta import CheckpointMeta, read_meta
 from llada_tts.prompts import tts_prompt
 from llada_tts.sampling import sample
 from llada_tts.sampling.constraints import DEFAULT_CHARS_PER_SECOND
-from llada_tts.synthesis.defaults import DEFAULT_BATCH_SIZE
+from llada_tts.synthesis.defaults import DEFAULT_BATCH_SIZE, DEFAULT_MAX_DURATION, check_seed
 from llada_tts.synthesis.errors import NoAudioError, SynthesisError
 from llada_tts.synthesis.join import DEFAULT_CROSSFADE_MS, Joiner, crossfade_samples
 from llada_tts.synthesis.plan import (
     DEFAULT_MAX_CHUNK_CHARS,
     ChunkPlan,
+    check_max_duration,
     check_sampler_options,
     plan_chunks,
     sampler_config,
@@ -181,15 +183,19 @@ class LladaTTS:
 
     # --- synthesis ------------------------------------------------------------------------------
     def synthesize(self, text: str, voice: str | None = None, *, seed: int | None = None,
-                   duration: float | None = None, speed: float = 1.0, max_duration: float | None = 60.0,
+                   duration: float | None = None, speed: float = 1.0,
+                   max_duration: float | None = DEFAULT_MAX_DURATION,
                    max_chunk_chars: int = DEFAULT_MAX_CHUNK_CHARS, batch_size: int = DEFAULT_BATCH_SIZE,
                    progress: bool = False, **sampler_options) -> SynthesisResult:
         """Speak ``text`` (any length: split into chunks). ``seed`` None draws one (see result.seed).
 
         duration: seconds of canvas for the whole text (default: estimated from the text at the
-        checkpoint's speaking rate / ``speed``). max_duration: refuse (never cut) longer requests.
+        checkpoint's speaking rate / ``speed``). max_duration: refuse (never cut) longer requests; it
+        also sets the caps on steps and block_length (``synthesis.defaults.canvas_limit``; None: no
+        limit). seed: 0 .. 2**64 - 1.
         sampler_options: method, steps, block_length, threshold, cfg_scale, temperature, remasking,
-        use_cache, cache_mode (see ``llada_tts.sampling.SamplerConfig``).
+        min_length, cache ("none", "prefix" or "dual"; or the older use_cache + cache_mode), see
+        ``llada_tts.synthesis.defaults`` (checked by ``check_sampler_options``).
         Raises SynthesisError for bad input, NoAudioError when a chunk yields no valid frame.
         """
         start = time.perf_counter()
@@ -206,7 +212,7 @@ class LladaTTS:
                                overlap=joiner.overlap, nfe=run.nfe[0])
 
     def stream(self, text: str, voice: str | None = None, *, seed: int | None = None, duration: float | None = None,
-               speed: float = 1.0, max_duration: float | None = 60.0,
+               speed: float = 1.0, max_duration: float | None = DEFAULT_MAX_DURATION,
                max_chunk_chars: int = DEFAULT_MAX_CHUNK_CHARS, batch_size: int = 1, progress: bool = False,
                blocks: bool = False, **sampler_options) -> Iterator[np.ndarray]:
         """Yield float32 24 kHz pieces as audio becomes final.
@@ -240,17 +246,13 @@ class LladaTTS:
         voice = voice.strip() if voice else None
         if voice and self.voices and voice not in self.voices:
             raise SynthesisError(f"unknown voice {voice!r}; this checkpoint has: {', '.join(self.voices)}")
-        if isinstance(speed, bool) or not isinstance(speed, (int, float)) or not speed > 0:
-            raise SynthesisError(f"speed must be > 0, got {speed!r}")
-        if max_duration is not None and not max_duration > 0:
-            raise SynthesisError(f"max_duration must be > 0 seconds, got {max_duration!r}")
+        if isinstance(speed, bool) or not isinstance(speed, (int, float)) or not 0 < speed < math.inf:
+            raise SynthesisError(f"speed must be > 0 (a finite number), got {speed!r}")
+        max_duration = check_max_duration(max_duration)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise SynthesisError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-        if seed is None:
-            seed = secrets.randbits(31)
-        elif isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise SynthesisError(f"seed must be an integer >= 0, got {seed!r}")
-        options = check_sampler_options(options)
+        seed = secrets.randbits(31) if seed is None else check_seed(seed)
+        options = check_sampler_options(options, max_duration)  # caps from the canvas of max_duration
         plans = plan_chunks(text, duration=duration, chars_per_second=self.chars_per_second * speed,
                             max_chunk_chars=max_chunk_chars, max_duration=max_duration)
         for p in plans:  # configuration errors (steps/blocks) surface before any model work

@@ -6,53 +6,25 @@ from dataclasses import dataclass, fields
 
 from audio_tokenizer import layout as L
 from llada_tts.sampling import SamplerConfig, canvas_frames
-from llada_tts.sampling.config import CACHE_MODES, METHODS, REMASKING
-from llada_tts.synthesis.defaults import DEFAULT_BLOCK_LENGTH, DEFAULT_MAX_CHUNK_CHARS, DEFAULT_TEMPERATURE  # noqa: F401
+from llada_tts.synthesis.defaults import (  # noqa: F401  (re-exported: the one definition lives in defaults)
+    DEFAULT_BLOCK_LENGTH,
+    DEFAULT_MAX_CHUNK_CHARS,
+    DEFAULT_TEMPERATURE,
+    SAMPLER_KEYS,
+    check_max_duration,
+    check_sampler_options,
+)
 from llada_tts.synthesis.errors import SynthesisError
 from llada_tts.synthesis.text import normalize_text, split_text
 
 TOKENS_PER_STEP = 2  # default steps = canvas tokens / 2
 CANVAS_MARGIN = 1.2  # canvas = estimated speech length x margin (the model ends the speech early)
-SAMPLER_KEYS = ("method", "steps", "block_length", "threshold", "cfg_scale", "temperature", "remasking",
-                "use_cache", "cache_mode", "refresh_every", "threshold_floor", "min_length")
 
 
 @dataclass(frozen=True)
 class ChunkPlan:
     text: str
     frames: int  # estimated speech frames (before rounding up to whole blocks)
-
-
-def check_sampler_options(options: dict) -> dict:
-    """Validate user sampler options (unknown keys, ranges) before any model work; returns them."""
-    unknown = sorted(set(options) - set(SAMPLER_KEYS))
-    if unknown:
-        raise SynthesisError(f"unknown sampler option(s) {unknown}; valid: {', '.join(SAMPLER_KEYS)}")
-    o = {k: v for k, v in options.items() if v is not None}
-    if o.get("method", METHODS[1]) not in METHODS:
-        raise SynthesisError(f"unknown method {o['method']!r}; choose one of {', '.join(METHODS)}")
-    if o.get("remasking", REMASKING[0]) not in REMASKING:
-        raise SynthesisError(f"unknown remasking {o['remasking']!r}; choose one of {', '.join(REMASKING)}")
-    if o.get("cache_mode", CACHE_MODES[0]) not in CACHE_MODES:
-        raise SynthesisError(f"unknown cache mode {o['cache_mode']!r}; choose one of {', '.join(CACHE_MODES)}")
-    if "steps" in o and (isinstance(o["steps"], bool) or int(o["steps"]) != o["steps"] or o["steps"] < 1):
-        raise SynthesisError(f"steps must be an integer >= 1, got {o['steps']!r}")
-    bl = o.get("block_length")
-    if bl is not None and (int(bl) != bl or bl < L.SLOTS_PER_FRAME or bl % L.SLOTS_PER_FRAME):
-        raise SynthesisError(f"block_length must be a positive multiple of 7 tokens (whole SNAC frames), got {bl!r}")
-    th = o.get("threshold")
-    if th is not None and not 0.0 < th <= 1.0:
-        raise SynthesisError(f"threshold must be in (0, 1], got {th!r}")
-    if o.get("temperature", 0.0) < 0:
-        raise SynthesisError(f"temperature must be >= 0, got {o['temperature']!r}")
-    if not 0.0 <= o.get("min_length", 0.0) <= 1.0:
-        raise SynthesisError(f"min_length must be in [0, 1] (a fraction of each chunk's estimated length), "
-                             f"got {o['min_length']!r}")
-    if o.get("cfg_scale", 0.0) < 0:
-        raise SynthesisError(f"cfg scale must be >= 0 (0 = no guidance), got {o['cfg_scale']!r}")
-    if th is not None and o.get("remasking", "low_confidence") != "low_confidence":
-        raise SynthesisError("threshold decoding ranks by confidence: use remasking low_confidence")
-    return o
 
 
 def plan_chunks(text: str, *, duration: float | None, chars_per_second: float, max_chunk_chars: int,
@@ -62,10 +34,11 @@ def plan_chunks(text: str, *, duration: float | None, chars_per_second: float, m
         raise SynthesisError(f"text must be a string, got {type(text).__name__}")
     if not isinstance(max_chunk_chars, int) or max_chunk_chars < 1:
         raise SynthesisError(f"max_chunk_chars must be an integer >= 1, got {max_chunk_chars!r}")
-    if not chars_per_second > 0:
-        raise SynthesisError(f"speaking rate must be > 0 chars/s (speed > 0), got {chars_per_second!r}")
-    if duration is not None and not duration > 0:
-        raise SynthesisError(f"duration must be > 0 seconds, got {duration!r}")
+    if not 0 < chars_per_second < math.inf:
+        raise SynthesisError(f"speaking rate must be > 0 chars/s (speed > 0, finite), got {chars_per_second!r}")
+    if duration is not None and not 0 < duration < math.inf:
+        raise SynthesisError(f"duration must be > 0 seconds (a finite number), got {duration!r}")
+    max_duration = check_max_duration(max_duration)
     norm = normalize_text(text)
     if not norm:
         raise SynthesisError("text is empty: nothing to say")
@@ -96,7 +69,9 @@ def share_out(total: int, weights: list[int]) -> list[int]:
 
 def sampler_config(frames: int, options: dict, seed: int | None = None) -> SamplerConfig:
     """SamplerConfig for a canvas of at least ``frames`` frames: rounded up to whole blocks, steps
-    rounded up to a multiple of the block count (default: one step per 2 canvas tokens)."""
+    rounded up to a multiple of the block count (default: one step per 2 canvas tokens) and capped
+    at the canvas tokens (a step commits at least one token: more steps cannot change the result).
+    ``options`` as returned by ``check_sampler_options``."""
     o = dict(options)
     min_frames = math.floor(o.pop("min_length", 0.0) * frames)  # no end of speech before this
     method = o.pop("method", "semi_autoregressive_padding")
@@ -111,7 +86,7 @@ def sampler_config(frames: int, options: dict, seed: int | None = None) -> Sampl
         gen_length = num_blocks * block
     if steps is None:
         steps = max(1, gen_length // TOKENS_PER_STEP)
-    steps = max(num_blocks, math.ceil(steps / num_blocks) * num_blocks)
+    steps = min(max(num_blocks, math.ceil(steps / num_blocks) * num_blocks), gen_length)
     known = {f.name for f in fields(SamplerConfig)}
     kwargs = {k: v for k, v in o.items() if k in known}
     kwargs.setdefault("temperature", DEFAULT_TEMPERATURE)
