@@ -99,6 +99,23 @@ def test_say_caps_follow_max_duration(capsys, tmp_path, model_args, flag, value,
     assert (tmp_path / "o.wav").exists()
 
 
+def test_say_caps_the_tokens_of_one_sampling_call(capsys, tmp_path, model_args):
+    """5 one-block chunks of 84 tokens = 420 > 4 x 84: big blocks times many rows cannot add up."""
+    from llada_tts.synthesis.defaults import batch_token_limit
+
+    assert (batch_token_limit(60.0), batch_token_limit(1.0), batch_token_limit(None)) == (4 * LIMIT_60, 336, None)
+    args = ["Hi. Bye. Ok. Yes. No.", "-o", tmp_path / "o.wav", "--max-duration", 1, "--max-chunk-chars", 4,
+            "--block-length", LIMIT_1, "--steps", 1, "--seed", 0, "-q", *model_args]
+    code, _, line, _ = say(capsys, *args, "--batch-size", 5)
+    assert code == 2
+    assert line == ("llada-tts say: error: batch_size=5 samples 5 chunks of 84 canvas tokens at once (420 tokens), "
+                    "more than 336 (4 x the canvas tokens of max_duration=1 s); use batch_size <= 4 or a smaller "
+                    "block_length")
+    assert not (tmp_path / "o.wav").exists()
+    code, _, _, err = say(capsys, *args, "--batch-size", 4)
+    assert code == 0, err
+
+
 def test_say_refuses_a_seed_beyond_2_to_the_64(capsys, tmp_path, model_args):
     code, _, line, _ = say(capsys, "Hi.", "-o", tmp_path / "o.wav", "--seed", MAX_SEED + 1, *model_args)
     assert code == 2

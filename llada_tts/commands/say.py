@@ -50,7 +50,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     length.add_argument("--max-chunk-chars", type=positive_int, default=None,
                         help=f"longest chunk in characters (default {DEFAULT_MAX_CHUNK_CHARS})")
     length.add_argument("--batch-size", type=positive_int, default=None,
-                        help=f"chunks sampled together (default {DEFAULT_BATCH_SIZE}; 1 with --stream)")
+                        help=f"chunks sampled together (default {DEFAULT_BATCH_SIZE}; 1 with --stream); at most "
+                             f"{DEFAULT_BATCH_SIZE} canvas limits of tokens in one call (chunks x canvas tokens)")
     p.add_argument("--stream", action="store_true",
                    help="write audio as each chunk finishes (prints time to first audio)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary")

@@ -11,6 +11,8 @@ Caps (what one request may ask for; derived from the canvas, so memory stays bou
     steps          1 .. canvas limit; per chunk, capped at the chunk's canvas tokens (a step commits
                    at least one token, so further steps cannot change the result)
     block_length   7 .. canvas limit, a multiple of 7 (whole SNAC frames)
+    batch_size     chunks sampled together: rows x canvas tokens <= ``batch_token_limit(max_duration)``
+                   = 4 canvas limits (19712 tokens for 60 s); checked once the chunks are planned
     threshold      (0, 1];  temperature, cfg_scale: finite, >= 0;  min_length: [0, 1]
     seed           0 .. MAX_SEED (2**64 - 1, what ``torch.Generator.manual_seed`` takes)
 
@@ -49,6 +51,13 @@ def canvas_limit(max_duration: float | None) -> int | None:
     if max_duration is None:
         return None
     return SLOTS_PER_FRAME * math.ceil(max_duration * FRAMES_PER_SECOND - 1e-9)
+
+
+def batch_token_limit(max_duration: float | None) -> int | None:
+    """The most canvas tokens one sampling call may hold (rows x canvas; None: no limit):
+    DEFAULT_BATCH_SIZE canvas limits (60 s -> 4 x 4928 = 19712). batch_size 1 always fits."""
+    limit = canvas_limit(max_duration)
+    return None if limit is None else DEFAULT_BATCH_SIZE * limit
 
 
 def check_seed(seed) -> int | None:

@@ -27,7 +27,7 @@ from llada_tts.checkpoint_meta import CheckpointMeta, read_meta
 from llada_tts.prompts import tts_prompt
 from llada_tts.sampling import sample
 from llada_tts.sampling.constraints import DEFAULT_CHARS_PER_SECOND
-from llada_tts.synthesis.defaults import DEFAULT_BATCH_SIZE, DEFAULT_MAX_DURATION, check_seed
+from llada_tts.synthesis.defaults import DEFAULT_BATCH_SIZE, DEFAULT_MAX_DURATION, batch_token_limit, check_seed
 from llada_tts.synthesis.errors import NoAudioError, SynthesisError
 from llada_tts.synthesis.join import DEFAULT_CROSSFADE_MS, Joiner, crossfade_samples
 from llada_tts.synthesis.plan import (
@@ -257,6 +257,7 @@ class LladaTTS:
                             max_chunk_chars=max_chunk_chars, max_duration=max_duration)
         for p in plans:  # configuration errors (steps/blocks) surface before any model work
             sampler_config(p.frames, options)
+        _check_batches(plans, options, batch_size, max_duration)
         return _Run(plans, voice, options, int(seed), batch_size, progress)
 
     def _chunks(self, run: _Run) -> Iterator[_ChunkAudio]:
@@ -322,6 +323,23 @@ class LladaTTS:
         return _ChunkAudio(info, report.tokens, wave)
 
 
+
+
+def _check_batches(plans: list[ChunkPlan], options: dict, batch_size: int, max_duration: float | None) -> None:
+    """Refuse a request whose sampling calls would hold more than ``batch_token_limit`` canvas
+    tokens (rows x canvas, the canvas rounded up to whole blocks): the memory of one call."""
+    budget = batch_token_limit(max_duration)
+    if budget is None:
+        return
+    for b in range(0, len(plans), batch_size):
+        batch = plans[b : b + batch_size]
+        canvas = sampler_config(max(p.frames for p in batch), options).gen_length
+        if len(batch) * canvas > budget:
+            raise SynthesisError(
+                f"batch_size={batch_size} samples {len(batch)} chunks of {canvas} canvas tokens at once "
+                f"({len(batch) * canvas} tokens), more than {budget} (4 x the canvas tokens of "
+                f"max_duration={max_duration:g} s); use batch_size <= {max(1, budget // canvas)} or a smaller "
+                "block_length")
 
 
 def _preview(text: str, n: int = 40) -> str:
