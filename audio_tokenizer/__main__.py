@@ -93,7 +93,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--drop-repeated-frames", action="store_true",
                    help="Orpheus notebook dedupe: drop frames whose L0 code repeats the previous frame's")
     b.add_argument("--shard-size", type=int, default=500, help="utterances per resumable shard")
-    b.add_argument("--device", default="cpu", help="device for the SNAC encoder (cpu, cuda, cuda:1)")
+    b.add_argument("--device", default="cpu", help="device for the SNAC encoder (cpu, cuda, cuda:1); under "
+                                                    "accelerate launch each process uses its own device")
     b.add_argument("--num-processes", type=int, default=1,
                    help="encode shards in N processes (same rows as one process); for several GPUs use "
                         "'accelerate launch -m audio_tokenizer build ...' instead, one process per device")

@@ -157,7 +157,8 @@ def _audio_fingerprint(audio) -> object:
             st = path.stat()
         except OSError:
             return [str(path.absolute()), None]
-        return [str(path.resolve()), st.st_size, st.st_mtime_ns]
+        # ctime too: a file replaced by one of the same size with its mtime kept (cp -p, rsync -a) still differs
+        return [str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ctime_ns]
     if isinstance(audio, dict):
         if audio.get("array") is not None:
             arr = np.ascontiguousarray(np.asarray(audio["array"], dtype=np.float32))
@@ -171,7 +172,7 @@ def _audio_fingerprint(audio) -> object:
 
 def shard_fingerprint(utts: list[Utterance]) -> str:
     """SHA-256 over a shard's inputs: each utterance's id, text, voice, error, and its audio's
-    path + size + mtime (files) or content hash (bytes, arrays). Any edit to them changes it."""
+    path + size + mtime + ctime (files) or content hash (bytes, arrays). Any edit to them changes it."""
     h = hashlib.sha256()
     for u in utts:
         entry = [u.source, u.text, u.voice, u.error, _audio_fingerprint(u.audio)]
@@ -437,10 +438,16 @@ def _distributed():
         return None
     from datetime import timedelta
 
+    import torch
     from accelerate import PartialState
 
-    # a process that finishes its shards early waits for the others at the end: allow for a long build
-    return PartialState(timeout=timedelta(days=7))
+    # a process that finishes its shards early waits for the others at the end: allow for a long build.
+    # Without CUDA, accelerate only forms a (gloo) process group when told it runs on CPU.
+    state = PartialState(cpu=not torch.cuda.is_available(), timeout=timedelta(days=7))
+    if state.num_processes != int(os.environ["WORLD_SIZE"]):
+        raise InputError(f"WORLD_SIZE is {os.environ['WORLD_SIZE']} but accelerate formed a group of "
+                         f"{state.num_processes} process(es); launch with 'accelerate launch' or torchrun")
+    return state
 
 
 def build(cfg: BuildConfig, overwrite: bool = False, progress: bool = True, num_processes: int = 1) -> dict | None:
@@ -479,7 +486,8 @@ def build(cfg: BuildConfig, overwrite: bool = False, progress: bool = True, num_
         dist.wait_for_everyone()
         if not is_main:  # the main process has (re)made the shard folder: only check it matches
             _check_settings(shards, cfg, len(inputs), overwrite=False)
-        cfg = BuildConfig(**{**asdict(cfg), "device": str(dist.device)})
+        device = "cpu" if dist.device.type == "cpu" else str(dist.device)  # cuda:LOCAL_RANK, one per process
+        cfg = BuildConfig(**{**asdict(cfg), "device": device})
     n_shards = -(-len(inputs) // cfg.shard_size)
     mine = [i for i in range(n_shards) if dist is None or i % dist.num_processes == dist.process_index]
 

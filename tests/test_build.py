@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import shutil
 import subprocess
 import sys
@@ -262,3 +263,22 @@ def test_two_process_build_equals_one_process_build_and_resumes_the_same(
     assert datasets.load_from_disk(str(out)).to_dict() == one.to_dict()
     assert main(["build", "--input", str(corpus_dir), "--output", str(out), "--num-processes", "0", *common]) == 2
     assert "--num-processes must be >= 1" in capsys.readouterr().err
+
+
+def test_accelerate_launch_build_equals_one_process_build(tmp_path, built, corpus_dir, offline_tokenizer_dir,
+                                                          codec_dir):
+    """Two processes under `accelerate launch` (gloo on CPU): shard i on process i % 2, one publish."""
+    one_out, one_info, one = built
+    out = tmp_path / "acc"
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0",
+           "-m", "audio_tokenizer", "build", "--input", str(corpus_dir), "--output", str(out), "--tokenizer",
+           str(offline_tokenizer_dir), "--codec", str(codec_dir), "--shard-size", "4", "--quiet"]
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.count("rows from") == 1  # only the main process publishes and reports
+    info = json.loads((out / "build_info.json").read_text())
+    assert info["processes"] == 2 and info["counts"] == one_info["counts"]
+    assert datasets.load_from_disk(str(out)).to_dict() == one.to_dict()
+    assert (out / "skipped.csv").read_bytes() == (one_out / "skipped.csv").read_bytes()
