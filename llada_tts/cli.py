@@ -103,6 +103,9 @@ def _classify(e: BaseException) -> tuple[int, str]:
     line = first_line(e)
     if isinstance(e, CliError):
         return e.code, line
+    if type(e).__name__ == "SafetensorError":  # a truncated / damaged weights file (no import of safetensors here)
+        return 2, (f"a .safetensors weights file is damaged or incomplete (truncated download or copy?): {line}; "
+                   "re-download or re-copy the checkpoint")
     if isinstance(e, NoAudioError):
         return 1, line
     if isinstance(e, (ValueError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import logging
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,6 +108,10 @@ class TrainConfig:
             if not ok:
                 raise ValueError(f"{key}: {what}, got {getattr(self, key)!r}")
 
+        for f in dataclasses.fields(self):  # NaN / inf pass every comparison below the wrong way
+            value = getattr(self, f.name)
+            if isinstance(value, float):
+                need(math.isfinite(value), f.name, "must be a finite number")
         need(self.TTS_dataset is not None or self.text_QA_dataset is not None, "TTS_dataset",
              "set TTS_dataset and/or text_QA_dataset")
         need(self.ratio is None or 0.0 <= self.ratio <= 1.0, "ratio", "must be in [0, 1] (fraction of samples that are text)")

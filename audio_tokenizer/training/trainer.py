@@ -4,7 +4,8 @@ Run folder (``output_dir``)::
 
     run_config.yaml      the resolved CodecTrainConfig (a second run in the folder must match it)
     checkpoint/          config.json + model.safetensors (fp32) + trainer_state.json +
-                         training_state/ (accelerate: optimizer, scheduler, RNG); replaced atomically
+                         training_state/ (optimizer, scheduler, RNG as safetensors + JSON, never a
+                         pickle: audio_tokenizer.training.state); replaced atomically
     snapshots/step-N/    fp16 codec folders (snapshot_every), loadable with SnacCodec.from_pretrained
     codec/               the final codec (fp32), written when max_steps is reached
                          (checkpoint/ also holds discriminator.safetensors with adversarial on)
@@ -12,7 +13,9 @@ Run folder (``output_dir``)::
     runs/                tensorboard: losses, codebook stats, held-out audio
 
 Exact resume: batches are a pure function of (seed, step, process) and every other state is in
-the checkpoint, so a run resumed at step k equals an uninterrupted one.
+the checkpoint, so a run resumed at step k equals an uninterrupted one. Temp folders of a killed save
+(``.checkpoint.partial``, ``.codec.old-XXXXXXXX``, ``snapshots/.step-N.partial``) are tidied at the next
+start; a NaN / inf loss stops the run before it is logged or saved.
 """
 from __future__ import annotations
 
@@ -33,8 +36,10 @@ from tqdm.auto import tqdm
 
 from audio_tokenizer import typed_config
 from audio_tokenizer.codec import SnacCodec, _load_state_dict, _write_checkpoint, build_model, check_config
+from audio_tokenizer.errors import first_line
 from audio_tokenizer.fileio import write_atomic
 from audio_tokenizer.training import guard
+from audio_tokenizer.training import state as safe_state
 from audio_tokenizer.training.config import FREE_KEYS, CodecTrainConfig
 from audio_tokenizer.training.discriminators import Discriminators, discriminator_loss, generator_losses
 from audio_tokenizer.training.data import CropSampler, load_corpus_audio
@@ -43,6 +48,33 @@ from audio_tokenizer.training.model import CodecForTraining
 
 RUN_CONFIG, STATE_FILE, STATE_DIR = "run_config.yaml", "trainer_state.json", "training_state"
 DISC_FILE = "discriminator.safetensors"
+
+
+class NonFiniteLossError(ValueError):
+    """A NaN / inf loss: the run stops before stepping, logging or saving (one-line message)."""
+
+
+def _json_line(row: dict) -> str:
+    """Strict JSON (NaN / inf as null) for metrics.jsonl."""
+    return json.dumps({k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()},
+                      allow_nan=False)
+
+
+def _clean_temp(out: Path) -> list[str]:
+    """Temp folders a killed save left in the run folder (complete checkpoints are never removed)."""
+    return (safe_state.clean_temp_dirs(out, r"checkpoint|codec")
+            + safe_state.clean_temp_dirs(out / "snapshots", r"step-[0-9]+"))
+
+
+def _read_step(ckpt: Path) -> int:
+    try:
+        step = json.loads((ckpt / STATE_FILE).read_text(encoding="utf-8"))["step"]
+        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise ValueError(f"step must be an integer >= 0, got {step!r}")
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{ckpt / STATE_FILE}: damaged trainer state ({type(e).__name__}: {first_line(e)}); "
+                         "the checkpoint cannot be resumed") from e
+    return step
 
 
 def lr_lambda(cfg: CodecTrainConfig):
@@ -113,8 +145,14 @@ class CodecTrainer:
         self.cfg, self.out = cfg, Path(cfg.output_dir)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
+        bad = [f"{k}={v}" for k, v in cfg.to_dict().items() if isinstance(v, float) and not math.isfinite(v)]
+        if bad:
+            raise ValueError(f"{', '.join(bad)}: must be a finite number")
         self.acc = Accelerator(mixed_precision=cfg.mixed_precision)
         _check_run_folder(cfg, self.out, resume)
+        if self.acc.is_main_process:
+            for line in _clean_temp(self.out):
+                print(f"codec_train: {line}")
         self.acc.wait_for_everyone()
         set_seed(cfg.seed)
         self.model_config, init_dir = cfg.model_config()
@@ -122,6 +160,10 @@ class CodecTrainer:
         codec = build_model(self.model_config)
         ckpt = self.out / "checkpoint"
         self.resumed = resume and (ckpt / STATE_FILE).is_file()
+        if self.resumed:  # before any weights are read: the old pickled format is refused in one line
+            safe_state.check_state(ckpt / STATE_DIR, self.acc.process_index, model_hint=(
+                f"start a new run (new output_dir) from its weights with --model {ckpt}"))
+            self.step = _read_step(ckpt)
         weights = ckpt / "model.safetensors" if self.resumed else (init_dir / "model.safetensors" if init_dir else None)
         if weights is not None:
             codec.load_state_dict({k: v.float() for k, v in _load_state_dict(weights).items()})
@@ -140,12 +182,12 @@ class CodecTrainer:
                                       betas=(cfg.adam_beta1, cfg.adam_beta2), weight_decay=cfg.weight_decay)
             sched_d = torch.optim.lr_scheduler.LambdaLR(opt_d, lr_lambda(cfg))
             self.disc, self.opt_d, self.sched_d = self.acc.prepare(disc, opt_d, sched_d)
-        self.acc.register_save_state_pre_hook(lambda models, weights, output_dir: weights.clear())
-        self.acc.register_load_state_pre_hook(lambda models, input_dir: models.clear())
-        self.step = 0
-        if self.resumed:
-            self.step = json.loads((ckpt / STATE_FILE).read_text())["step"]
-            self.acc.load_state(str(ckpt / STATE_DIR))  # optimizers, schedulers, RNG (weights: above)
+        if self.resumed:  # optimizers, schedulers, scaler, RNG (weights: above)
+            safe_state.load_state(ckpt / STATE_DIR, *self._stateful(), self.acc.scaler,
+                                  process_index=self.acc.process_index)
+        else:
+            self.step = 0
+        self.saved_step = self.step if self.resumed else None
         waves = load_corpus_audio(cfg.train_data, progress=cfg.progress and self.acc.is_main_process)
         self.sampler = CropSampler(waves, cfg.segment_samples, (cfg.gain_db_min, cfg.gain_db_max), cfg.seed)
         self.eval_waves = (load_corpus_audio(cfg.eval_data, limit=cfg.eval_utterances, progress=False)
@@ -160,6 +202,17 @@ class CodecTrainer:
             if cfg.tensorboard:
                 from torch.utils.tensorboard import SummaryWriter
                 self.writer = SummaryWriter(str(self.out / "runs"), purge_step=self.step)
+
+    def _kept(self) -> str:
+        if self.saved_step is None:
+            return "no checkpoint was written"
+        return f"the checkpoint at step {self.saved_step} is kept; --resume continues from it"
+
+    def _stateful(self) -> tuple[list, list]:
+        """(optimizers, schedulers) whose state a checkpoint holds."""
+        if self.disc is None:
+            return [self.opt], [self.sched]
+        return [self.opt, self.opt_d], [self.sched, self.sched_d]
 
     # --- one step -----------------------------------------------------------------------------------
     def _gather(self, t: torch.Tensor) -> torch.Tensor:
@@ -206,6 +259,10 @@ class CodecTrainer:
             guard.init_codebooks(codec.quantizer, [self._gather(z.contiguous()) for z in latents], self._generator(1))
         gan = self.disc is not None and self.step >= cfg.adv_start_step
         total, parts, codes, latents, audio_hat = self.losses(audio, adversarial=gan)
+        loss = float(total.detach())
+        if not math.isfinite(loss):
+            raise NonFiniteLossError(f"loss became {loss} at step {self.step + 1}; stopped without saving "
+                                     f"({self._kept()}): lower learning_rate or check the data")
         self.opt.zero_grad(set_to_none=True)
         self.acc.backward(total)
         grad_norm = self.acc.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm or float("inf"))
@@ -214,13 +271,17 @@ class CodecTrainer:
         if self.disc is not None:
             if gan:
                 parts["disc"] = torch.tensor(self.discriminator_step(audio, audio_hat))
+                if not math.isfinite(float(parts["disc"])):
+                    raise NonFiniteLossError(f"discriminator loss became {float(parts['disc'])} at step "
+                                             f"{self.step + 1}; stopped without saving ({self._kept()}): "
+                                             "lower disc_learning_rate")
             self.sched_d.step()
         if cfg.recenter_rate:
             guard.recenter(codec.quantizer, latents, cfg.recenter_rate, self._reduce_mean)
         self.usage.update([self._gather(c.contiguous()) for c in codes])
         self.step += 1
         out = {k: float(v.detach()) for k, v in parts.items()}
-        out.update(loss=float(total.detach()), grad_norm=float(grad_norm), lr=self.sched.get_last_lr()[0])
+        out.update(loss=loss, grad_norm=float(grad_norm), lr=self.sched.get_last_lr()[0])
         if cfg.restart_every and self.step % cfg.restart_every == 0:
             out.update(guard.code_stats(self.usage.counts))
             restarted = guard.restart_dead_codes(codec.quantizer, self.usage.counts, latents, self._generator(2),
@@ -262,18 +323,20 @@ class CodecTrainer:
                 save_file(state, str(tmp / DISC_FILE))
             (tmp / STATE_FILE).write_text(json.dumps({"step": self.step}) + "\n")
         self.acc.wait_for_everyone()
-        self.acc.save_state(str(tmp / STATE_DIR))
+        safe_state.save_state(tmp / STATE_DIR, *self._stateful(), self.acc.scaler,
+                              process_index=self.acc.process_index, main=self.acc.is_main_process)
         self.acc.wait_for_everyone()
         if self.acc.is_main_process:
             _replace_dir(tmp, ckpt)
         self.acc.wait_for_everyone()
+        self.saved_step = self.step
 
     def _log(self, row: dict) -> None:
         if not self.acc.is_main_process:
             return
         row = {"step": self.step, **row}
         with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps(row) + "\n")
+            f.write(_json_line(row) + "\n")
         if self.writer is not None:
             for k, v in row.items():
                 if k != "step" and isinstance(v, (int, float)) and math.isfinite(v):

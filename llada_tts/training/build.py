@@ -7,8 +7,10 @@ import logging
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 
 from audio_tokenizer import layout as L
+from audio_tokenizer.errors import first_line
 from llada_tts.checkpoint_meta import CheckpointMeta, dataset_codec, meta_from_columns
 from llada_tts.config import TrainConfig
 from llada_tts.data import load_text_rows, load_tts_rows, open_dataset
@@ -40,15 +42,25 @@ def _vocab_size(name: str) -> int:
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise ValueError(f"model_name {name}: folder has no config.json (not a save_pretrained model)")
-        return int(json.loads((path / "config.json").read_text())["vocab_size"])
-    from transformers import PretrainedConfig
+        try:
+            raw = json.loads((path / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise ValueError(f"model_name {name}: cannot read config.json ({first_line(e)})") from e
+    else:
+        from transformers import PretrainedConfig
 
-    try:
-        raw, _ = PretrainedConfig.get_config_dict(name)
-    except OSError as e:
-        raise ValueError(f"model_name {name!r} is neither a local folder nor a reachable hub model "
-                         f"(offline? typo?); sizes for a fresh model: {sorted(SIZES)}") from e
-    return int(raw["vocab_size"])
+        try:
+            raw, _ = PretrainedConfig.get_config_dict(name)
+        except OSError as e:
+            raise ValueError(f"model_name {name!r} is neither a local folder nor a reachable hub model "
+                             f"(offline? typo?); sizes for a fresh model: {sorted(SIZES)}") from e
+    kind = raw.get("model_type") if isinstance(raw, dict) else None
+    rows = raw.get("vocab_size") if isinstance(raw, dict) else None
+    if kind != "llama" or isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
+        raise ValueError(f"model_name {name}: not a Llama model (config.json has model_type {kind!r}"
+                         f"{'' if rows is not None else ', no vocab_size'}); give a llada-tts or Llama-3 checkpoint, "
+                         f"or a size for a fresh model: {sorted(SIZES)}")
+    return rows
 
 
 def build_model(cfg: TrainConfig, model_name: str | None = None) -> torch.nn.Module:
@@ -57,11 +69,17 @@ def build_model(cfg: TrainConfig, model_name: str | None = None) -> torch.nn.Mod
     name = model_name or cfg.model_name
     if is_fresh_size(name):
         model = create_model(config_for_size(name, attn_implementation=cfg.attn_implementation), seed=cfg.seed)
-    elif _vocab_size(name) >= L.VOCAB_SIZE - 1:
-        model = load_model(name, dtype=torch.float32, attn_implementation=cfg.attn_implementation)
     else:
-        log.info("%s has a Llama-3 vocabulary: extending it with the audio and mask rows", name)
-        model = from_llama(name, dtype=torch.float32, seed=cfg.seed, attn_implementation=cfg.attn_implementation)
+        try:
+            if _vocab_size(name) >= L.VOCAB_SIZE - 1:
+                model = load_model(name, dtype=torch.float32, attn_implementation=cfg.attn_implementation)
+            else:
+                log.info("%s has a Llama-3 vocabulary: extending it with the audio and mask rows", name)
+                model = from_llama(name, dtype=torch.float32, seed=cfg.seed,
+                                   attn_implementation=cfg.attn_implementation)
+        except (SafetensorError, OSError, KeyError) as e:  # a truncated / damaged weights file
+            raise ValueError(f"{name}: cannot load the model weights, the checkpoint is damaged or incomplete "
+                             f"({type(e).__name__}: {first_line(e)})") from e
     model.config.use_cache = False  # no KV cache in training (and none makes sense bidirectionally)
     if cfg.gradient_checkpointing:
         enable_checkpointing(model)

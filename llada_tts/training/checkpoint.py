@@ -6,9 +6,14 @@ Layout of one checkpoint (written to ``.checkpoint-epoch-N.partial`` and renamed
     train_config.yaml                                    the resolved TrainConfig of the run
     trainer_state.json                                   step counters + data position (TrainerState)
     llada_tts.json                                       voices, codec, speaking rate (checkpoint_meta)
-    training_state/                                      accelerate.save_state: optimizer, LR
-                                                         scheduler, RNG per process (no duplicate
-                                                         weights, except FSDP's sharded model)
+    training_state/                                      optimizer, LR scheduler, RNG per process:
+                                                         safetensors + JSON, never a pickle
+                                                         (audio_tokenizer.training.state); under
+                                                         FSDP also fsdp/ (accelerate's sharded model
+                                                         and optimizer, read with weights_only=True)
+
+Temp folders of a killed save (``.checkpoint-epoch-N.partial`` / ``.old-XXXXXXXX``) are tidied at the
+next start (:func:`clean_save_folder`); a complete checkpoint is never removed.
 """
 from __future__ import annotations
 
@@ -22,6 +27,8 @@ from pathlib import Path
 from accelerate import Accelerator
 from accelerate.utils import DistributedType
 
+from audio_tokenizer.errors import first_line
+from audio_tokenizer.training import state as safe_state
 from llada_tts.checkpoint_meta import META_FILE
 from llada_tts.config import TrainConfig, to_yaml
 from llada_tts.model import save_model
@@ -30,7 +37,9 @@ from llada_tts.training.build import checkpoint_meta
 CONFIG_FILE = "train_config.yaml"
 STATE_FILE = "trainer_state.json"
 STATE_DIR = "training_state"
+FSDP_DIR = "fsdp"  # inside STATE_DIR, FSDP runs only
 PREFIX = "checkpoint-epoch-"
+TEMP_NAMES = r"checkpoint-epoch-[0-9]+(?:\.[0-9]+)?"  # the final names whose temp folders clean_save_folder removes
 # settings that fix the meaning of a stored data position: resuming with others would train on other rows
 RESUME_KEYS = ("TTS_dataset", "text_QA_dataset", "text_format", "ratio", "voice_type", "max_length",
                "drop_long_rows", "batch_size", "gradient_accumulation_steps", "seed")
@@ -65,12 +74,29 @@ def checkpoint_dir(save_folder: str | Path, epoch: float) -> Path:
     return Path(save_folder) / f"{PREFIX}{format_epoch(epoch)}"
 
 
+def _model_hint(ckpt: str | Path) -> str:
+    return f"start a new run from its weights with --model_name {ckpt}"
+
+
 def read_state(ckpt: str | Path) -> TrainerState:
-    """The TrainerState of a checkpoint folder, or ValueError if it is not a complete checkpoint."""
+    """The TrainerState of a checkpoint folder, or ValueError (one line) if it is not a complete,
+    loadable checkpoint: missing or damaged trainer_state.json, training state missing, or in the old
+    pickled format."""
     path = Path(ckpt) / STATE_FILE
     if not path.is_file() or not (Path(ckpt) / STATE_DIR).is_dir():
         raise ValueError(f"{ckpt} is not a resumable llada-tts checkpoint (no {STATE_FILE} / {STATE_DIR}/)")
-    return TrainerState(**json.loads(path.read_text()))
+    safe_state.check_state(Path(ckpt) / STATE_DIR, model_hint=_model_hint(ckpt))
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        state = TrainerState(**raw)
+        if not all(isinstance(getattr(state, k), int) and getattr(state, k) >= 0
+                   for k in ("global_step", "micro_step", "epoch", "step_in_epoch", "steps_per_epoch")):
+            raise ValueError("counters must be integers >= 0")
+        if not isinstance(state.sampler, dict):
+            raise ValueError("sampler must be an object")
+    except (OSError, ValueError, TypeError) as e:
+        raise ValueError(f"{path}: damaged trainer state ({first_line(e)}); resume from another checkpoint") from e
+    return state
 
 
 def find_latest(save_folder: str | Path) -> Path | None:
@@ -79,7 +105,7 @@ def find_latest(save_folder: str | Path) -> Path | None:
     for d in Path(save_folder).glob(f"{PREFIX}*"):
         try:
             step = read_state(d).global_step
-        except (ValueError, OSError, json.JSONDecodeError, TypeError):
+        except (ValueError, OSError):
             continue
         if step > best_step:
             best, best_step = d, step
@@ -97,6 +123,25 @@ def check_resumable(saved: dict, cfg: TrainConfig, num_processes: int, state: Tr
                          ". Use the checkpoint's settings, or start a new run from it with model_name: <checkpoint>")
 
 
+def old_format_checkpoints(save_folder: str | Path) -> list[Path]:
+    """Checkpoints in ``save_folder`` whose training state is in the old pickled format."""
+    return sorted(d for d in Path(save_folder).glob(f"{PREFIX}*") if safe_state.is_old_format(d / STATE_DIR))
+
+
+def run_files(save_folder: str | Path) -> list[Path]:
+    """What a run leaves in its save_folder: checkpoints, metrics.jsonl, train_config.yaml."""
+    folder = Path(save_folder)
+    if not folder.is_dir():
+        return []
+    found = sorted(d for d in folder.glob(f"{PREFIX}*") if d.is_dir())
+    return found + [folder / n for n in ("metrics.jsonl", CONFIG_FILE) if (folder / n).exists()]
+
+
+def clean_save_folder(save_folder: str | Path) -> list[str]:
+    """Remove temp folders a killed save left (``.checkpoint-epoch-N.partial`` / ``.old-*``); one line each."""
+    return safe_state.clean_temp_dirs(save_folder, TEMP_NAMES)
+
+
 def _replace_dir(tmp: Path, out: Path) -> None:
     old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
     if out.exists():
@@ -105,17 +150,8 @@ def _replace_dir(tmp: Path, out: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def register_hooks(accelerator: Accelerator) -> None:
-    """Keep model weights out of ``save_state`` / ``load_state``: they live in the checkpoint's
-    model.safetensors (FSDP still writes its sharded copy, which it needs to reload shards)."""
-    if accelerator.distributed_type == DistributedType.FSDP:
-        return
-    accelerator.register_save_state_pre_hook(lambda models, weights, output_dir: weights.clear())
-    accelerator.register_load_state_pre_hook(lambda models, input_dir: models.clear())
-
-
 def save_checkpoint(accelerator: Accelerator, model, tokenizer, cfg: TrainConfig, state: TrainerState,
-                    out_dir: str | Path) -> Path:
+                    out_dir: str | Path, optimizer, scheduler) -> Path:
     """Write a complete checkpoint atomically; call on every process (they all take part)."""
     out = Path(out_dir).resolve()
     tmp = out.parent / f".{out.name}.partial"
@@ -130,7 +166,10 @@ def save_checkpoint(accelerator: Accelerator, model, tokenizer, cfg: TrainConfig
         save_model(accelerator.unwrap_model(model), tmp, tokenizer=tokenizer, extra_files=extra,
                    state_dict=state_dict)
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp / STATE_DIR))
+    if fsdp:  # sharded model + optimizer: accelerate's format (no custom objects registered, so no pickle
+        accelerator.save_state(str(tmp / STATE_DIR / FSDP_DIR))  # is loaded with weights_only=False)
+    safe_state.save_state(tmp / STATE_DIR, [] if fsdp else [optimizer], [scheduler], accelerator.scaler,
+                          process_index=accelerator.process_index, main=accelerator.is_main_process)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         _replace_dir(tmp, out)
@@ -138,6 +177,16 @@ def save_checkpoint(accelerator: Accelerator, model, tokenizer, cfg: TrainConfig
     return out
 
 
-def load_training_state(accelerator: Accelerator, ckpt: str | Path) -> None:
-    """Restore optimizer, LR scheduler and RNG states (model weights are loaded from the folder itself)."""
-    accelerator.load_state(str(Path(ckpt) / STATE_DIR))
+def load_training_state(accelerator: Accelerator, ckpt: str | Path, optimizer, scheduler) -> None:
+    """Restore optimizer, LR scheduler, gradient scaler and RNG states (model weights are loaded from the
+    folder itself); ValueError (one line) when they are missing, damaged or in the old pickled format."""
+    fsdp = accelerator.distributed_type == DistributedType.FSDP
+    folder = Path(ckpt) / STATE_DIR
+    if fsdp:
+        try:
+            accelerator.load_state(str(folder / FSDP_DIR))
+        except Exception as e:  # noqa: BLE001  truncated shards: one line
+            raise ValueError(f"{folder / FSDP_DIR}: damaged FSDP state ({first_line(e)}); "
+                             "resume from another checkpoint") from e
+    safe_state.load_state(folder, [] if fsdp else [optimizer], [scheduler], accelerator.scaler,
+                          process_index=accelerator.process_index, model_hint=_model_hint(ckpt))

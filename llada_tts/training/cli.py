@@ -1,7 +1,10 @@
 """Command line shared by recipes/tts_train.py, pretrain.py and sft.py.
 
-    python recipes/tts_train.py --config x.yaml [--key value ...] [--resume [CHECKPOINT]]
+    python recipes/tts_train.py --config x.yaml [--key value ...] [--resume [CHECKPOINT]] [--overwrite_output_dir]
+    python recipes/tts_train.py --resume CHECKPOINT [--key value ...]   (the checkpoint's own config)
     python recipes/tts_train.py --create-sample-config [PATH]
+
+Exit status: 0 done, 2 bad config / data / checkpoint (one line), 1 training diverged (NaN loss), 130 interrupted.
     accelerate launch --config_file recipes/accelerate/ddp.yaml recipes/tts_train.py --config x.yaml
 """
 from __future__ import annotations
@@ -45,11 +48,15 @@ def recipe_config(cfg: TrainConfig, recipe: str) -> TrainConfig:
 
 
 def usage(prog: str, recipe: str) -> str:
-    lines = [f"usage: {prog} --config CONFIG.yaml [--KEY VALUE ...] [--resume [CHECKPOINT]]",
+    lines = [f"usage: {prog} --config CONFIG.yaml [--KEY VALUE ...] [--resume [CHECKPOINT]] [--overwrite_output_dir]",
+             f"       {prog} --resume CHECKPOINT [--KEY VALUE ...]",
              f"       {prog} --create-sample-config [PATH]", "", RECIPES[recipe][1] + ".", "",
              "  --config PATH                YAML/JSON config (keys below); --KEY VALUE overrides one key",
              "  --resume [CHECKPOINT]        continue exactly from a checkpoint-epoch-N folder (default: the",
-             "                               latest in save_folder)",
+             "                               latest in save_folder); without --config, the checkpoint's own",
+             "                               train_config.yaml (the run's effective settings) is used",
+             "  --overwrite_output_dir       a fresh run into a save_folder that holds a run: delete that run's",
+             "                               checkpoints, metrics.jsonl and train_config.yaml first",
              "  --create-sample-config [P]   write a commented sample config and exit", "",
              "multi-GPU: accelerate launch --config_file recipes/accelerate/ddp.yaml " + prog.split()[-1] + " --config ...",
              "",
@@ -57,6 +64,11 @@ def usage(prog: str, recipe: str) -> str:
     for f in dataclasses.fields(TrainConfig):
         lines.append(f"  {f.name:28s} " + textwrap.shorten(f.metadata["help"], 100))
     return "\n".join(lines)
+
+
+def _take_flag(argv: list[str], flag: str) -> tuple[bool, list[str]]:
+    """Remove a bare ``flag`` (no value) from argv."""
+    return flag in argv, [a for a in argv if a != flag]
 
 
 def _take_optional(argv: list[str], flag: str) -> tuple[bool, str | None, list[str]]:
@@ -84,27 +96,45 @@ def main(argv: list[str] | None = None, recipe: str = "tts", prog: str | None = 
                                   script=Path(prog.split()[-1]).name)
         print(f"wrote {out}")
         return 0
+    overwrite, argv = _take_flag(argv, "--overwrite_output_dir")
     resume_flag, resume, argv = _take_optional(argv, "--resume")
     config_flag, config_path, argv = _take_optional(argv, "--config")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from audio_tokenizer.errors import first_line
+
     try:
         if config_flag and config_path is None:
             raise ValueError("--config needs a path")
+        if resume_flag and overwrite:
+            raise ValueError("--resume continues the run in save_folder and --overwrite_output_dir deletes it; "
+                             "pass only one")
+        if resume_flag and not config_flag:  # resume from the run's own effective config (overrides included)
+            if resume is None:
+                raise ValueError("--resume without --config needs the checkpoint folder: --resume "
+                                 "SAVE_FOLDER/checkpoint-epoch-N (or add --config to resume the latest one)")
+            from llada_tts.training.checkpoint import CONFIG_FILE, read_state
+
+            read_state(resume)  # one line if it is not a complete checkpoint
+            config_path = str(Path(resume) / CONFIG_FILE)
         cfg = recipe_config(load_config(config_path, argv, section=RECIPES[recipe][0]), recipe)
         from llada_tts.training.trainer import Trainer  # heavy imports only once the config is valid
 
-        trainer = Trainer(cfg, resume=(resume or "latest") if resume_flag else None)
-    except (ValueError, FileNotFoundError) as e:  # bad config or data: found before training starts
-        print(f"error: {e}", file=sys.stderr)
+        trainer = Trainer(cfg, resume=(resume or "latest") if resume_flag else None, overwrite=overwrite)
+    except (ValueError, FileNotFoundError) as e:  # bad config, data or checkpoint: found before training starts
+        print(f"error: {first_line(e)}", file=sys.stderr)
         return 2
+    from llada_tts.training.trainer import NonFiniteLossError
+
     try:
         result = trainer.train()
     except KeyboardInterrupt:  # a second Ctrl-C while the first one's checkpoint was being written
         print("interrupted again before the checkpoint was complete; the last complete checkpoint in "
               f"{cfg.save_folder} is intact", file=sys.stderr)
         return 130
-    if result.interrupted:
-        config = f" --config {config_path}" if config_path else ""
-        trainer.accelerator.print(f"interrupted; resume with: {prog}{config} --resume {result.checkpoint}")
+    except NonFiniteLossError as e:
+        print(f"error: {first_line(e)}", file=sys.stderr)
+        return 1
+    if result.interrupted:  # the checkpoint holds the effective config: nothing else is needed to resume
+        trainer.accelerator.print(f"interrupted; resume with: {prog} --resume {result.checkpoint}")
         return 130
     return 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from pathlib import Path
 
@@ -67,6 +68,12 @@ class MetricWindow:
                 "masked_tokens": s["all_total"], "tokens": s["tokens"], "tokens_per_s": s["tokens"] / elapsed}
 
 
+def json_line(row: dict) -> str:
+    """One metrics.jsonl line: strict JSON, a NaN / inf value written as null (bare NaN is not JSON)."""
+    return json.dumps({k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()},
+                      allow_nan=False)
+
+
 def make_trackers(cfg: TrainConfig) -> list[GeneralTracker]:
     """Tracker instances for ``cfg.report_to``; wandb asked for but missing is an error, a missing
     tensorboard only a warning (metrics.jsonl is still written)."""
@@ -112,7 +119,7 @@ class RunLogger:
         if not self.main:
             return
         with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps({"step": step, **metrics}) + "\n")
+            f.write(json_line({"step": step, **metrics}) + "\n")
         self.bar.set_postfix(loss=f"{metrics['loss']:.4f}", acc=f"{metrics['accuracy']:.3f}",
                              lr=f"{metrics['lr']:.2e}", refresh=False)
 

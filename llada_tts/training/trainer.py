@@ -5,6 +5,10 @@ builds the same global data order (``MixtureSampler``) and takes its own slice o
 the DataLoader is not handed to accelerate for sharding. Gradient accumulation is explicit (no
 gradient sync until the last pass of a group), and checkpoints are taken only at optimizer-update
 boundaries, which is what makes ``--resume`` exact.
+
+A fresh run refuses a save_folder that already holds a run (unless ``overwrite``), temp folders of a
+killed save are tidied at start, and a non-finite loss stops the run (:class:`NonFiniteLossError`)
+before it is logged or saved.
 """
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import contextlib
 import logging
 import math
 import os
+import shutil
 import signal
 import threading
 from collections.abc import Iterator
@@ -42,6 +47,32 @@ def resolve_precision(setting: str) -> str | None:
     return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
 
 
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN / inf loss; nothing was saved after it (one-line message)."""
+
+
+class FiniteWatch:
+    """The first optimizer update whose loss (or gradient norm) was NaN or inf, kept on the device so
+    that watching costs no host sync per step; :meth:`check` syncs (at logging and before saving)."""
+
+    def __init__(self, device: torch.device):
+        self.first = torch.full((), -1, dtype=torch.long, device=device)
+
+    def add(self, value: torch.Tensor, update: int) -> None:
+        bad = ~torch.isfinite(value.detach()).all() & (self.first < 0)
+        self.first = torch.where(bad, torch.full_like(self.first, update), self.first)
+
+    def check(self, accelerator: Accelerator, last: Path | None) -> None:
+        first = self.first
+        if accelerator.num_processes > 1:  # collective: every process calls check at the same points
+            first = accelerator.gather(first[None]).max()
+        update = int(first.item())
+        if update >= 0:
+            kept = f"the last checkpoint is {last}" if last else "no checkpoint was written"
+            raise NonFiniteLossError(f"loss became NaN or inf at optimizer update {update}; stopped without saving "
+                                     f"({kept}): lower learning_rate, check the data, or keep max_grad_norm set")
+
+
 @dataclass
 class TrainResult:
     state: ckpt.TrainerState
@@ -52,7 +83,7 @@ class TrainResult:
 class Trainer:
     """Build everything from ``cfg`` (and ``resume``: a checkpoint folder, or 'latest'), then :meth:`train`."""
 
-    def __init__(self, cfg: TrainConfig, resume: str | Path | None = None):
+    def __init__(self, cfg: TrainConfig, resume: str | Path | None = None, overwrite: bool = False):
         self.cfg = cfg.resolved()
         c = self.cfg
         # cpu=True without CUDA: processes started by torchrun then form a gloo (MULTI_CPU) group
@@ -64,6 +95,7 @@ class Trainer:
             raise ValueError(f"number_processes is {c.number_processes} but this run has {acc.num_processes} "
                              f"process(es): launch with `accelerate launch --num_processes {c.number_processes} ...` "
                              "or remove number_processes")
+        self._prepare_folder(resume is not None, overwrite)
         set_seed(c.seed)
         self.resume_dir = self._find_resume(resume)
         self.tokenizer = build_tokenizer(c)
@@ -88,11 +120,11 @@ class Trainer:
         warmup = warmup_updates(self.total_steps, self.updates_per_epoch, c.warmup_ratio, c.warmup_steps,
                                 c.warmup_epochs)
         self.scheduler = build_scheduler(self.optimizer, c.lr_scheduler_type, warmup, self.total_steps)
-        acc.register_for_checkpointing(self.scheduler)
-        ckpt.register_hooks(acc)
         if self.resume_dir is not None:
             self._restore(self.resume_dir)
         self.stop_requested = False
+        self.watch = FiniteWatch(acc.device)
+        self.last_checkpoint = self.resume_dir
         self.full_logits = False  # True: logits at every position (same loss; for benchmarks and checks)
 
     # --- set-up helpers ---------------------------------------------------------------------------
@@ -103,12 +135,35 @@ class Trainer:
             log.warning("ratio %s: an epoch has only %d batches, so %.0f%% of its samples are text; more TTS rows "
                         "(or a smaller batch_size) bring it closer to ratio", want, len(self.sampler), 100 * got)
 
+    def _prepare_folder(self, resume: bool, overwrite: bool) -> None:
+        """Tidy a killed save's temp folders; refuse (or, with ``overwrite``, clear) a used save_folder."""
+        acc, folder = self.accelerator, Path(self.cfg.save_folder)
+        if acc.is_main_process:
+            for line in ckpt.clean_save_folder(folder):
+                log.warning("%s", line)
+        acc.wait_for_everyone()
+        used = [] if resume else ckpt.run_files(folder)
+        if used and not overwrite:
+            raise ValueError(f"save_folder {folder} already holds a run ({', '.join(p.name for p in used[:3])}"
+                             f"{' ...' if len(used) > 3 else ''}): continue it with --resume, replace it with "
+                             "--overwrite_output_dir, or choose another save_folder")
+        if used and acc.is_main_process:
+            extra = [folder / "runs"] if self.cfg.logging_dir is None and (folder / "runs").is_dir() else []
+            for p in used + extra:
+                shutil.rmtree(p) if p.is_dir() else p.unlink()
+            log.warning("--overwrite_output_dir: removed the earlier run in %s (%d checkpoint(s))", folder,
+                        sum(p.is_dir() for p in used))
+        acc.wait_for_everyone()
+
     def _find_resume(self, resume) -> Path | None:
         if resume is None:
             return None
         if str(resume) == "latest":
             found = ckpt.find_latest(self.cfg.save_folder)
             if found is None:
+                old = ckpt.old_format_checkpoints(self.cfg.save_folder)
+                if old:
+                    ckpt.read_state(old[-1])  # the one-line "old pickled format" error
                 raise ValueError(f"--resume: no resumable checkpoint in {self.cfg.save_folder}")
             return found
         ckpt.read_state(resume)  # ValueError now if it is not a complete checkpoint
@@ -119,7 +174,7 @@ class Trainer:
         saved = load_config(path / ckpt.CONFIG_FILE).to_dict()
         ckpt.check_resumable(saved, self.cfg, self.accelerator.num_processes, state)
         self.sampler.load_state_dict({**state.sampler, "epoch": state.epoch, "step": state.step_in_epoch})
-        ckpt.load_training_state(self.accelerator, path)
+        ckpt.load_training_state(self.accelerator, path, self.optimizer, self.scheduler)
         self.state = state
         self.accelerator.print(f"resumed from {path} at update {state.global_step} "
                                f"(epoch {state.epoch + 1}, batch {state.step_in_epoch})")
@@ -145,7 +200,10 @@ class Trainer:
         out = ckpt.checkpoint_dir(self.cfg.save_folder, epoch_label)
         self.state.sampler = self.sampler.state_dict(step=self.state.step_in_epoch)
         self.state.sampler["epoch"] = self.state.epoch
-        path = ckpt.save_checkpoint(self.accelerator, self.model, self.tokenizer, self.cfg, self.state, out)
+        self.watch.check(self.accelerator, self.last_checkpoint)  # never save weights a NaN has reached
+        path = ckpt.save_checkpoint(self.accelerator, self.model, self.tokenizer, self.cfg, self.state, out,
+                                    self.optimizer, self.scheduler)
+        self.last_checkpoint = path
         self.accelerator.print(f"saved {path}")
         return path
 
@@ -155,6 +213,8 @@ class Trainer:
         grad_norm = None
         if c.max_grad_norm:
             grad_norm = acc.clip_grad_norm_(self.model.parameters(), c.max_grad_norm)
+            if acc.scaler is None and isinstance(grad_norm, torch.Tensor):  # fp16 skips inf steps by design
+                self.watch.add(grad_norm, self.state.global_step + 1)
         lr = self.scheduler.get_last_lr()[0]
         self.optimizer.step()
         self.scheduler.step()
@@ -162,6 +222,7 @@ class Trainer:
         self.state.global_step += 1
         logger.advance()
         if self.state.global_step % c.logging_steps == 0 or self.state.global_step == self.total_steps:
+            self.watch.check(acc, self.last_checkpoint)  # before a NaN reaches metrics.jsonl
             metrics = window.summary(acc)
             self.state.tokens_seen += int(metrics["tokens"])
             metrics.update(lr=lr, epoch=self.state.progress)
@@ -207,6 +268,7 @@ class Trainer:
                                              full_logits=self.full_logits, prompt_drop_prob=c.prompt_drop_prob)
                         acc.backward(out.loss / group)
                     window.add(out.loss, out.stats, out.tokens)
+                    self.watch.add(out.loss, st.global_step + 1)
                     st.micro_step += 1
                     pos += 1
                     if not boundary:
