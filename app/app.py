@@ -117,7 +117,7 @@ def format_status(res) -> str:
 
 
 def sampler_options(method=None, steps=None, block_length=None, threshold=None, cfg_scale=None,
-                    temperature=None, remasking=None, use_cache=None) -> dict:
+                    temperature=None, remasking=None, use_cache=None, cache=None) -> dict:
     """The widgets' values as ``tts.synthesize`` sampler options; empty or 0 steps/threshold = default.
 
     Only a translation: whole floats become ints (a Number box sends 12.0), anything else is passed
@@ -128,7 +128,8 @@ def sampler_options(method=None, steps=None, block_length=None, threshold=None, 
                block_length=_whole(block_length) if block_length else None,
                threshold=_real(threshold) if threshold else None,  # 0: threshold decoding off
                cfg_scale=_real(cfg_scale), temperature=_real(temperature),
-               use_cache=None if use_cache is None else bool(use_cache))
+               use_cache=None if use_cache is None else bool(use_cache),
+               cache=None if cache in (None, "", "none") else cache)  # "none" = the default, no cache
     return {k: v for k, v in out.items() if v is not None}
 
 
@@ -199,16 +200,12 @@ def build_demo(tts, max_chars: int = 1000, examples=EXAMPLES, max_duration: floa
     """The Blocks app around a loaded pipeline (call ``.queue(...)`` and ``.launch(...)`` on it)."""
     import gradio as gr
 
-    from llada_tts.synthesis.defaults import (
-        DEFAULT_BLOCK_LENGTH,
-        DEFAULT_TEMPERATURE,
-        MAX_SEED,
-        METHODS,
-        REMASKING,
-        canvas_limit,
-    )
+    from llada_tts.synthesis.defaults import DEFAULT_BLOCK_LENGTH, DEFAULT_TEMPERATURE, MAX_SEED, OPTIONS
 
-    limit = canvas_limit(max_duration)  # the caps on steps and block length (gradio refuses more too)
+    # ranges and choices from the one option definition; gradio refuses values outside them too
+    limit = OPTIONS["steps"].high_for(max_duration)  # the canvas limit: caps steps and block length
+    methods, remaskings, caches = (OPTIONS[k].choices for k in ("method", "remasking", "cache"))
+    cfg, temp, thr, block = (OPTIONS[k] for k in ("cfg_scale", "temperature", "threshold", "block_length"))
     voices = list(tts.voices)
     with gr.Blocks(title="llada-tts", delete_cache=(3600, 3600)) as demo:
         gr.Markdown("# llada-tts\nSpeech from a masked-diffusion language model over SNAC codec tokens. "
@@ -226,23 +223,24 @@ def build_demo(tts, max_chars: int = 1000, examples=EXAMPLES, max_duration: floa
                                      info="-1 = random (shown below)", elem_id="seed")
                 with gr.Accordion("Advanced", open=False):
                     with gr.Row():
-                        method = gr.Dropdown(choices=list(METHODS), value=METHODS[1], label="Method")
-                        remasking = gr.Dropdown(choices=list(REMASKING), value=REMASKING[0], label="Remasking")
-                        use_cache = gr.Checkbox(value=False, label="KV cache",
-                                                info="faster, approximate (Fast-dLLM)")
+                        method = gr.Dropdown(choices=list(methods), value=methods[1], label="Method")
+                        remasking = gr.Dropdown(choices=list(remaskings), value=remaskings[0], label="Remasking")
+                        cache = gr.Dropdown(choices=list(caches), value=caches[0], label="KV cache", elem_id="cache",
+                                            info="prefix / dual: faster, approximate (Fast-dLLM)")
                     with gr.Row():
                         steps = gr.Number(value=0, precision=0, minimum=0, maximum=limit, label="Steps",
                                           elem_id="steps",
                                           info=f"denoising steps; 0 = one per 2 canvas tokens; at most {limit}")
-                        block_length = gr.Number(value=DEFAULT_BLOCK_LENGTH, precision=0, minimum=7, maximum=limit,
+                        block_length = gr.Number(value=DEFAULT_BLOCK_LENGTH, precision=0, minimum=block.low,
+                                                 maximum=block.high_for(max_duration),
                                                  step=7, label="Block length", elem_id="block_length",
                                                  info=f"tokens; a multiple of 7, at most {limit}")
                     with gr.Row():
-                        threshold = gr.Slider(0.0, 1.0, value=0.0, step=0.01, label="Confidence threshold",
+                        threshold = gr.Slider(0.0, thr.high, value=0.0, step=0.01, label="Confidence threshold",
                                               info="0 = off (fixed schedule)")
-                        cfg_scale = gr.Slider(0.0, 5.0, value=0.0, step=0.1, label="CFG scale",
+                        cfg_scale = gr.Slider(cfg.low, cfg.ui_high, value=0.0, step=0.1, label="CFG scale",
                                               info="classifier-free guidance; 0 = off (half the compute)")
-                        temperature = gr.Slider(0.0, 2.0, value=DEFAULT_TEMPERATURE, step=0.05,
+                        temperature = gr.Slider(temp.low, temp.ui_high, value=DEFAULT_TEMPERATURE, step=0.05,
                                                 label="Temperature", info="0 = greedy")
                     with gr.Row():
                         duration = gr.Number(value=0, minimum=0, maximum=max_duration, label="Duration (s)",
@@ -259,16 +257,16 @@ def build_demo(tts, max_chars: int = 1000, examples=EXAMPLES, max_duration: floa
             gr.Examples(examples=[[e] for e in examples], inputs=[text], label="Example prompts",
                         cache_examples=False)
 
-        def generate(text, voice, seed, method, remasking, use_cache, steps, block_length, threshold, cfg_scale,
+        def generate(text, voice, seed, method, remasking, cache, steps, block_length, threshold, cfg_scale,
                      temperature, duration, speed, progress=gr.Progress(track_tqdm=True)):
             progress(0, desc="Synthesizing")
             return synthesize_for_ui(tts, text, voice, seed=seed, duration=duration, speed=speed,
                                      max_chars=max_chars, max_duration=max_duration, progress=True,
-                                     method=method, remasking=remasking, use_cache=use_cache, steps=steps,
+                                     method=method, remasking=remasking, cache=cache, steps=steps,
                                      block_length=block_length, threshold=threshold, cfg_scale=cfg_scale,
                                      temperature=temperature)
 
-        inputs = [text, voice, seed, method, remasking, use_cache, steps, block_length, threshold, cfg_scale,
+        inputs = [text, voice, seed, method, remasking, cache, steps, block_length, threshold, cfg_scale,
                   temperature, duration, speed]
         button.click(generate, inputs=inputs, outputs=[audio, status], api_name="synthesize")
     return demo

@@ -121,6 +121,7 @@ def test_sampler_options_map_widget_values():
                                temperature=0.5, remasking="random", use_cache=False) == dict(
         method="fixed_length", remasking="random", block_length=56, cfg_scale=0.0, temperature=0.5, use_cache=False)
     assert app.sampler_options(steps=12.0, threshold=0.9) == dict(steps=12, threshold=0.9)
+    assert app.sampler_options(cache="dual") == dict(cache="dual") and app.sampler_options(cache="none") == {}
 
 
 # --- the page ----------------------------------------------------------------------------------
@@ -132,6 +133,7 @@ def test_demo_layout(tts):
     assert [v for v, _ in props["voice"]["choices"]] == [app.NO_VOICE, "tara", "leo"]
     assert props["voice"]["value"] == "tara"
     assert props["audio"]["format"] == "wav"
+    assert [v for v, _ in props["cache"]["choices"]] == ["none", "prefix", "dual"] and props["cache"]["value"] == "none"
     apis = [d["api_name"] for d in demo.config["dependencies"]]
     assert "synthesize" in apis
 

@@ -68,6 +68,19 @@ def test_cli_choices_mirror_the_sampler():
     assert defaults.canvas_limit(10.0) == L.SLOTS_PER_FRAME * frames_for_duration(10.0)  # the cap = a canvas
 
 
+def test_sampler_flags_come_from_the_one_option_table():
+    from llada_tts.synthesis.defaults import SAMPLER_OPTIONS
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    for name in ("say", "eval"):
+        group = next(g for g in sub.choices[name]._action_groups if g.title == "sampler")
+        flags = {a.option_strings[0]: a for a in group._group_actions}
+        assert list(flags) == [o.flag for o in SAMPLER_OPTIONS if o.flag]
+        for o in SAMPLER_OPTIONS:
+            if o.flag:
+                assert flags[o.flag].help == o.help and (flags[o.flag].choices or ()) == o.choices
+
+
 def test_parser_has_the_shared_contract():
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")

@@ -244,3 +244,20 @@ def test_cache_option_is_the_older_use_cache_and_cache_mode(tts):
         np.testing.assert_array_equal(new.waveform, old.waveform)
     np.testing.assert_array_equal(tts.synthesize("Hi.", cache="none", **kw).waveform,
                                   tts.synthesize("Hi.", **kw).waveform)
+
+
+def test_sampler_options_are_one_typed_definition_validated_on_construction():
+    from llada_tts.synthesis.defaults import OPTIONS, SamplerOptions, describe_options
+
+    o = SamplerOptions(steps=12.0, cache="prefix", max_duration=2.0)
+    assert (o.steps, o.cache) == (12, "prefix")
+    assert o.to_kwargs() == {"steps": 12, "use_cache": True, "cache_mode": "prefix"}
+    with pytest.raises(SynthesisError, match=r"steps must be at most 168 \(the canvas tokens of max_duration=2 s\)"):
+        SamplerOptions(steps=169, max_duration=2.0)
+    with pytest.raises(TypeError):
+        SamplerOptions(top_p=0.9)  # a typed definition: no unknown fields
+    rows = {row["name"]: row for row in describe_options(2.0)}
+    assert list(rows) == list(OPTIONS)
+    assert (rows["steps"]["minimum"], rows["steps"]["maximum"], rows["steps"]["flag"]) == (1, 168, "--steps")
+    assert rows["cache"]["choices"] == ["none", "prefix", "dual"] and rows["threshold"]["minimum_exclusive"]
+    assert describe_options(None)[1]["maximum"] is None

@@ -39,9 +39,6 @@ _finite = float("inf")
 positive_int = ranged_number(int, "an integer", lambda v: v >= 1, ">= 1")
 non_negative_int = ranged_number(int, "an integer", lambda v: v >= 0, ">= 0")
 positive_float = ranged_number(float, "a number", lambda v: 0 < v < _finite, "a finite number > 0")
-non_negative_float = ranged_number(float, "a number", lambda v: 0 <= v < _finite, "a finite number >= 0")
-fraction = ranged_number(float, "a number in [0, 1]", lambda v: 0.0 <= v <= 1.0, "in [0, 1]")  # e.g. --min-length
-unit_interval = ranged_number(float, "a number in (0, 1]", lambda v: 0.0 < v <= 1.0, "in (0, 1]")  # e.g. --threshold
 
 
 def frame_multiple(text: str) -> int:
@@ -75,57 +72,46 @@ def seed_number(text: str) -> int:
 
 
 def add_sampler_arguments(p: argparse.ArgumentParser) -> None:
-    from llada_tts.synthesis.defaults import (
-        CACHES,
-        DEFAULT_BLOCK_LENGTH,
-        DEFAULT_MAX_DURATION,
-        DEFAULT_TEMPERATURE,
-        METHODS,
-        REMASKING,
-        canvas_limit,
-    )
+    """The sampler flags, one per option of ``synthesis.defaults.SAMPLER_OPTIONS`` that has a flag
+    (help, choices and ranges come from there)."""
+    from llada_tts.synthesis.defaults import SAMPLER_OPTIONS
 
-    limit = canvas_limit(DEFAULT_MAX_DURATION)
     g = p.add_argument_group("sampler")
-    g.add_argument("--method", choices=METHODS, default=None,
-                   help="decoding order (default semi_autoregressive_padding: whole canvas masked, blocks left to right)")
-    g.add_argument("--steps", type=positive_int, default=None,
-                   help="denoising steps per chunk canvas, rounded up to a multiple of the block count "
-                        "(default: canvas tokens / 2); at most the canvas limit (7 tokens per frame of "
-                        f"--max-duration: {limit} for {DEFAULT_MAX_DURATION:g} s), and capped at each chunk's "
-                        "canvas tokens")
-    g.add_argument("--block-length", type=frame_multiple, default=None,
-                   help=f"tokens per block, a multiple of 7 (default {DEFAULT_BLOCK_LENGTH}); the canvas is "
-                        f"rounded up to whole blocks; at most the canvas limit ({limit} for "
-                        f"{DEFAULT_MAX_DURATION:g} s)")
-    g.add_argument("--threshold", type=unit_interval, default=None,
-                   help="parallel decoding: commit every token with confidence >= this, in (0, 1] (default off)")
-    g.add_argument("--cfg", type=non_negative_float, default=None,
-                   help="classifier-free guidance scale (default 0 = off; > 0 doubles the forward passes)")
-    g.add_argument("--temperature", type=non_negative_float, default=None,
-                   help=f"sampling temperature (default {DEFAULT_TEMPERATURE}; 0 = greedy)")
-    g.add_argument("--remasking", choices=REMASKING, default=None,
-                   help="which predictions to commit first (default low_confidence)")
-    g.add_argument("--min-length", type=fraction, default=None, metavar="FRACTION",
-                   help="no end of speech before this fraction of each chunk's estimated length, in [0, 1] "
-                        "(default 0); guards against a model that stops at once")
-    g.add_argument("--cache", choices=CACHES, default="none",
-                   help="block KV cache (Fast-dLLM): none (exact), prefix or dual (faster, approximate)")
+    for option in SAMPLER_OPTIONS:
+        if option.flag is None:
+            continue
+        if option.kind == "choice":
+            g.add_argument(option.flag, choices=option.choices, default=option.cli_default, help=option.help)
+        else:
+            g.add_argument(option.flag, type=cli_type(option), default=option.cli_default, metavar=option.metavar,
+                           help=option.help)
+
+
+def cli_type(option):
+    """The argparse type of a numeric sampler option: its range, refused at parse time (the caps
+    that depend on --max-duration are checked by ``sampler_options``)."""
+    if option.kind == "frames":
+        return frame_multiple
+    low, high = option.low, option.high
+    if option.kind == "int":
+        return ranged_number(int, "an integer", lambda v: v >= low, f">= {low:g}")
+    if high is None:
+        return ranged_number(float, "a number", lambda v: low <= v < _finite, f"a finite number >= {low:g}")
+    interval = f"in {'(' if option.low_open else '['}{low:g}, {high:g}]"
+    return ranged_number(float, f"a number {interval}",
+                         lambda v: (low < v if option.low_open else low <= v) and v <= high, interval)
 
 
 def sampler_options(args: argparse.Namespace) -> dict:
     """The sampler keyword arguments of ``LladaTTS.synthesize`` from parsed sampler options,
     checked (combinations, caps from --max-duration) before any model is loaded: SynthesisError, exit 2."""
-    from llada_tts.synthesis.defaults import DEFAULT_MAX_DURATION, check_sampler_options
+    from llada_tts.synthesis.defaults import DEFAULT_MAX_DURATION, SAMPLER_OPTIONS, check_sampler_options
 
-    opts = {"method": args.method, "steps": args.steps, "block_length": args.block_length,
-            "threshold": args.threshold, "cfg_scale": args.cfg, "temperature": args.temperature,
-            "remasking": args.remasking, "min_length": getattr(args, "min_length", None)}
-    cache = getattr(args, "cache", "none") or "none"
-    if cache != "none":
-        opts.update(use_cache=True, cache_mode=cache)
-    opts = {k: v for k, v in opts.items() if v is not None}
-    return check_sampler_options(opts, getattr(args, "max_duration", DEFAULT_MAX_DURATION))
+    opts = {o.name: getattr(args, o.dest, None) for o in SAMPLER_OPTIONS if o.flag is not None}
+    if opts.get("cache") == "none":
+        opts["cache"] = None  # the default: no cache
+    return check_sampler_options({k: v for k, v in opts.items() if v is not None},
+                                 getattr(args, "max_duration", DEFAULT_MAX_DURATION))
 
 
 # --- loading --------------------------------------------------------------------------------------

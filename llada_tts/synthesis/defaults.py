@@ -1,9 +1,13 @@
 """Synthesis defaults, option choices and caps, importable without torch.
 
-This is the one definition of the user-facing synthesis options: the CLI builds its ``--help`` and
-argparse checks from it, the web app its controls' ranges, and every front end (CLI, app, the
-Python API, a future server) validates a request's sampler options with ``check_sampler_options``
-(``LladaTTS.synthesize`` / ``stream`` call it again, so no path skips it).
+This is the one definition of the user-facing sampler options: ``SAMPLER_OPTIONS`` (one ``Option``
+row per option: kind, range, cap, CLI flag, help) and ``SamplerOptions``, the typed dataclass
+validated on construction. The CLI builds its sampler flags, ``--help`` and argparse ranges from
+the rows (``commands.common.add_sampler_arguments``), the web app its controls' ranges and choices,
+a server can publish ``describe_options()``; every front end (CLI, app, the Python API, a future
+server) validates a request with ``check_sampler_options`` (= ``SamplerOptions(...).to_kwargs()``),
+and ``LladaTTS.synthesize`` / ``stream`` call it again, so no path skips it. Adding a sampler
+option: one row + one field here, and its implementation in ``SamplerConfig`` / ``sample``.
 
 Caps (what one request may ask for; derived from the canvas, so memory stays bounded):
     canvas limit   = ``canvas_limit(max_duration)`` tokens: the whole-frame canvas of max_duration
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from dataclasses import InitVar, dataclass
 
 from llada_tts.synthesis.errors import SynthesisError
 
@@ -40,10 +45,6 @@ THRESHOLD_FLOORS = ("one", "schedule")
 SLOTS_PER_FRAME = 7  # tokens per SNAC frame
 FRAMES_PER_SECOND = 24000 / 2048  # 11.71875
 MAX_SEED = 2**64 - 1
-
-SAMPLER_KEYS = ("method", "steps", "block_length", "threshold", "cfg_scale", "temperature", "remasking",
-                "cache", "use_cache", "cache_mode", "refresh_every", "threshold_floor", "min_length")
-
 
 def canvas_limit(max_duration: float | None) -> int | None:
     """The most canvas tokens a request may use (None: no limit): the whole-frame canvas of
@@ -78,64 +79,186 @@ def check_max_duration(max_duration) -> float | None:
     return float(max_duration)
 
 
+@dataclass(frozen=True)
+class Option:
+    """One sampler option as every front end sees it (a row of ``SAMPLER_OPTIONS``).
+
+    kind: "choice" (one of ``choices``), "int" (>= low), "frames" (a multiple of 7 tokens >= 7),
+    "real" (a finite number in [low, high], ``(low`` when low_open) or "bool". canvas_cap: also at
+    most ``canvas_limit(max_duration)``. flag: the CLI flag (None: Python API / server only).
+    ui_high: the app's slider end for a real with no upper bound. note: added to the range in
+    messages. label: the option's name in messages (default: its name).
+    """
+
+    name: str
+    kind: str
+    help: str = ""
+    flag: str | None = None
+    choices: tuple = ()
+    low: float | None = None
+    low_open: bool = False
+    high: float | None = None
+    canvas_cap: bool = False
+    cap_note: str = ""
+    note: str = ""
+    label: str = ""
+    cli_default: object = None
+    metavar: str | None = None
+    ui_high: float | None = None
+
+    @property
+    def what(self) -> str:
+        return self.label or self.name
+
+    @property
+    def dest(self) -> str | None:
+        """The argparse attribute of the CLI flag."""
+        return self.flag.lstrip("-").replace("-", "_") if self.flag else None
+
+    @property
+    def rule(self) -> str:
+        """The valid range in words (messages, --help): "an integer >= 1", "in (0, 1]", ..."""
+        if self.kind == "int":
+            return f"an integer >= {self.low:g}"
+        if self.kind == "frames":
+            return "a positive multiple of 7 tokens (whole SNAC frames)"
+        if self.kind == "bool":
+            return "true or false"
+        if self.high is None:
+            return f">= {self.low:g} ({self.note + '; ' if self.note else ''}a finite number)"
+        text = f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}]"
+        return f"{text} ({self.note})" if self.note else text
+
+    def high_for(self, max_duration: float | None) -> float | None:
+        """The largest accepted value for a request with this max_duration (None: unbounded)."""
+        return canvas_limit(max_duration) if self.canvas_cap else self.high
+
+    def check(self, value, max_duration: float | None):
+        """``value`` normalised (whole numbers as int), or SynthesisError naming the range / cap."""
+        if self.kind == "choice":
+            if not isinstance(value, str) or value not in self.choices:
+                raise SynthesisError(f"unknown {self.what} {value!r}; choose one of {', '.join(self.choices)}")
+            return value
+        if self.kind == "bool":
+            if not isinstance(value, bool):
+                raise SynthesisError(f"{self.what} must be {self.rule}, got {_show(value)}")
+            return value
+        bad = SynthesisError(f"{self.what} must be {self.rule}, got {_show(value)}")
+        if self.kind in ("int", "frames"):
+            value = _whole(value, f"{self.what} must be {self.rule}")
+            if value < self.low or (self.kind == "frames" and value % SLOTS_PER_FRAME):
+                raise bad
+        elif not (_is_real(value) and (self.low < value if self.low_open else self.low <= value)
+                  and value <= (math.inf if self.high is None else self.high) and value != math.inf):
+            raise bad
+        cap = self.high_for(max_duration) if self.canvas_cap else None
+        if cap is not None and value > cap:
+            raise SynthesisError(f"{self.what} must be at most {cap} (the canvas tokens of "
+                                 f"max_duration={max_duration:g} s){self.cap_note}, got {_show(value)}")
+        return value
+
+
+_LIMIT = canvas_limit(DEFAULT_MAX_DURATION)
+SAMPLER_OPTIONS = (
+    Option("method", "choice", flag="--method", choices=METHODS,
+           help="decoding order (default semi_autoregressive_padding: whole canvas masked, blocks left to right)"),
+    Option("steps", "int", flag="--steps", low=1, canvas_cap=True, cap_note=": a step commits at least one token",
+           help="denoising steps per chunk canvas, rounded up to a multiple of the block count (default: canvas "
+                "tokens / 2); at most the canvas limit (7 tokens per frame of --max-duration: "
+                f"{_LIMIT} for {DEFAULT_MAX_DURATION:g} s), and capped at each chunk's canvas tokens"),
+    Option("block_length", "frames", flag="--block-length", low=SLOTS_PER_FRAME, canvas_cap=True,
+           help=f"tokens per block, a multiple of 7 (default {DEFAULT_BLOCK_LENGTH}); the canvas is rounded up to "
+                f"whole blocks; at most the canvas limit ({_LIMIT} for {DEFAULT_MAX_DURATION:g} s)"),
+    Option("threshold", "real", flag="--threshold", low=0.0, low_open=True, high=1.0,
+           help="parallel decoding: commit every token with confidence >= this, in (0, 1] (default off)"),
+    Option("cfg_scale", "real", flag="--cfg", low=0.0, label="cfg scale", note="0 = no guidance", ui_high=5.0,
+           help="classifier-free guidance scale (default 0 = off; > 0 doubles the forward passes)"),
+    Option("temperature", "real", flag="--temperature", low=0.0, ui_high=2.0,
+           help=f"sampling temperature (default {DEFAULT_TEMPERATURE}; 0 = greedy)"),
+    Option("remasking", "choice", flag="--remasking", choices=REMASKING,
+           help="which predictions to commit first (default low_confidence)"),
+    Option("min_length", "real", flag="--min-length", low=0.0, high=1.0, metavar="FRACTION",
+           note="a fraction of each chunk's estimated length",
+           help="no end of speech before this fraction of each chunk's estimated length, in [0, 1] (default 0); "
+                "guards against a model that stops at once"),
+    Option("cache", "choice", flag="--cache", choices=CACHES, cli_default="none",
+           help="block KV cache (Fast-dLLM): none (exact), prefix or dual (faster, approximate)"),
+    Option("use_cache", "bool", help="older spelling of cache: true = cache_mode (default dual)"),
+    Option("cache_mode", "choice", choices=CACHE_MODES, label="cache mode", help="older spelling of cache"),
+    Option("refresh_every", "int", low=1, help="KV cache: also refresh every N steps (default: block starts only)"),
+    Option("threshold_floor", "choice", choices=THRESHOLD_FLOORS,
+           help="the fewest tokens a threshold step commits: one, or the step schedule"),
+)
+OPTIONS = {o.name: o for o in SAMPLER_OPTIONS}
+SAMPLER_KEYS = tuple(OPTIONS)
+
+
+@dataclass(frozen=True)
+class SamplerOptions:
+    """A request's sampler options, validated on construction (SynthesisError, one line).
+
+    None = the pipeline's default. ``max_duration`` (not stored) sets the canvas limit that caps
+    steps and block_length. ``cache`` (none | prefix | dual) is the one KV-cache option; the older
+    ``use_cache`` + ``cache_mode`` are accepted and must agree with it. ``to_kwargs()`` gives what
+    ``sampler_config`` takes. Each field is described by its row of ``SAMPLER_OPTIONS``.
+    """
+
+    method: str | None = None
+    steps: int | None = None
+    block_length: int | None = None
+    threshold: float | None = None
+    cfg_scale: float | None = None
+    temperature: float | None = None
+    remasking: str | None = None
+    min_length: float | None = None
+    cache: str | None = None
+    use_cache: bool | None = None
+    cache_mode: str | None = None
+    refresh_every: int | None = None
+    threshold_floor: str | None = None
+    max_duration: InitVar[float | None] = DEFAULT_MAX_DURATION
+
+    def __post_init__(self, max_duration):
+        max_duration = check_max_duration(max_duration)
+        for option in SAMPLER_OPTIONS:
+            value = getattr(self, option.name)
+            if value is not None:
+                object.__setattr__(self, option.name, option.check(value, max_duration))
+        if self.threshold is not None and (self.remasking or "low_confidence") != "low_confidence":
+            raise SynthesisError("threshold decoding ranks by confidence: use remasking low_confidence")
+        if self.cache is not None:
+            mode = None if self.cache == "none" else self.cache
+            if (self.use_cache is not None and self.use_cache != (mode is not None)) or \
+                    (mode and self.cache_mode not in (None, mode)):
+                raise SynthesisError(f"cache={self.cache!r} contradicts use_cache={self.use_cache!r} / "
+                                     f"cache_mode={self.cache_mode!r}; give only cache (none, prefix or dual)")
+
+    def to_kwargs(self) -> dict:
+        """The options that were given (None dropped), ``cache`` as the sampler's use_cache / cache_mode."""
+        out = {o.name: getattr(self, o.name) for o in SAMPLER_OPTIONS if getattr(self, o.name) is not None}
+        cache = out.pop("cache", None)
+        if cache is not None:
+            out["use_cache"] = cache != "none"
+            if cache != "none":
+                out["cache_mode"] = cache
+        return out
+
+
 def check_sampler_options(options: dict, max_duration: float | None = DEFAULT_MAX_DURATION) -> dict:
     """Validate a request's sampler options (unknown keys, types, ranges, caps) before any model
-    work; return them normalised: None values dropped, whole numbers as int, ``cache`` turned into
-    the sampler's ``use_cache`` / ``cache_mode``. ``max_duration`` (seconds, None = no limit) sets
-    the canvas limit that caps steps and block_length. Raises SynthesisError (one line)."""
+    work; return them normalised (``SamplerOptions(...).to_kwargs()``). Raises SynthesisError."""
     unknown = sorted(set(options) - set(SAMPLER_KEYS))
     if unknown:
         raise SynthesisError(f"unknown sampler option(s) {unknown}; valid: {', '.join(SAMPLER_KEYS)}")
-    limit = canvas_limit(check_max_duration(max_duration))
-    where = "" if limit is None else f" (the canvas tokens of max_duration={max_duration:g} s)"
-    o = {k: v for k, v in options.items() if v is not None}
-    _choice(o, "method", METHODS, "method")
-    _choice(o, "remasking", REMASKING, "remasking")
-    _choice(o, "cache_mode", CACHE_MODES, "cache mode")
-    _choice(o, "cache", CACHES, "cache")
-    _choice(o, "threshold_floor", THRESHOLD_FLOORS, "threshold_floor")
-    if "steps" in o:
-        steps = o["steps"] = _whole(o["steps"], "steps must be an integer >= 1")
-        if steps < 1:
-            raise SynthesisError(f"steps must be an integer >= 1, got {_show(steps)}")
-        if limit is not None and steps > limit:
-            raise SynthesisError(f"steps must be at most {limit}{where}: a step commits at least one token, "
-                                 f"got {_show(steps)}")
-    if "block_length" in o:
-        rule = "block_length must be a positive multiple of 7 tokens (whole SNAC frames)"
-        bl = o["block_length"] = _whole(o["block_length"], rule)
-        if bl < SLOTS_PER_FRAME or bl % SLOTS_PER_FRAME:
-            raise SynthesisError(f"{rule}, got {_show(bl)}")
-        if limit is not None and bl > limit:
-            raise SynthesisError(f"block_length must be at most {limit}{where}, got {_show(bl)}")
-    if "refresh_every" in o:
-        o["refresh_every"] = _whole(o["refresh_every"], "refresh_every must be an integer >= 1")
-        if o["refresh_every"] < 1:
-            raise SynthesisError(f"refresh_every must be an integer >= 1, got {_show(o['refresh_every'])}")
-    th = o.get("threshold")
-    if th is not None and not (_is_real(th) and 0.0 < th <= 1.0):
-        raise SynthesisError(f"threshold must be in (0, 1], got {_show(th)}")
-    if "temperature" in o and not (_is_real(o["temperature"]) and 0 <= o["temperature"] < math.inf):
-        raise SynthesisError(f"temperature must be >= 0 (a finite number), got {_show(o['temperature'])}")
-    if "min_length" in o and not (_is_real(o["min_length"]) and 0.0 <= o["min_length"] <= 1.0):
-        raise SynthesisError(f"min_length must be in [0, 1] (a fraction of each chunk's estimated length), "
-                             f"got {_show(o['min_length'])}")
-    if "cfg_scale" in o and not (_is_real(o["cfg_scale"]) and 0 <= o["cfg_scale"] < math.inf):
-        raise SynthesisError(f"cfg scale must be >= 0 (0 = no guidance; a finite number), got {_show(o['cfg_scale'])}")
-    if "use_cache" in o and not isinstance(o["use_cache"], bool):
-        raise SynthesisError(f"use_cache must be true or false, got {_show(o['use_cache'])}")
-    if th is not None and o.get("remasking", "low_confidence") != "low_confidence":
-        raise SynthesisError("threshold decoding ranks by confidence: use remasking low_confidence")
-    if "cache" in o:
-        cache = o.pop("cache")
-        mode = cache if cache != "none" else None
-        if o.get("use_cache", mode is not None) != (mode is not None) or (mode and o.get("cache_mode", mode) != mode):
-            raise SynthesisError(f"cache={cache!r} contradicts use_cache={o.get('use_cache')!r} / "
-                                 f"cache_mode={o.get('cache_mode')!r}; give only cache (none, prefix or dual)")
-        o["use_cache"] = mode is not None
-        if mode:
-            o["cache_mode"] = mode
-    return o
+    return SamplerOptions(**options, max_duration=max_duration).to_kwargs()
+
+
+def describe_options(max_duration: float | None = DEFAULT_MAX_DURATION) -> list[dict]:
+    """The sampler options as plain data (e.g. a server's JSON schema): name, kind, choices,
+    minimum / maximum for this max_duration, CLI flag and help."""
+    return [dict(name=o.name, kind=o.kind, choices=list(o.choices) or None, minimum=o.low,
+                 minimum_exclusive=o.low_open, maximum=o.high_for(max_duration), flag=o.flag, help=o.help)
+            for o in SAMPLER_OPTIONS]
 
 
 def _is_real(value) -> bool:
@@ -152,11 +275,6 @@ def _whole(value, rule: str) -> int:
     if _is_real(value) and math.isfinite(value) and float(value).is_integer():
         return int(value)
     raise SynthesisError(f"{rule}, got {_show(value)}")
-
-
-def _choice(o: dict, key: str, choices: tuple, name: str) -> None:
-    if key in o and (not isinstance(o[key], str) or o[key] not in choices):
-        raise SynthesisError(f"unknown {name} {o[key]!r}; choose one of {', '.join(choices)}")
 
 
 def _show(value) -> str:
