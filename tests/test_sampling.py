@@ -256,6 +256,10 @@ def test_empty_or_masked_prompt_raises():
     (dict(audio=True, block_length=8, gen_length=16, steps=4), "multiples of 7"),
     (dict(use_cache=True, cache_mode="triple"), "cache_mode"),
     (dict(refresh_every=0), "refresh_every"),
+    (dict(threshold=0.9, forbid_mask=False), "threshold decoding needs forbid_mask=True"),
+    (dict(use_cache=True, forbid_mask=False), "use_cache needs forbid_mask=True"),
+    (dict(temperature=float("nan")), "temperature must be >= 0"),
+    (dict(cfg_scale=float("inf")), "cfg_scale must be >= 0"),
 ])
 def test_config_validation(kw, match):
     base = dict(gen_length=32, block_length=8, steps=8, mask_id=MASK)

@@ -116,6 +116,10 @@ class SamplerConfig:
                 raise ValueError(f"threshold must be in (0, 1], got {self.threshold}")
             if self.remasking != "low_confidence":
                 raise ValueError("threshold decoding ranks by confidence: use remasking='low_confidence'")
+        if self.threshold is not None and not self.forbid_mask:
+            raise ValueError("threshold decoding needs forbid_mask=True (a committed mask id would never finish)")
+        if self.use_cache and not self.forbid_mask:
+            raise ValueError("use_cache needs forbid_mask=True")
         if self.threshold_floor not in THRESHOLD_FLOORS:
             raise ValueError(f"unknown threshold_floor {self.threshold_floor!r}; choose one of {THRESHOLD_FLOORS}")
         if self.cache_mode not in CACHE_MODES:

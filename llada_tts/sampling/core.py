@@ -190,10 +190,6 @@ def sample(model, prompt_ids, config: SamplerConfig, *, attention_mask: torch.Te
     Returns a ``SampleResult`` (sequences, nfe, ...).
     """
     config.validate()
-    if config.threshold is not None and not config.forbid_mask:
-        raise ValueError("threshold decoding needs forbid_mask=True (a committed mask id would never finish)")
-    if config.use_cache and not config.forbid_mask:
-        raise ValueError("use_cache needs forbid_mask=True")
     device = _device(model)
     prompt, prompt_mask = left_pad(prompt_ids, attention_mask, config.mask_id, device)
     if generator is None and config.seed is not None:
