@@ -204,6 +204,11 @@ def test_printed_resume_command_continues_the_same_run(data, tmp_path, capsys, m
     assert main(command[1:], prog="tts_train") == 0, capsys.readouterr().err[-2000:]
     assert sorted(read_metrics(run_b)) == [1, 2, 3]  # continued in runB, with max_steps 3
     assert not (tmp_path / "checkpoints_llada_tts").exists()
+    # --resume without --config takes the latest checkpoint of save_folder and its own config
+    assert main(["--resume", "--save_folder", str(run_b), "--max_steps", "4"]) == 0
+    assert sorted(read_metrics(run_b)) == [1, 2, 3, 4]
+    assert main(["--resume", "--save_folder", str(tmp_path / "nothing")]) == 2
+    assert "no resumable checkpoint in" in error_line(capsys.readouterr().err)
 
 
 # item 9: temp folders of a killed save

@@ -15,7 +15,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from llada_tts.config import TrainConfig, load_config, write_sample_config
+from llada_tts.config import ALIASES, TrainConfig, load_config, parse_overrides, write_sample_config
 
 RECIPES = {  # name -> (legacy section, what it trains, sample-config overrides)
     "tts": ("tts", "mixed text + TTS masked-diffusion training",
@@ -109,11 +109,17 @@ def main(argv: list[str] | None = None, recipe: str = "tts", prog: str | None = 
             raise ValueError("--resume continues the run in save_folder and --overwrite_output_dir deletes it; "
                              "pass only one")
         if resume_flag and not config_flag:  # resume from the run's own effective config (overrides included)
-            if resume is None:
-                raise ValueError("--resume without --config needs the checkpoint folder: --resume "
-                                 "SAVE_FOLDER/checkpoint-epoch-N (or add --config to resume the latest one)")
-            from llada_tts.training.checkpoint import CONFIG_FILE, read_state
+            from llada_tts.training.checkpoint import CONFIG_FILE, find_latest, old_format_checkpoints, read_state
 
+            if resume is None:  # the latest checkpoint of save_folder (from the command line, or the default)
+                given = {ALIASES.get(k, k): v for k, v in parse_overrides(argv).items()}
+                folder = given.get("save_folder", TrainConfig.save_folder)
+                resume = find_latest(folder)
+                if resume is None:
+                    for old in old_format_checkpoints(folder)[-1:]:
+                        read_state(old)  # the one-line "old pickled format" error
+                    raise ValueError(f"--resume: no resumable checkpoint in {folder} (pass --resume CHECKPOINT, "
+                                     "or --config with the run's save_folder)")
             read_state(resume)  # one line if it is not a complete checkpoint
             config_path = str(Path(resume) / CONFIG_FILE)
         cfg = recipe_config(load_config(config_path, argv, section=RECIPES[recipe][0]), recipe)
