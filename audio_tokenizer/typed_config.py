@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import typing
 from dataclasses import field
 from pathlib import Path
@@ -44,14 +45,16 @@ def coerce(cls, key: str, value, where: str = "config"):
                 raise ValueError
             return int(float(value)) if isinstance(value, str) and "e" in value.lower() else int(value)
         if base is float:
-            if isinstance(value, bool):
-                raise ValueError
+            if isinstance(value, bool) or not math.isfinite(float(value)):
+                raise ValueError  # inf / nan are never a setting
             return float(value)
         if isinstance(value, (list, tuple, dict)):
             raise ValueError
         return str(value)
     except (TypeError, ValueError):
         name = getattr(base, "__name__", str(base))
+        if name == "float":
+            raise ValueError(f"{key} in {where} must be a finite number, got {value!r}") from None
         raise ValueError(f"{key} in {where} must be {'an' if name[0] in 'aeiou' else 'a'} {name}, "
                          f"got {value!r}") from None
 

@@ -49,8 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("codec_train: interrupted; resume with --resume (the last checkpoint is kept)", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError, FileExistsError, OSError) as e:
+    except Exception as e:  # noqa: BLE001 - one line for anything, exit 1 for a diverged run (as tts_train)
+        from audio_tokenizer.training.trainer import NonFiniteLossError
+        if not isinstance(e, (ValueError, FileNotFoundError, FileExistsError, OSError)):
+            raise
         if os.environ.get("LLADA_TTS_DEBUG"):
             raise
         print(f"codec_train: error: {first_line(e)}", file=sys.stderr)
-        return 2
+        return 1 if isinstance(e, NonFiniteLossError) else 2
