@@ -238,6 +238,42 @@ class LladaTTS:
         if len(last):
             yield last
 
+    # --- cross-request batching (a server's scheduler) -------------------------------------------
+    def prepare(self, text: str, voice: str | None = None, *, seed: int | None = None, duration: float | None = None,
+                speed: float = 1.0, max_duration: float | None = DEFAULT_MAX_DURATION,
+                max_chunk_chars: int = DEFAULT_MAX_CHUNK_CHARS, **sampler_options) -> _Run:
+        """Validate a request and plan its chunks (as ``synthesize`` does) without model work; the
+        result's ``plans`` are sampled with ``sample_chunks``. Raises SynthesisError."""
+        return self._prepare(text, voice, seed, duration, speed, max_duration, max_chunk_chars, 1, False,
+                             sampler_options)
+
+    def sample_chunks(self, rows: list[tuple[_Run, int]]) -> list[_ChunkAudio | NoAudioError]:
+        """Sample chunks of one or more prepared runs in ONE sample() call: ``rows`` = (run, chunk
+        index) pairs whose runs have the same sampler options (canvas sized for the longest chunk,
+        like ``synthesize``'s batches). Draws come from a generator seeded with the first row's
+        seed + chunk index (a lone chunk 0 matches ``synthesize(..., seed=run.seed)``); each chunk is
+        decoded with its own run's seed. Returns one entry per row: the chunk's audio, or the
+        NoAudioError of a chunk that produced no valid frame (the other rows are unaffected)."""
+        if not rows:
+            return []
+        options = rows[0][0].options
+        if any(run.options != options for run, _ in rows):
+            raise SynthesisError("sample_chunks: the rows of one call must share their sampler options")
+        plans = [run.plans[i] for run, i in rows]
+        config = sampler_config(max(p.frames for p in plans), options)
+        first, index = rows[0]
+        generator = torch.Generator(device=self.device).manual_seed((first.seed + index) % 2**64)
+        prompts = [tts_prompt(self.tokenizer, run.plans[i].text, run.voice) for run, i in rows]
+        out = sample(self.model, prompts, config, generator=generator)
+        results = []
+        for (run, i), row in zip(rows, out.generated):
+            run.nfe[0] += out.nfe
+            try:
+                results.append(self._decode_chunk(i, len(run.plans), run.plans[i], row, config, out.nfe, run.seed))
+            except NoAudioError as e:
+                results.append(e)
+        return results
+
     # --- internals ------------------------------------------------------------------------------
     def _prepare(self, text, voice, seed, duration, speed, max_duration, max_chunk_chars, batch_size, progress,
                  options) -> _Run:

@@ -1,0 +1,14 @@
+"""``llada-tts serve``: an OpenAI-compatible speech server with cross-request dynamic batching.
+
+    app.py        routes: POST /v1/audio/speech, GET /v1/models, /v1/audio/voices, /health, /metrics
+    scheduler.py  requests -> chunks -> batched ``LladaTTS.sample_chunks`` calls (round-robin fairness)
+    audio.py      wav / pcm / flac / mp3 / opus stream encoders
+    errors.py     OpenAI-shaped error bodies and statuses
+    metrics.py    Prometheus text metrics
+
+    from llada_tts.server import Settings, create_app
+    app = create_app(LladaTTS.from_pretrained("ckpt/"), Settings(max_batch=8))
+"""
+from llada_tts.server.app import Settings, create_app
+
+__all__ = ["Settings", "create_app"]

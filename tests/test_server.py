@@ -1,0 +1,330 @@
+"""``llada-tts serve`` end to end: a real server process on a free localhost port (the tiny model
+and tiny random codec), driven by the official ``openai`` package and raw HTTP.
+
+Server A (module fixture): API key, max batch 4, chunks of <= 40 characters: formats, streaming,
+concurrency + batching metrics, every bad request. Server B (max batch 1, max queue 2): a client
+that disconnects mid-stream frees its slot, a full queue answers 503 + Retry-After, SIGTERM
+finishes the stream in flight and refuses new work. In-process (TestClient): 500 bodies carry an
+id and no traceback; the library's cross-request hook matches ``synthesize``.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+from synthesis_fixtures import FAST, tiny_codec_dir, tiny_model_dir, tts, silent_model_dir  # noqa: F401
+
+httpx = pytest.importorskip("httpx")
+openai = pytest.importorskip("openai")
+sf = pytest.importorskip("soundfile")
+pytest.importorskip("fastapi")
+pytest.importorskip("uvicorn")
+
+ROOT = Path(__file__).resolve().parents[1]
+KEY = "test-key-123"
+SENTENCES = ["The cat sat on the mat.", "A dog ran in the park.", "We like to read books.", "Birds sing at dawn.",
+             "Rain falls on the roof.", "The sun is warm today.", "Fish swim in the sea.", "Trees grow very tall."]
+MULTI = " ".join(SENTENCES[:6])
+
+
+def _start(model_dir, codec_dir, *extra, log_path: Path) -> tuple[subprocess.Popen, str]:
+    cmd = [sys.executable, "-m", "llada_tts", "serve", "--model", str(model_dir), "--codec", str(codec_dir),
+           "--port", "0", "--threads", "1", "--steps", str(FAST["steps"]), "--block-length", str(FAST["block_length"]),
+           "--min-length", "1", "--log-level", "warning", *extra]
+    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", OMP_NUM_THREADS="1", LLADA_TTS_API_KEY="")
+    log = open(log_path, "w")
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=log, text=True,
+                            start_new_session=True)
+    deadline = time.monotonic() + 120
+    url = None
+    while time.monotonic() < deadline and proc.poll() is None:
+        line = proc.stdout.readline()
+        m = re.search(r"on (http://127\.0\.0\.1:\d+)/v1", line)
+        if m:
+            url = m.group(1)
+            break
+    assert url, f"server did not start: {log_path.read_text()[-2000:]}"
+    threading.Thread(target=proc.stdout.read, daemon=True).start()  # drain stdout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health", timeout=5).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        assert proc.poll() is None, log_path.read_text()[-2000:]
+        time.sleep(0.2)
+    raise AssertionError("server never became healthy")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server_a(tiny_model_dir, tiny_codec_dir, tmp_path_factory):
+    proc, url = _start(tiny_model_dir, tiny_codec_dir, "--api-key", KEY, "--max-batch", "4", "--batch-wait-ms", "50",
+                       "--max-chunk-chars", "40", "--max-input-chars", "400", "--max-queue", "32",
+                       log_path=tmp_path_factory.mktemp("serve") / "a.log")
+    yield url
+    _stop(proc)
+
+
+@pytest.fixture(scope="module")
+def client(server_a):
+    return openai.OpenAI(base_url=f"{server_a}/v1", api_key=KEY, max_retries=0, timeout=60)
+
+
+def _metric(url: str, name: str, key: str | None = KEY) -> dict[str, float]:
+    text = httpx.get(f"{url}/metrics", headers={"Authorization": f"Bearer {key}"} if key else {}, timeout=10).text
+    out = {}
+    for line in text.splitlines():
+        if line.startswith(name):
+            label, value = line.rsplit(" ", 1)
+            out[label] = float(value)
+    return out
+
+
+def _decode(data: bytes, fmt: str) -> tuple[np.ndarray, int]:
+    if fmt == "pcm":
+        return np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768, 24000
+    wave, sr = sf.read(io.BytesIO(data), dtype="float32")
+    return wave, sr
+
+
+# --- server A -----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("fmt", ["wav", "flac", "pcm", "mp3", "opus"])
+def test_speech_create_decodes_to_24khz_audio_of_plausible_length(client, server_a, fmt):
+    formats = httpx.get(f"{server_a}/v1/models", headers={"Authorization": f"Bearer {KEY}"}).json()["data"][0]
+    if fmt not in formats["response_formats"]:
+        pytest.skip(f"this libsndfile cannot write {fmt}")
+    text = "The cat sat on the mat. A dog ran."  # 34 chars at 40 chars/s: ~0.85 s, canvas x1.2
+    audio = client.audio.speech.create(model="tts-1", voice="alice", input=text, response_format=fmt).content
+    wave, sr = _decode(audio, fmt)
+    if fmt in ("wav", "flac", "pcm"):
+        assert sr == 24000
+    seconds = len(wave) / sr
+    assert 0.3 < seconds < 3.0, seconds  # min_length 1: about the estimated length, never past the canvas
+    assert np.isfinite(wave).all() and np.abs(wave).max() > 0
+
+
+def test_served_model_name_speed_and_sampler_extras(client, server_a):
+    name = httpx.get(f"{server_a}/v1/models", headers={"Authorization": f"Bearer {KEY}"}).json()["data"][0]["id"]
+    slow = client.audio.speech.create(model=name, voice="bob", input="We like to read books.", response_format="pcm",
+                                      speed=0.5, extra_body={"steps": 4, "temperature": 0.0, "cache": "none", "seed": 7})
+    fast = client.audio.speech.create(model="tts-1-hd", voice="bob", input="We like to read books.",
+                                      response_format="pcm", speed=2.0)
+    assert len(slow.content) > 2 * len(fast.content)  # speed scales the duration
+
+
+def test_streaming_response_arrives_in_several_chunks(client):
+    pieces = []
+    with client.audio.speech.with_streaming_response.create(model="tts-1", voice="alice", input=MULTI,
+                                                            response_format="pcm") as response:
+        assert response.headers["content-type"].startswith("audio/pcm")
+        for piece in response.iter_bytes():
+            pieces.append((time.perf_counter(), len(piece)))
+    assert len(pieces) > 1, pieces  # 6 chunks, max batch 4: at least two sample() calls
+    assert sum(n for _, n in pieces) % 2 == 0
+
+
+def test_sse_stream_sends_deltas_then_done(server_a):
+    events = []
+    with httpx.stream("POST", f"{server_a}/v1/audio/speech", headers={"Authorization": f"Bearer {KEY}"}, timeout=60,
+                      json={"model": "tts-1", "voice": "alice", "input": MULTI, "response_format": "pcm",
+                            "stream_format": "sse"}) as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+        for line in r.iter_lines():
+            if line.startswith("data: "):
+                events.append(json.loads(line[6:]))
+    import base64
+
+    assert [e["type"] for e in events[:-1]] == ["speech.audio.delta"] * (len(events) - 1) and len(events) > 2
+    assert events[-1]["type"] == "speech.audio.done" and events[-1]["usage"]["output_tokens"] > 0
+    assert sum(len(base64.b64decode(e["audio"])) for e in events[:-1]) > 24000  # > 0.5 s of 16-bit audio
+
+
+def test_sixteen_concurrent_requests_all_succeed_and_share_batches(client, server_a):
+    before = _metric(server_a, "llada_tts_batch_size")
+
+    def one(i):
+        return client.audio.speech.create(model="tts-1", voice=("alice", "bob")[i % 2], input=SENTENCES[i % 8],
+                                          response_format="wav").content
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        results = list(pool.map(one, range(16), timeout=120))
+    for data in results:
+        wave, sr = _decode(data, "wav")
+        assert sr == 24000 and len(wave) > 2048
+    after = _metric(server_a, "llada_tts_batch_size")
+    count = after["llada_tts_batch_size_count"] - before.get("llada_tts_batch_size_count", 0)
+    singles = after['llada_tts_batch_size_bucket{le="1"}'] - before.get('llada_tts_batch_size_bucket{le="1"}', 0)
+    assert count - singles >= 1, (before, after)  # at least one sample() call held more than one chunk
+    assert count < 16  # 16 one-chunk requests took fewer than 16 sample() calls
+    ok = _metric(server_a, "llada_tts_requests_total")
+    assert ok['llada_tts_requests_total{status="200"}'] >= 16
+
+
+BAD = [  # (json body or raw bytes, headers override, status, param, code)
+    ({"model": "tts-1", "voice": "carol", "input": "Hi."}, None, 400, "voice", "unknown_voice"),
+    ({"model": "tts-1", "voice": "alice", "input": "Hi.", "response_format": "aiff"}, None, 400, "response_format",
+     "unsupported_format"),
+    ({"model": "tts-1", "voice": "alice", "input": "   "}, None, 400, "input", None),
+    ({"model": "tts-1", "voice": "alice", "input": "x" * 401}, None, 413, "input", "input_too_long"),
+    ({"model": "tts-1", "voice": "alice", "input": "Hi.", "speed": 4.5}, None, 400, "speed", None),
+    ({"model": "tts-1", "voice": "alice", "input": "Hi.", "speed": "fast"}, None, 400, "speed", None),
+    ({"model": "tts-1", "voice": "alice", "input": "Hi.", "stream_format": "chunks"}, None, 400, "stream_format", None),
+    ({"model": "gpt-4o-mini-tts", "voice": "alice", "input": "Hi."}, None, 400, "model", "model_not_found"),
+    ({"model": "tts-1", "voice": "alice", "input": 5}, None, 400, "input", None),
+    ({"model": "tts-1", "voice": "alice", "input": "Hi.", "steps": 0}, None, 400, "steps", None),
+    ({"model": "tts-1", "voice": "alice", "input": "Hi.", "temperature": -1}, None, 400, "temperature", None),
+    ({"model": "tts-1", "voice": "alice", "input": "Hi.", "cfg_scale": "big"}, None, 400, "cfg_scale", None),
+    ({"model": "tts-1", "voice": "alice", "input": "Hi.", "method": "greedy"}, None, 400, "method", None),
+    ({"model": "tts-1", "voice": "alice", "input": "Hi.", "cache": "triple"}, None, 400, "cache", None),
+    ({"model": "tts-1", "voice": "alice", "input": "Hi.", "top_p": 0.9}, None, 400, None, None),
+    ({"model": "tts-1", "voice": "alice", "input": "Hi.", "seed": -1}, None, 400, "seed", None),
+    (b"{not json", None, 400, None, "invalid_json"),
+    (b"[1, 2]", None, 400, None, "invalid_json"),
+    ({"model": "tts-1", "voice": "alice", "input": "Hi."}, {}, 401, None, "invalid_api_key"),
+    ({"model": "tts-1", "voice": "alice", "input": "Hi."}, {"Authorization": "Bearer nope"}, 401, None,
+     "invalid_api_key"),
+    (b"x" * 70000, None, 413, "input", "request_too_large"),
+]
+
+
+@pytest.mark.parametrize("body, headers, status, param, code", BAD,
+                         ids=[f"{i}-{b[2]}-{b[3] or b[4]}" for i, b in enumerate(BAD)])
+def test_bad_requests_get_openai_shaped_errors(server_a, body, headers, status, param, code):
+    headers = {"Authorization": f"Bearer {KEY}"} if headers is None else headers
+    kwargs = {"content": body, "headers": {**headers, "content-type": "application/json"}} \
+        if isinstance(body, bytes) else {"json": body, "headers": headers}
+    r = httpx.post(f"{server_a}/v1/audio/speech", timeout=30, **kwargs)
+    assert r.status_code == status, r.text
+    error = r.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"} and error["message"]
+    assert error["param"] == param and (code is None or error["code"] == code), error
+    assert "Traceback" not in r.text
+    if body == BAD[1][0]:
+        assert "available: wav, pcm" in error["message"]
+
+
+def test_other_errors_are_openai_shaped_and_the_server_still_answers(server_a, client):
+    r = httpx.get(f"{server_a}/v1/nothing", timeout=10)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    r = httpx.get(f"{server_a}/v1/audio/speech", timeout=10)
+    assert r.status_code == 405 and set(r.json()["error"]) == {"message", "type", "param", "code"}
+    assert httpx.get(f"{server_a}/metrics", timeout=10).status_code == 401
+    assert httpx.get(f"{server_a}/v1/models", timeout=10).status_code == 401
+    voices = httpx.get(f"{server_a}/v1/audio/voices", headers={"Authorization": f"Bearer {KEY}"}, timeout=10).json()
+    assert voices["voices"] == ["alice", "bob"]
+    with pytest.raises(openai.BadRequestError, match="unknown voice"):
+        client.audio.speech.create(model="tts-1", voice="nobody", input="Hi.")
+    data = client.audio.speech.create(model="tts-1", voice="alice", input="Still here.", response_format="wav").content
+    assert _decode(data, "wav")[1] == 24000
+    counts = _metric(server_a, "llada_tts_requests_total")
+    assert counts['llada_tts_requests_total{status="400"}'] >= 1 and counts['llada_tts_requests_total{status="413"}'] >= 1
+
+
+# --- server B: slots, queue, shutdown -----------------------------------------------------------------
+
+LONG = " ".join(SENTENCES * 2)  # 16 chunks of one sentence each, sampled one per call (max batch 1)
+
+
+def test_disconnect_frees_slot_full_queue_503_and_sigterm_drains(tiny_model_dir, tiny_codec_dir, tmp_path):
+    proc, url = _start(tiny_model_dir, tiny_codec_dir, "--max-batch", "1", "--batch-wait-ms", "0", "--max-queue", "2",
+                       "--max-chunk-chars", "30", "--max-input-chars", "1000", "--shutdown-timeout", "60",
+                       log_path=tmp_path / "b.log")
+    try:
+        body = {"model": "tts-1", "voice": "alice", "input": LONG, "response_format": "pcm"}
+        # a client that leaves after the first bytes frees its slot: its pending chunks are dropped
+        with httpx.stream("POST", f"{url}/v1/audio/speech", json=body, timeout=60) as r:
+            assert r.status_code == 200
+            next(r.iter_bytes())
+        for _ in range(100):
+            m = _metric(url, "llada_tts_", key=None)
+            if m.get("llada_tts_active_requests") == 0 and m.get('llada_tts_requests_total{status="499"}') == 1:
+                break
+            time.sleep(0.1)
+        else:
+            raise AssertionError(f"slot not freed: {m}")
+        assert m["llada_tts_queue_depth"] == 0
+        # two long requests fill the queue (max 2): the third is refused with 503 + Retry-After
+        with httpx.Client(timeout=60) as c1, httpx.Client(timeout=60) as c2:
+            with c1.stream("POST", f"{url}/v1/audio/speech", json=body) as r1, \
+                    c2.stream("POST", f"{url}/v1/audio/speech", json=body) as r2:
+                assert r1.status_code == r2.status_code == 200
+                r = httpx.post(f"{url}/v1/audio/speech", json={**body, "input": "Hi."}, timeout=30)
+                assert r.status_code == 503 and int(r.headers["retry-after"]) >= 1, r.text
+                assert r.json()["error"]["code"] == "queue_full"
+        # SIGTERM: the stream in flight finishes whole, new requests are refused, the process exits 0
+        with httpx.stream("POST", f"{url}/v1/audio/speech", json=body, timeout=60) as r:
+            pieces = r.iter_bytes()
+            data = bytearray(next(pieces))
+            proc.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+            try:
+                refused = httpx.post(f"{url}/v1/audio/speech", json={**body, "input": "Hi."}, timeout=10).status_code
+            except httpx.TransportError:
+                refused = "connection refused"
+            assert refused in (503, "connection refused")
+            for piece in pieces:
+                data += piece
+        assert len(data) / 2 / 24000 > 16 * 0.5  # 16 chunks of >= 0.6 s each, none cut off
+        assert proc.wait(timeout=60) == 0
+    finally:
+        _stop(proc)
+
+
+# --- in process: internal errors, the library hook -------------------------------------------------------
+
+def test_internal_errors_have_an_id_and_no_traceback(tts, silent_model_dir, tiny_codec_dir, caplog):  # noqa: F811
+    from fastapi.testclient import TestClient
+
+    from llada_tts.server import Settings, create_app
+    from llada_tts.synthesis import LladaTTS
+
+    class Broken:
+        voices, sample_rate, crossfade_ms = ["alice"], 24000, 40.0
+
+        def prepare(self, *a, **k):
+            raise RuntimeError("secret internal detail")
+
+    with TestClient(create_app(Broken(), Settings()), raise_server_exceptions=False) as c:
+        r = c.post("/v1/audio/speech", json={"model": "tts-1", "voice": "alice", "input": "Hi."})
+    assert r.status_code == 500 and "secret" not in r.text and "Traceback" not in r.text
+    error_id = re.search(r"id ([0-9a-f]{12})", r.json()["error"]["message"]).group(1)
+    assert error_id in caplog.text and "secret internal detail" in caplog.text
+    silent = LladaTTS.from_pretrained(str(silent_model_dir), codec=str(tiny_codec_dir))
+    with TestClient(create_app(silent, Settings(sampler_defaults=dict(FAST)))) as c:
+        r = c.post("/v1/audio/speech", json={"model": "tts-1", "input": "Hi there.", "response_format": "wav"})
+        assert r.status_code == 500 and r.json()["error"]["code"] == "no_audio", r.text
+        assert c.get("/health").json()["status"] == "ok"
+
+
+def test_sample_chunks_batches_runs_and_matches_synthesize_for_a_lone_chunk(tts):  # noqa: F811
+    a = tts.prepare("The cat sat on the mat.", "alice", seed=3, **FAST)
+    b = tts.prepare("A dog ran. We like to read books.", "bob", seed=4, max_chunk_chars=12, **FAST)
+    alone = tts.sample_chunks([(a, 0)])[0]
+    ref = tts.synthesize("The cat sat on the mat.", "alice", seed=3, **FAST)
+    np.testing.assert_array_equal(alone.wave, ref.waveform)
+    mixed = tts.sample_chunks([(a, 0), (b, 0), (b, 1)])
+    assert len(mixed) == 3 and all(m.info.samples == len(m.wave) for m in mixed)
+    with pytest.raises(ValueError, match="share their sampler options"):
+        tts.sample_chunks([(a, 0), (tts.prepare("Hi.", "alice", steps=4, block_length=28), 0)])
