@@ -328,3 +328,29 @@ def test_sample_chunks_batches_runs_and_matches_synthesize_for_a_lone_chunk(tts)
     assert len(mixed) == 3 and all(m.info.samples == len(m.wave) for m in mixed)
     with pytest.raises(ValueError, match="share their sampler options"):
         tts.sample_chunks([(a, 0), (tts.prepare("Hi.", "alice", steps=4, block_length=28), 0)])
+
+
+def test_round_robin_a_long_request_does_not_block_short_ones():
+    from types import SimpleNamespace
+
+    from llada_tts.server.scheduler import Scheduler
+    from llada_tts.synthesis.plan import ChunkPlan
+
+    def run(n):
+        return SimpleNamespace(plans=[ChunkPlan(f"chunk {i}", 8) for i in range(n)], options={"steps": 2})
+
+    sched = Scheduler(tts=None, max_batch=3, max_duration=60.0)
+    try:
+        long, shorts = sched.submit(run(10)), [sched.submit(run(1)) for _ in range(4)]
+        first = sched.pick()
+        assert first == [(long, 0), (shorts[0], 0), (shorts[1], 0)]  # one chunk per request per pass
+        second = sched.pick()
+        assert second == [(shorts[2], 0), (shorts[3], 0), (long, 1)]  # those that waited go first
+        assert sched.pick() == [(long, 2), (long, 3), (long, 4)]  # alone: several of its chunks per batch
+        other = sched.submit(SimpleNamespace(plans=[ChunkPlan("x", 8)], options={"steps": 4}))
+        assert sched.pick() == [(long, 5), (long, 6), (long, 7)]  # other options: never in the same batch ...
+        assert sched.pick() == [(other, 0)]  # ... but it heads the next one
+        sched.cancel(long)
+        assert sched.pick() == [] and sched.queue_depth == 0  # cancelled: its pending chunks are gone
+    finally:
+        sched._executor.shutdown()

@@ -143,7 +143,13 @@ class Scheduler:
                     except asyncio.TimeoutError:
                         break
             idle = False
-            rows = self.pick()
+            try:
+                rows = self.pick()
+            except Exception as e:  # noqa: BLE001  a bug here must not stop the loop: fail what waits
+                log.error("the scheduler failed to form a batch", exc_info=e)
+                for job in list(self.rotation):
+                    self._deliver(job, 0, e)
+                continue
             if not rows:
                 continue
             self._update_gauges()
