@@ -13,11 +13,12 @@ import os
 import sys
 import traceback
 
-COMMANDS = ("say", "voices", "info", "app", "eval", "tokenizer", "quickstart", "serve")
+COMMANDS = ("say", "voices", "info", "app", "eval", "tokenizer", "quickstart", "serve", "generate", "score")
 EPILOG = """examples:
   llada-tts say "Hello there." -o hello.wav --model path/to/checkpoint
   llada-tts voices --model path/to/checkpoint
   llada-tts info --model path/to/checkpoint --json
+  llada-tts generate "The capital of France is" --model path/to/text_checkpoint
 run `llada-tts <command> --help` for each command's options."""
 
 

@@ -13,7 +13,6 @@ import torch
 from transformers import LlamaForCausalLM
 
 from audio_tokenizer import layout as L
-from llada_tts.diffusion import forward_process
 from llada_tts.evaluation.learning import (
     audio_candidates,
     diffusion_nll_bound,
@@ -119,15 +118,21 @@ def test_masked_accuracy_of_a_real_model_counts_the_masked_tokens():
 # --- ELBO ---------------------------------------------------------------------------------------
 
 def test_diffusion_nll_bound_one_draw_matches_the_formula():
-    """draws=1: loss = (#masked * log V) / p_mask / answer length for a uniform model."""
+    """draws=1 (LLaDA's estimator, evaluation.likelihood): l of the L answer tokens masked, loss =
+    (L / l) * sum of the masked CE, per answer token = the masked CE's mean."""
+    import torch.nn.functional as F
+
+    from llada_tts.evaluation.likelihood import draw_masks, stratified_mask_counts
+
     ids = torch.arange(40) + 100
-    model = Oracle(ids, uniform=True, vocab=1000)
+    model = Oracle(ids, wrong=set(range(10, 40, 3)), vocab=1000)
     got = diffusion_nll_bound(model, ids, prompt_length=10, draws=1, generator=torch.Generator().manual_seed(7))
     gen = torch.Generator().manual_seed(7)
-    t = torch.rand(1, generator=gen)  # stratum 0 of 1: t = u
-    _, masked, p_mask = forward_process(ids[None], torch.arange(40)[None] >= 10, L.MASK_ID, generator=gen, t=t)
-    want = int(masked.sum()) * math.log(1000) / float(p_mask[0, 0]) / 30
-    assert got == pytest.approx(want, rel=1e-5)
+    masked = draw_masks(stratified_mask_counts(1, 30, gen), 30, gen)[0]  # [30]
+    noisy = torch.cat([ids[:10], ids[10:].masked_fill(masked, L.MASK_ID)])
+    ce = F.cross_entropy(model(noisy[None]).logits[0, 10:][masked], ids[10:][masked], reduction="none")
+    assert got == pytest.approx(float(ce.mean()), rel=1e-5)
+    assert ce.max() > 10 > ce.min()  # the draw hit right and wrong positions
 
 
 def test_diffusion_nll_bound_is_unbiased_for_a_uniform_model():

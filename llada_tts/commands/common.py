@@ -71,20 +71,21 @@ def seed_number(text: str) -> int:
     return ranged_number(int, "an integer", lambda v: 0 <= v <= MAX_SEED, f">= 0 and <= {MAX_SEED} (2**64 - 1)")(text)
 
 
-def add_sampler_arguments(p: argparse.ArgumentParser) -> None:
-    """The sampler flags, one per option of ``synthesis.defaults.SAMPLER_OPTIONS`` that has a flag
-    (help, choices and ranges come from there)."""
+def add_sampler_arguments(p: argparse.ArgumentParser, options=None) -> None:
+    """The sampler flags, one per option of ``synthesis.defaults.SAMPLER_OPTIONS`` (or of ``options``,
+    e.g. ``TEXT_SAMPLER_OPTIONS``) that has a flag, with its aliases (help, choices and ranges come from there)."""
     from llada_tts.synthesis.defaults import SAMPLER_OPTIONS
 
     g = p.add_argument_group("sampler")
-    for option in SAMPLER_OPTIONS:
+    for option in SAMPLER_OPTIONS if options is None else options:
         if option.flag is None:
             continue
         if option.kind == "choice":
-            g.add_argument(option.flag, choices=option.choices, default=option.cli_default, help=option.help)
+            g.add_argument(option.flag, *option.aliases, dest=option.dest, choices=option.choices,
+                           default=option.cli_default, help=option.help)
         else:
-            g.add_argument(option.flag, type=cli_type(option), default=option.cli_default, metavar=option.metavar,
-                           help=option.help)
+            g.add_argument(option.flag, *option.aliases, dest=option.dest, type=cli_type(option),
+                           default=option.cli_default, metavar=option.metavar, help=option.help)
 
 
 def cli_type(option):

@@ -3,7 +3,8 @@
 Teacher-forced (one forward pass per row, prompt always visible):
 
     masked_accuracy_at_ratio   diffusion: mask exactly round(ratio * answer) answer tokens, argmax accuracy
-    diffusion_nll_bound        diffusion: LLaDA's ELBO (masked_diffusion_loss) averaged over stratified t
+    diffusion_nll_bound        diffusion: LLaDA's Monte Carlo ELBO (evaluation.likelihood.elbo_nll,
+                               stratified mask ratios as in get_log_likelihood.py)
     next_token_metrics         autoregressive: next-token accuracy and exact NLL on the answer tokens
 
 Both NLL numbers are nats per answer token (the answer is everything after start_of_speech: audio,
@@ -31,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from audio_tokenizer import layout as L
-from llada_tts.diffusion import forward_process, masked_diffusion_loss
+from llada_tts.evaluation.likelihood import elbo_nll
 from llada_tts.sampling.cache import cache_kwarg
 from llada_tts.sampling.constraints import AUDIO_END_IDS, slot_candidates
 
@@ -90,33 +91,17 @@ def masked_accuracy_at_ratio(model, input_ids: torch.Tensor, prompt_length: int,
     return int((pred == target).sum()), int(target.numel())
 
 
-@torch.no_grad()
 def diffusion_nll_bound(model, input_ids: torch.Tensor, prompt_length: int, draws: int = 8,
                         generator: torch.Generator | None = None, mask_id: int = L.MASK_ID,
-                        eps: float = 1e-3) -> float:
-    """LLaDA's ELBO loss of one row in nats per answer token, averaged over ``draws`` noise levels.
-
-    t is stratified, t_k = (k + u_k) / draws with u_k ~ U(0, 1) (unbiased, lower variance than
-    i.i.d. draws); each draw masks the answer with ``forward_process`` and scores it with
-    ``masked_diffusion_loss`` (normaliser = answer length, as in training).
-    """
+                        batch_size: int = 8) -> float:
+    """LLaDA's ELBO bound on the NLL of one row's answer (positions >= ``prompt_length``), in nats
+    per answer token, from ``draws`` Monte Carlo draws with stratified mask counts: the one
+    implementation, :func:`llada_tts.evaluation.likelihood.elbo_nll` (what ``llada-tts score`` reports)."""
     if draws < 1:
         raise ValueError(f"draws must be >= 1, got {draws}")
-    ids = input_ids.reshape(1, -1)
-    maskable = torch.arange(ids.shape[1], device=ids.device)[None] >= prompt_length  # [1, L]
-    normalizer = maskable.sum(dim=1).float()  # [1]
-    u = torch.rand(draws, generator=generator)
-    total = 0.0
-    for k in range(draws):
-        t = ((k + u[k]) / draws).reshape(1)
-        noisy, masked, p_mask = forward_process(ids, maskable, mask_id, eps=eps, generator=generator, t=t)
-        if not masked.any():
-            continue  # nothing masked: this draw's loss is exactly 0
-        logits = logits_at(model, noisy, masked)[None]  # [1, N, V]
-        ones = torch.ones_like(logits[..., 0], dtype=torch.bool)  # [1, N]
-        loss, _ = masked_diffusion_loss(logits, ids[masked][None], ones, p_mask[masked][None], normalizer)
-        total += float(loss)
-    return total / draws
+    ids = torch.as_tensor(input_ids).reshape(-1)
+    return elbo_nll(model, ids[:prompt_length], ids[prompt_length:], mc_samples=draws,
+                    batch_size=min(batch_size, draws), generator=generator, mask_id=mask_id).per_token
 
 
 def next_token_loss(model, input_ids: torch.Tensor, maskable: torch.Tensor,

@@ -8,6 +8,9 @@ a server can publish ``describe_options()``; every front end (CLI, app, the Pyth
 server) validates a request with ``check_sampler_options`` (= ``SamplerOptions(...).to_kwargs()``),
 and ``LladaTTS.synthesize`` / ``stream`` call it again, so no path skips it. Adding a sampler
 option: one row + one field here, and its implementation in ``SamplerConfig`` / ``sample``.
+Text generation (``llada-tts generate``) uses ``TEXT_SAMPLER_OPTIONS``: the same rows where the
+meaning is the same (plus the earlier scripts' spellings as aliases), a ``gen_length`` row, and
+steps / block_length as plain token counts (no audio canvas), checked by ``check_text_sampler_options``.
 
 Caps (what one request may ask for; derived from the canvas, so memory stays bounded):
     canvas limit   = ``canvas_limit(max_duration)`` tokens: the whole-frame canvas of max_duration
@@ -27,7 +30,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import InitVar, dataclass
+from dataclasses import InitVar, dataclass, replace
 
 from llada_tts.synthesis.errors import SynthesisError
 
@@ -87,7 +90,8 @@ class Option:
     "real" (a finite number in [low, high], ``(low`` when low_open) or "bool". canvas_cap: also at
     most ``canvas_limit(max_duration)``. flag: the CLI flag (None: Python API / server only).
     ui_high: the app's slider end for a real with no upper bound. note: added to the range in
-    messages. label: the option's name in messages (default: its name).
+    messages. label: the option's name in messages (default: its name). aliases: more CLI spellings
+    of the flag (the earlier scripts' ``--sampling_method`` ...).
     """
 
     name: str
@@ -105,6 +109,7 @@ class Option:
     cli_default: object = None
     metavar: str | None = None
     ui_high: float | None = None
+    aliases: tuple = ()
 
     @property
     def what(self) -> str:
@@ -251,6 +256,52 @@ def check_sampler_options(options: dict, max_duration: float | None = DEFAULT_MA
     if unknown:
         raise SynthesisError(f"unknown sampler option(s) {unknown}; valid: {', '.join(SAMPLER_KEYS)}")
     return SamplerOptions(**options, max_duration=max_duration).to_kwargs()
+
+
+# --- text generation (``llada-tts generate``): the same rows where the meaning is the same ---------------
+DEFAULT_GEN_LENGTH = 128  # LLaDA's generate.py defaults: 128 tokens, 128 steps, blocks of 32
+DEFAULT_TEXT_BLOCK_LENGTH = 32
+TEXT_ONLY_KEYS = ("gen_length", "block_length")  # checked by their text rows, not by SamplerOptions
+
+
+def _text_row(name: str, **changes) -> Option:
+    return replace(OPTIONS[name], **changes)
+
+
+TEXT_SAMPLER_OPTIONS = (
+    _text_row("method", aliases=("--sampling_method",),
+              help="decoding order (default semi_autoregressive_padding: LLaDA's generate(), the whole answer "
+                   "masked and decoded block by block; fixed_length: one block; semi_autoregressive_origin: "
+                   "the answer grows a block at a time and stops at end of text)"),
+    Option("gen_length", "int", flag="--gen-length", low=1, aliases=("--gen_length",), metavar="TOKENS",
+           help=f"tokens to generate (default {DEFAULT_GEN_LENGTH}); a multiple of --block-length unless "
+                "--method fixed_length; the answer is cut at end of text"),
+    _text_row("steps", canvas_cap=False, cap_note="",
+              help="denoising steps over the whole answer (default: --gen-length, one token per step), split "
+                   "evenly over the blocks: a multiple of gen_length / block_length"),
+    _text_row("block_length", kind="int", low=1, canvas_cap=False, aliases=("--block_length",), metavar="TOKENS",
+              help=f"tokens per semi-autoregressive block (default {DEFAULT_TEXT_BLOCK_LENGTH}); ignored by "
+                   "fixed_length"),
+    _text_row("threshold"),
+    _text_row("cfg_scale", aliases=("--cfg_scale",)),
+    _text_row("temperature", help="sampling temperature (default 0 = greedy)"),
+    _text_row("remasking", aliases=("--remasking_strategy",)),
+    _text_row("cache"),
+)
+TEXT_OPTIONS = {o.name: o for o in TEXT_SAMPLER_OPTIONS}
+
+
+def check_text_sampler_options(options: dict) -> dict:
+    """Validate a text generation request's sampler options (the rows of ``TEXT_SAMPLER_OPTIONS``:
+    no canvas caps, gen_length and block_length any positive number of tokens); the rows shared with
+    speech go through ``SamplerOptions`` (same ranges, same combination rules). Returns the
+    ``SamplerConfig`` keyword arguments of the options given. Raises SynthesisError."""
+    unknown = sorted(set(options) - set(TEXT_OPTIONS))
+    if unknown:
+        raise SynthesisError(f"unknown text sampler option(s) {unknown}; valid: {', '.join(TEXT_OPTIONS)}")
+    given = {k: v for k, v in options.items() if v is not None}
+    out = {k: TEXT_OPTIONS[k].check(given.pop(k), None) for k in TEXT_ONLY_KEYS if k in given}
+    return {**out, **SamplerOptions(**given, max_duration=None).to_kwargs()}
 
 
 def describe_options(max_duration: float | None = DEFAULT_MAX_DURATION) -> list[dict]:

@@ -1,0 +1,336 @@
+"""``llada-tts generate``: text from a text checkpoint (recipes/pretrain.py, recipes/sft.py), one-shot or as a chat."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from llada_tts.commands.common import (
+    DEVICES,
+    DTYPES,
+    MODEL_ENV,
+    CliError,
+    add_sampler_arguments,
+    resolve_device,
+    resolve_dtype,
+    seed_number,
+)
+from llada_tts.synthesis.defaults import (
+    DEFAULT_GEN_LENGTH,
+    DEFAULT_TEXT_BLOCK_LENGTH,
+    TEXT_SAMPLER_OPTIONS,
+    check_text_sampler_options,
+)
+
+HELP = "write text with a text checkpoint (one-shot, --chat, or an --interactive chat)"
+DESCRIPTION = """Continue PROMPT (an argument, or '-' for stdin) with a masked-diffusion text model trained by
+recipes/pretrain.py or recipes/sft.py, and print the answer. --chat renders the prompt with the
+checkpoint's chat template (for SFT models); --interactive starts a chat that keeps the conversation
+(/reset forgets it, /exit or Ctrl-D quits). The answer ends at end-of-text / end-of-turn and is
+streamed block by block with the semi-autoregressive methods. The same prompt, options and --seed
+give the same answer. The flags of the earlier LLaDA scripts work too (--model_name_or_path,
+--sampling_method, --remasking_strategy, --gen_length, --block_length, --cfg_scale, --is_instruct).
+
+examples:
+  llada-tts generate "The capital of France is" --model outputs/pretrain_tiny/checkpoint-epoch-2
+  llada-tts generate "What is a cat?" --model sft_ckpt/ --chat --gen-length 64 --steps 64 --block-length 16
+  llada-tts generate --model sft_ckpt/ --interactive --method fixed_length --gen-length 128 --steps 128"""
+
+# Ids that end a text answer: <|eot_id|> (end of text / end of turn), Llama-3's <|end_of_text|>, and the
+# speech layout's stream ends (a text model that wanders into them has stopped writing text).
+LLAMA3_END_OF_TEXT_ID = 128001
+REPL_HELP = "commands: /reset (forget the conversation), /exit (or Ctrl-D) to quit"
+
+
+def add_text_model_arguments(p: argparse.ArgumentParser) -> None:
+    """--model (alias --model_name_or_path), --device, --dtype: a text checkpoint needs no codec."""
+    g = p.add_argument_group("model")
+    g.add_argument("--model", "-m", "--model_name_or_path", dest="model", default=None, metavar="DIR_OR_ID",
+                   help=f"checkpoint folder (checkpoint-epoch-N of recipes/pretrain.py or sft.py) or hub id "
+                        f"(default: ${MODEL_ENV})")
+    g.add_argument("--device", choices=DEVICES, default="auto", help="where to run (auto: cuda, then mps, then cpu)")
+    g.add_argument("--dtype", choices=DTYPES, default="auto",
+                   help="model weights dtype (auto: bfloat16 on a bf16-capable GPU, else float32)")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("prompt", nargs="?", default=None, help="the prompt; '-' reads stdin (optional with --interactive)")
+    p.add_argument("--chat", "--is_instruct", action="store_true",
+                   help="render the prompt with the checkpoint's chat template (instruction-tuned / SFT models)")
+    p.add_argument("--interactive", action="store_true",
+                   help="chat in a loop, keeping the conversation (implies --chat); /reset, /exit, Ctrl-D")
+    p.add_argument("--seed", type=seed_number, default=None,
+                   help="seed for temperature sampling and random remasking, 0 .. 2**64 - 1 (default: unseeded; "
+                        "temperature 0 with low_confidence remasking needs none)")
+    add_text_model_arguments(p)
+    add_sampler_arguments(p, TEXT_SAMPLER_OPTIONS)
+
+
+# --- settings -------------------------------------------------------------------------------------
+
+def text_sampler_config(args: argparse.Namespace):
+    """The ``SamplerConfig`` of the sampler flags, validated before any model is loaded (exit 2):
+    LLaDA's defaults (128 tokens, 128 steps, blocks of 32, greedy), steps defaulting to gen_length."""
+    from llada_tts.sampling import SamplerConfig
+
+    given = {o.name: getattr(args, o.dest, None) for o in TEXT_SAMPLER_OPTIONS}
+    if given.get("cache") == "none":
+        given["cache"] = None
+    kwargs = check_text_sampler_options(given)
+    kwargs.setdefault("method", "semi_autoregressive_padding")
+    kwargs.setdefault("gen_length", DEFAULT_GEN_LENGTH)
+    kwargs.setdefault("block_length", min(DEFAULT_TEXT_BLOCK_LENGTH, kwargs["gen_length"]))
+    kwargs.setdefault("steps", kwargs["gen_length"])
+    kwargs.setdefault("temperature", 0.0)
+    if kwargs["method"] == "fixed_length":
+        kwargs["block_length"] = kwargs["gen_length"]  # one block: the whole answer
+    config = SamplerConfig(**kwargs, stop_ids=text_stop_ids(), stop_at_end=True, seed=None)
+    try:
+        return config.validate()
+    except ValueError as e:
+        raise CliError(str(e).replace("gen_length", "--gen-length").replace("block_length", "--block-length")
+                       .replace("steps (", "--steps (").replace("use steps=", "use --steps ")) from None
+
+
+def text_stop_ids() -> tuple[int, ...]:
+    from audio_tokenizer import layout as L
+
+    return tuple(dict.fromkeys((L.END_OF_TEXT_ID, LLAMA3_END_OF_TEXT_ID, *L.STREAM_END_IDS)))
+
+
+# --- loading --------------------------------------------------------------------------------------
+
+def tts_only_reason(path) -> str | None:
+    """Why the checkpoint folder ``path`` cannot write text (None: it can, as far as it records):
+    its ``train_config.yaml`` names a TTS_dataset and no text_QA_dataset."""
+    from pathlib import Path
+
+    import yaml
+
+    cfg_file = Path(path) / "train_config.yaml"
+    if not cfg_file.is_file():
+        return None  # a converted / hub model: nothing recorded
+    try:
+        cfg = yaml.safe_load(cfg_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError, yaml.YAMLError):
+        return None
+    if isinstance(cfg, dict) and cfg.get("TTS_dataset") and not cfg.get("text_QA_dataset"):
+        return (f"{path} is a TTS-only checkpoint (trained on TTS rows without text_QA_dataset): it speaks, it "
+                "does not write text; use `llada-tts say`, or train a text model with recipes/pretrain.py or "
+                "recipes/sft.py (or tts_train.py with a text_QA_dataset)")
+    return None
+
+
+def load_text_model(args: argparse.Namespace):
+    """(model in eval mode, tokenizer) of a text checkpoint from --model / --device / --dtype (CliError, one line)."""
+    from pathlib import Path
+
+    from transformers.utils import logging as hf_logging
+
+    from audio_tokenizer.errors import first_line
+    from audio_tokenizer.hub import looks_like_hub_id
+    from llada_tts.model import load_model
+    from llada_tts.vocab import load_tokenizer
+
+    name = args.model or os.environ.get(MODEL_ENV)
+    if not name:
+        raise CliError(f"no model: pass --model CKPT (a checkpoint-epoch-N folder of recipes/pretrain.py or "
+                       f"recipes/sft.py) or set ${MODEL_ENV}")
+    local = not looks_like_hub_id(name)
+    if local:
+        path = Path(name).expanduser()
+        if not path.is_dir():
+            raise CliError(f"model: no checkpoint folder at {path}")
+        if not (path / "config.json").is_file():
+            raise CliError(f"model: {path} is not a checkpoint (no config.json)")
+        reason = tts_only_reason(path)
+        if reason:
+            raise CliError(reason)
+        name = str(path)
+    device = resolve_device(args.device)
+    dtype = resolve_dtype(args.dtype, device)
+    hf_logging.disable_progress_bar()
+    try:
+        model = load_model(name, dtype=dtype, device=device).eval()
+    except (OSError, ValueError) as e:
+        raise CliError(f"model: {first_line(e)}") from e
+    try:
+        tokenizer = load_tokenizer(name)
+    except (OSError, ValueError, TypeError) as e:
+        raise CliError(f"model: cannot load the tokenizer of {name}: {first_line(e)}") from e
+    return model, tokenizer
+
+
+def context_length(model) -> int | None:
+    return getattr(model.config, "max_position_embeddings", None)
+
+
+# --- prompts and answers --------------------------------------------------------------------------
+
+def prompt_ids(tokenizer, text: str | None = None, messages: list[dict] | None = None) -> list[int]:
+    """Plain text: BOS + the text (special-token strings split like text, as in training). Messages
+    (``[{"role", "content"}]``): the chat template with the assistant header appended."""
+    from audio_tokenizer.text import encode_text
+
+    if messages is None:
+        return encode_text(tokenizer, text)
+    if not getattr(tokenizer, "chat_template", None):
+        raise CliError("--chat / --interactive need a chat template, and this checkpoint's tokenizer has none")
+    out = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True, add_generation_prompt=True)
+    return list(out["input_ids"])
+
+
+def check_fits(n_prompt: int, config, context: int | None) -> None:
+    if context is not None and n_prompt + config.gen_length > context:
+        raise CliError(f"the prompt is {n_prompt} tokens; with --gen-length {config.gen_length} that is "
+                       f"{n_prompt + config.gen_length} > the model's context of {context} tokens: shorten the "
+                       "prompt (or /reset the chat) or lower --gen-length")
+
+
+def answer_ids(generated, stop_ids) -> list[int]:
+    """The generated ids up to (not including) the first stop id."""
+    out = []
+    for t in generated:
+        if int(t) in stop_ids:
+            break
+        out.append(int(t))
+    return out
+
+
+def answer_text(tokenizer, ids) -> str:
+    """Decoded answer ids, special tokens (mask, fill, control) left out, spaces as generated."""
+    return tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+
+
+class _Streamer:
+    """Prints the answer as blocks finish: after each step, the text of every block left of the first
+    masked position (cut at the first stop id) that was not printed yet."""
+
+    def __init__(self, tokenizer, prompt_length: int, config, out):
+        self.tokenizer, self.P, self.config, self.out = tokenizer, prompt_length, config, out
+        self.stop = set(config.stop_ids)
+        self.printed = ""
+        self.done = False
+
+    def _emit(self, text: str, final: bool) -> None:
+        if not final:
+            text = text.rstrip("\ufffd")  # a character split over blocks: wait for its other bytes
+        if text.startswith(self.printed) and len(text) > len(self.printed):
+            self.out.write(text[len(self.printed):])
+            self.out.flush()
+            self.printed = text
+
+    def on_step(self, x) -> None:
+        if self.done or self.config.method == "fixed_length":
+            return
+        gen = x[0, self.P:]
+        masked = (gen == self.config.mask_id).nonzero()
+        first_mask = int(masked[0]) if len(masked) else gen.numel()
+        ready = first_mask // self.config.block_length * self.config.block_length
+        ids = gen[:ready].tolist()
+        cut = answer_ids(ids, self.stop)
+        self.done = len(cut) < len(ids)
+        self._emit(answer_text(self.tokenizer, cut), final=False)
+
+    def finish(self, text: str) -> None:
+        self._emit(text, final=True)
+        if not text.startswith(self.printed):  # cannot happen with a prefix-stable decoder; never lose text
+            self.out.write("\n" + text)
+        self.out.write("\n")
+        self.out.flush()
+
+
+def generate_answer(model, tokenizer, ids: list[int], config, generator=None, out=None) -> tuple[str, list[int]]:
+    """(answer text, answer ids) for prompt ``ids``: ``sample`` with ``config``, cut at the first stop
+    id; streamed to ``out`` (a text stream) block by block when given."""
+    from llada_tts.sampling import sample
+
+    streamer = _Streamer(tokenizer, len(ids), config, out) if out is not None else None
+    result = sample(model, ids, config, generator=generator, on_step=streamer.on_step if streamer else None)
+    cut = answer_ids(result.generated[0].tolist(), set(config.stop_ids))
+    text = answer_text(tokenizer, cut)
+    if streamer is not None:
+        streamer.finish(text)
+    return text, cut
+
+
+# --- the command ----------------------------------------------------------------------------------
+
+def _read_prompt(args: argparse.Namespace) -> str | None:
+    text = sys.stdin.read() if args.prompt == "-" else args.prompt
+    if text is None:
+        if not args.interactive:
+            raise CliError("no prompt: give it as an argument ('-' reads stdin), or chat with --interactive")
+        return None
+    if not text.strip():
+        raise CliError("the prompt is empty: give some text to continue (or --interactive to chat)")
+    return text
+
+
+def _generator(seed, model):
+    if seed is None:
+        return None
+    import torch
+
+    return torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
+
+
+def run(args: argparse.Namespace) -> int:
+    text = _read_prompt(args)
+    config = text_sampler_config(args)  # before loading anything slow
+    model, tokenizer = load_text_model(args)
+    generator = _generator(args.seed, model)
+    if args.interactive:
+        return _repl(model, tokenizer, config, generator, text)
+    chat = [{"role": "user", "content": text}] if args.chat else None
+    ids = prompt_ids(tokenizer, text, chat)
+    check_fits(len(ids), config, context_length(model))
+    generate_answer(model, tokenizer, ids, config, generator, out=sys.stdout)
+    return 0
+
+
+def _repl(model, tokenizer, config, generator, first: str | None) -> int:
+    try:
+        import readline  # noqa: F401  line editing and history for input(), where available
+    except ImportError:
+        pass
+    context = context_length(model)
+    messages: list[dict] = []
+    print(f"chatting with the model; {REPL_HELP}", file=sys.stderr)
+    pending = first
+    while True:
+        if pending is None:
+            try:
+                line = input(">>> ")
+            except EOFError:
+                print()
+                return 0
+            except KeyboardInterrupt:
+                print()
+                continue
+        else:
+            line, pending = pending, None
+        line = line.strip()
+        if not line:
+            continue
+        if line in ("/exit", "/quit"):
+            return 0
+        if line == "/reset":
+            messages.clear()
+            print("(conversation cleared)", file=sys.stderr)
+            continue
+        if line.startswith("/"):
+            print(REPL_HELP, file=sys.stderr)
+            continue
+        turn = [*messages, {"role": "user", "content": line}]
+        try:
+            ids = prompt_ids(tokenizer, messages=turn)
+            check_fits(len(ids), config, context)
+            answer, _ = generate_answer(model, tokenizer, ids, config, generator, out=sys.stdout)
+        except CliError as e:
+            print(f"llada-tts generate: error: {e}", file=sys.stderr)
+            continue
+        except KeyboardInterrupt:
+            print("\n(interrupted; the turn is not kept)", file=sys.stderr)
+            continue
+        messages = [*turn, {"role": "assistant", "content": answer}]
