@@ -4,11 +4,11 @@
     nice -n 10 python benchmarks/serve_load.py --requests 2 --steps 8  # smaller / quicker
     python benchmarks/serve_load.py --model ckpt/ --codec demo --max-batch 16 --device cuda
 
-For each setting (batching: ``--max-batch N``, default 16; off: ``--max-batch 1``) one server
-process is started on a free localhost port (``llada-tts serve --port 0``), warmed up with one
-request, then driven at each concurrency C by C client threads, each sending ``--requests``
-requests one after another (a bounded load: C x requests in all, each with a timeout). Every
-request asks for pcm over the streaming response and reads it to the end. Reported per run:
+Two server processes are started on free localhost ports (``llada-tts serve --port 0``): batching
+on (``--max-batch N``, default 16) and off (``--max-batch 1``), each warmed up with three requests.
+At each concurrency C the two are driven in turn (so a drift in the machine's load hits both) by C
+client threads, each sending ``--requests`` requests one after another (a bounded load: C x
+requests in all, each with a timeout). Every request asks for pcm over the streaming response and reads it to the end. Reported per run:
 
     audio s / wall s   seconds of audio received / wall time of the run (throughput)
     p50 / p95 latency  request sent -> last byte
@@ -169,11 +169,16 @@ def main(argv=None) -> int:
         model, codec = build_tiny(work)
         args.model, args.codec = model, args.codec or codec
     rows = []
-    for label, max_batch in ((f"on (max batch {args.max_batch})", args.max_batch), ("off (max batch 1)", 1)):
-        server = Server(args, max_batch, work / f"server_b{max_batch}.log")
-        try:
-            one_request(server.url, TEXTS[0], "alice", args.timeout)  # warm-up
-            for c in args.concurrency:
+    arms = [(f"on (max batch {args.max_batch})", args.max_batch), ("off (max batch 1)", 1)]
+    servers = []
+    try:  # both servers up at once; the arms alternate at each concurrency, so drift in the machine's load
+        for label, max_batch in arms:  # hits both alike
+            servers.append(Server(args, max_batch, work / f"server_b{max_batch}.log"))
+        for server in servers:
+            for text in TEXTS[:3]:  # warm-up
+                one_request(server.url, text, "alice", args.timeout)
+        for c in args.concurrency:
+            for (label, _), server in zip(arms, servers):
                 rows0, calls0 = batch_totals(server.url)
                 r = load(server.url, c, args.requests, args.timeout)
                 rows1, calls1 = batch_totals(server.url)
@@ -182,8 +187,10 @@ def main(argv=None) -> int:
                 rows.append(r)
                 print(f"  {label:24s} c={c:<3d} {r['throughput']:.2f} audio s/s, p50 {r['p50']:.2f} s, "
                       f"errors {r['errors']}", file=sys.stderr, flush=True)
-        finally:
+    finally:
+        for server in servers:
             server.stop()
+    rows.sort(key=lambda r: (not r["batching"].startswith("on"), r["concurrency"]))
     print(f"\nllada-tts serve load (model {Path(str(args.model)).name}, codec {Path(str(args.codec)).name}, {args.steps} steps, "
           f"{args.threads} torch thread(s), {args.device}; {args.requests} requests per client)\n")
     print("| batching | concurrency | requests | errors | audio s / wall s | p50 latency (s) | p95 latency (s) "

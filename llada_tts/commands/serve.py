@@ -112,10 +112,18 @@ def run(args: argparse.Namespace) -> int:
         sock.close()
         raise CliError(f"cannot listen on {args.host}:{args.port}: {e.strerror or e}", code=1) from None
     sock.set_inheritable(True)
-    if args.threads:
-        import torch
+    import torch
 
+    if args.threads:
         torch.set_num_threads(args.threads)
+    if args.device.startswith("cuda:"):  # one process per GPU: --device cuda:K
+        k = int(args.device.split(":")[1])
+        if not torch.cuda.is_available() or k >= torch.cuda.device_count():
+            sock.close()
+            raise CliError(f"--device {args.device}: no such CUDA device (this machine has "
+                           f"{torch.cuda.device_count() if torch.cuda.is_available() else 0})")
+        if args.dtype == "auto":  # as --device cuda would choose
+            args.dtype = "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         tts = load_tts(args)
