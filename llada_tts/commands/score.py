@@ -95,7 +95,13 @@ def _records(path: str):
     from llada_tts.data.text import read_records
 
     if path != "-":
-        return list(read_records(path))
+        try:
+            return list(read_records(path))
+        except ValueError as e:
+            if "invalid JSON" not in str(e):
+                raise
+            raise CliError(f"{e}; score reads JSONL: one object a line, e.g. {{\"text\": \"...\"}} or "
+                           f"{{\"prompt\": \"...\", \"answer\": \"...\"}}") from None
     out = []
     for n, line in enumerate(sys.stdin, start=1):
         if not line.strip():
