@@ -279,6 +279,9 @@ def run(args: argparse.Namespace) -> int:
     text = _read_prompt(args)
     config = text_sampler_config(args)  # before loading anything slow
     model, tokenizer = load_text_model(args)
+    if (args.chat or args.interactive) and not getattr(tokenizer, "chat_template", None):
+        raise CliError(f"--chat / --interactive need a chat template, and {args.model or 'the model'}'s tokenizer "
+                       "has none (plain prompts work without --chat)")
     generator = _generator(args.seed, model)
     if args.interactive:
         return _repl(model, tokenizer, config, generator, text)
