@@ -198,10 +198,17 @@ BAD = [  # (json body or raw bytes, headers override, status, param, code)
     ({"model": "tts-1", "voice": "alice", "input": "Hi.", "cfg_scale": "big"}, None, 400, "cfg_scale", None),
     ({"model": "tts-1", "voice": "alice", "input": "Hi.", "method": "greedy"}, None, 400, "method", None),
     ({"model": "tts-1", "voice": "alice", "input": "Hi.", "cache": "triple"}, None, 400, "cache", None),
-    ({"model": "tts-1", "voice": "alice", "input": "Hi.", "top_p": 0.9}, None, 400, None, None),
+    ({"model": "tts-1", "voice": "alice", "input": "Hi.", "top_p": 0.9}, None, 400, "top_p", "unknown_field"),
+    ({"model": "tts-1", "voice": "alice", "input": "Hi.", "max_duration": 1e9}, None, 400, "max_duration",
+     "unknown_field"),  # the library's other keywords never pass through
+    ({"model": "tts-1", "voice": "alice", "input": "Hi.", "duration": "x", "text": 1}, None, 400, None,
+     "unknown_field"),
     ({"model": "tts-1", "voice": "alice", "input": "Hi.", "seed": -1}, None, 400, "seed", None),
     (b"{not json", None, 400, None, "invalid_json"),
     (b"[1, 2]", None, 400, None, "invalid_json"),
+    (b"[" * 60000, None, 400, None, "invalid_json"),  # nesting deeper than the parser's recursion limit
+    (b'{"model": "tts-1", "voice": "alice", "input": "Hi.", "speed": NaN}', None, 400, "speed", None),
+    ({"model": "tts-1", "voice": ["alice"], "input": "Hi.", "response_format": {"a": 1}}, None, 400, "voice", None),
     ({"model": "tts-1", "voice": "alice", "input": "Hi."}, {}, 401, None, "invalid_api_key"),
     ({"model": "tts-1", "voice": "alice", "input": "Hi."}, {"Authorization": "Bearer nope"}, 401, None,
      "invalid_api_key"),

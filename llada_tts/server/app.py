@@ -202,7 +202,7 @@ async def read_json(request, settings: Settings) -> dict:
                            code="request_too_large")
     try:
         body = json.loads(bytes(data))
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: hostile nesting
         raise bad_request("the request body is not valid JSON", code="invalid_json") from None
     if not isinstance(body, dict):
         raise bad_request("the request body must be a JSON object", code="invalid_json")
@@ -262,7 +262,14 @@ def parse_speech(body: dict, state: State) -> dict:
             seed = check_seed(seed)
         except ValueError as e:
             raise bad_request(str(e), param="seed") from None
+    from llada_tts.synthesis.defaults import SAMPLER_KEYS
+
     extras = {k: v for k, v in body.items() if k not in OPENAI_FIELDS}
+    unknown = sorted(k for k in extras if k not in SAMPLER_KEYS)
+    if unknown:  # only sampler options pass to the library (never its other keywords: duration, max_duration ...)
+        raise bad_request(f"unknown field(s) {_short(unknown)}; valid: {', '.join(OPENAI_FIELDS)} and the sampler "
+                          f"options {', '.join(SAMPLER_KEYS)}", param=unknown[0] if len(unknown) == 1 else None,
+                          code="unknown_field")
     options = merge_options(settings.sampler_defaults, extras)
     chunking = {} if settings.max_chunk_chars is None else {"max_chunk_chars": settings.max_chunk_chars}
     return dict(input=text, voice=voice, response_format=fmt, speed=float(speed), stream_format=stream_format,
