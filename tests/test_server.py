@@ -361,3 +361,19 @@ def test_round_robin_a_long_request_does_not_block_short_ones():
         assert sched.pick() == [] and sched.queue_depth == 0  # cancelled: its pending chunks are gone
     finally:
         sched._executor.shutdown()
+
+
+def test_the_server_goes_through_the_synthesis_api():
+    """The server is built on ``llada_tts.synthesis`` (LladaTTS.prepare / sample_chunks, the option
+    definitions, the joiner), never on the sampler, model or trainer internals."""
+    import ast
+
+    for f in sorted((ROOT / "llada_tts" / "server").glob("*.py")):
+        mods = set()
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.Import):
+                mods |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                mods.add(node.module)
+        bad = {m for m in mods if m.startswith("llada_tts") and not m.startswith(("llada_tts.server", "llada_tts.synthesis"))}
+        assert not bad and "torch" not in mods, f"{f.name} imports {bad or 'torch'}"

@@ -1,6 +1,8 @@
 """``llada-tts serve``: an OpenAI-compatible speech server with cross-request dynamic batching.
 
     app.py        routes: POST /v1/audio/speech, GET /v1/models, /v1/audio/voices, /health, /metrics
+    request.py    parsing a speech request (OpenAI fields; the rest must be sampler options)
+    streams.py    audio byte streams and SSE events from a request's chunks
     scheduler.py  requests -> chunks -> batched ``LladaTTS.sample_chunks`` calls (round-robin fairness)
     audio.py      wav / pcm / flac / mp3 / opus stream encoders
     errors.py     OpenAI-shaped error bodies and statuses
