@@ -60,9 +60,11 @@ class BandSTFTDiscriminator(nn.Module):
         self.post = _conv2d(channels, 1, (3, 3), (1, 1), (1, 1))
 
     def forward(self, x):  # x [B, 1, T]
-        window = torch.hann_window(self.n_fft, device=x.device, dtype=x.dtype)
-        spec = torch.stft(x[:, 0], self.n_fft, self.n_fft // 4, window=window, return_complex=True)  # [B, F, N]
-        spec = torch.view_as_real(spec).permute(0, 3, 2, 1)  # [B, 2, N, F]
+        with torch.autocast(x.device.type, enabled=False):  # FFTs run in fp32 (cuFFT has no bf16)
+            x = x.float()
+            window = torch.hann_window(self.n_fft, device=x.device)
+            spec = torch.stft(x[:, 0], self.n_fft, self.n_fft // 4, window=window, return_complex=True)  # [B, F, N]
+            spec = torch.view_as_real(spec).permute(0, 3, 2, 1)  # [B, 2, N, F]
         feats, outs = [], []
         for (lo, hi), stack in zip(self.bands, self.stacks):
             h = spec[..., lo:hi]
@@ -91,12 +93,11 @@ def discriminator_loss(real_out, fake_out) -> torch.Tensor:
 
 
 def generator_losses(real_out, fake_out) -> tuple[torch.Tensor, torch.Tensor]:
-    """(adversarial, feature matching): sum of mean (1 - D(fake))^2, and the mean L1 between the
-    discriminators' features of real (detached) and reconstructed audio."""
+    """(adversarial, feature matching) as DAC's ``GANLoss.generator_loss``: the sum over
+    discriminators of mean (1 - D(fake))^2, and the SUM over every discriminator's feature maps of the
+    mean L1 between real (detached) and reconstructed features (so DAC's weights carry over)."""
     adv = sum(((1 - f) ** 2).mean() for f, _ in fake_out)
-    fm, n = 0.0, 0
-    for (_, real_feats), (_, fake_feats) in zip(real_out, fake_out):
-        for r, f in zip(real_feats, fake_feats):
-            fm = fm + (r.detach() - f).abs().mean()
-            n += 1
-    return adv, fm / max(n, 1)
+    fm = sum((r.detach() - f).abs().mean()
+             for (_, real_feats), (_, fake_feats) in zip(real_out, fake_out)
+             for r, f in zip(real_feats, fake_feats))
+    return adv, fm
