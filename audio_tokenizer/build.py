@@ -436,6 +436,10 @@ def _distributed():
     """accelerate's PartialState when run by ``accelerate launch`` with several processes, else None."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return None
+    missing = [k for k in ("LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT") if k not in os.environ]
+    if missing:  # a stray WORLD_SIZE (cluster job environments export it): never wait for a group
+        raise InputError(f"WORLD_SIZE is {os.environ['WORLD_SIZE']} but {', '.join(missing)} is not set: launch "
+                         "with 'accelerate launch' or torchrun, or unset WORLD_SIZE for a one-process build")
     from datetime import timedelta
 
     import torch
@@ -513,7 +517,13 @@ def build(cfg: BuildConfig, overwrite: bool = False, progress: bool = True, num_
         try:
             futures = [pool.submit(_worker_shard, i, fingerprints[i]) for i in todo]
             for f in as_completed(futures):
-                bar.update(f.result())
+                try:
+                    bar.update(f.result())
+                except (InputError, KeyboardInterrupt):
+                    raise
+                except Exception as e:  # noqa: BLE001 - a worker died or raised: one line, shards kept
+                    raise InputError(f"a build process failed ({type(e).__name__}: {first_line(e)}); "
+                                     "finished shards are kept, rerun to resume") from e
         finally:  # on an error or Ctrl-C, start no further shard (finished ones are kept)
             pool.shutdown(wait=True, cancel_futures=True)
     else:

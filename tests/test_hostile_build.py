@@ -212,3 +212,15 @@ def test_zero_width_text_is_empty_for_say(tmp_path, capsys, tiny_model_dir, tiny
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
     assert code == 2 and err[-1] == "llada-tts say: error: text is empty: nothing to say"
     assert not (tmp_path / "o.wav").exists()
+
+
+# a stray WORLD_SIZE (exported by cluster job environments) must not make a plain build wait for a group
+def test_stray_world_size_is_one_line_not_a_hang(tmp_path, corpus, offline_tokenizer_dir, codec_dir, capsys,
+                                                 monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    for k in ("LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(k, raising=False)
+    code, _, err = _cli(capsys, corpus, tmp_path / "o", offline_tokenizer_dir, codec_dir)
+    assert code == 2 and len(err) == 1
+    assert err[0].startswith("error: WORLD_SIZE is 4 but LOCAL_RANK, MASTER_ADDR, MASTER_PORT is not set")
+
