@@ -114,6 +114,12 @@ def test_say_caps_the_tokens_of_one_sampling_call(capsys, tmp_path, model_args):
     assert not (tmp_path / "o.wav").exists()
     code, _, _, err = say(capsys, *args, "--batch-size", 4)
     assert code == 0, err
+    # classifier-free guidance doubles the rows of a call: 4 chunks x 2 passes x 84 > 336
+    code, _, line, _ = say(capsys, *args, "--batch-size", 4, "--cfg", 1)
+    assert code == 2
+    assert line == ("llada-tts say: error: batch_size=4 samples 4 chunks of 84 canvas tokens at once (672 tokens "
+                    "with the cfg pass), more than 336 (4 x the canvas tokens of max_duration=1 s); use "
+                    "batch_size <= 2 or a smaller block_length")
 
 
 def test_say_refuses_a_seed_beyond_2_to_the_64(capsys, tmp_path, model_args):

@@ -127,6 +127,8 @@ class LladaTTS:
         (folder or hub id; None: the checkpoint's recorded codec, else SNAC 24 kHz). SynthesisError
         (one line) for anything unusable."""
         from audio_tokenizer.codec import DEFAULT_CODEC, SnacCodec
+        from safetensors import SafetensorError
+
         from llada_tts.model import load_model
         from llada_tts.vocab import load_tokenizer
 
@@ -140,6 +142,8 @@ class LladaTTS:
                 raise SynthesisError(f"model: {path} is not a checkpoint (no config.json)")
         try:
             net = load_model(str(path) if local else name, dtype=dtype, device=device)
+        except SafetensorError as e:  # a truncated download or copy
+            raise SynthesisError(f"model: the weights of {name} are damaged or incomplete ({first_line(e)})") from e
         except (OSError, ValueError) as e:
             raise SynthesisError(f"model: {first_line(e)}") from e
         rows = net.get_input_embeddings().weight.shape[0]
@@ -160,6 +164,8 @@ class LladaTTS:
         codec_name = str(codec or meta.codec or DEFAULT_CODEC)
         try:
             snac = SnacCodec.from_pretrained(codec_name, device=device)
+        except SafetensorError as e:
+            raise SynthesisError(f"codec: the weights of {codec_name} are damaged or incomplete ({first_line(e)})") from e
         except (OSError, ValueError) as e:
             raise SynthesisError(f"codec: {first_line(e)}") from e
         return cls(net, tokenizer, snac, meta, source=str(path.resolve()) if local else name, codec_source=codec_name)
@@ -367,15 +373,16 @@ def _check_batches(plans: list[ChunkPlan], options: dict, batch_size: int, max_d
     budget = batch_token_limit(max_duration)
     if budget is None:
         return
+    passes = 2 if (options.get("cfg_scale") or 0) > 0 else 1  # guidance adds an unconditional row per chunk
     for b in range(0, len(plans), batch_size):
         batch = plans[b : b + batch_size]
         canvas = sampler_config(max(p.frames for p in batch), options).gen_length
-        if len(batch) * canvas > budget:
+        if len(batch) * passes * canvas > budget:
             raise SynthesisError(
                 f"batch_size={batch_size} samples {len(batch)} chunks of {canvas} canvas tokens at once "
-                f"({len(batch) * canvas} tokens), more than {budget} (4 x the canvas tokens of "
-                f"max_duration={max_duration:g} s); use batch_size <= {max(1, budget // canvas)} or a smaller "
-                "block_length")
+                f"({len(batch) * passes * canvas} tokens{' with the cfg pass' if passes == 2 else ''}), more "
+                f"than {budget} (4 x the canvas tokens of max_duration={max_duration:g} s); use batch_size <= "
+                f"{max(1, budget // (passes * canvas))} or a smaller block_length")
 
 
 def _preview(text: str, n: int = 40) -> str:
