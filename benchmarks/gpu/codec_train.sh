@@ -32,8 +32,8 @@ python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.i
 nvidia-smi --query-gpu=name,memory.total --format=csv 2>/dev/null || true
 
 echo "== corpus ($N training utterances + 100 held-out with unseen words)"
-python3 -m audio_tokenizer corpus "$WORK/corpus" --n "$N" --text open --seed 1 2>/dev/null
-python3 -m audio_tokenizer corpus "$WORK/heldout" --n 100 --text open-heldout --seed 1 2>/dev/null
+python3 -m audio_tokenizer corpus "$WORK/corpus" --n "$N" --text open --seed 1 2>&1 | tail -1
+python3 -m audio_tokenizer corpus "$WORK/heldout" --n 100 --text open-heldout --seed 1 2>&1 | tail -1
 COMMON=(--config "$CFG" --train_data "$WORK/corpus" --eval_data "$WORK/heldout" --progress false $EXTRA)
 
 echo "== speed probe (30 steps, adversarial from step 0)"
