@@ -156,6 +156,52 @@ def test_chat_pairs_and_pretokenised_rows(capsys, tmp_path, text_checkpoint, mod
     assert code == 0 and report["tokens"] == 3 and report["bits_per_byte"] is None and report["bytes"] is None
 
 
+@pytest.mark.parametrize("prompt, answer", [("say it", "a dog ran."), ("  hi there ", " we like tea.  \n")])
+def test_chat_prompt_answer_scores_exactly_as_the_same_messages(capsys, tmp_path, text_checkpoint, prompt,  # noqa: F811
+                                                                answer):
+    """--chat {"prompt", "answer"} is the conversation [user, assistant]: the same ids, bytes and numbers
+    as that conversation written as "messages" (or ShareGPT "conversations"), spaces included."""
+    spellings = {
+        "pair": {"prompt": prompt, "answer": answer},
+        "messages": {"messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]},
+        "conversations": {"conversations": [{"from": "human", "value": prompt}, {"from": "gpt", "value": answer}]},
+    }
+    reports = {}
+    for name, record in spellings.items():
+        path = write_jsonl(tmp_path / f"{name}.jsonl", [record])
+        code, out, err = run(capsys, "--model", text_checkpoint, "--input", path, "--mc-samples", 4, "--chat")
+        assert code == 0, err
+        reports[name] = json.loads(out)
+    rows = {name: {k: v for k, v in r["per_row"][0].items() if k != "where"} for name, r in reports.items()}
+    assert rows["pair"] == rows["messages"] == rows["conversations"]
+    assert rows["pair"]["bytes"] == len(answer.strip().encode()) and rows["pair"]["end_token"] is True
+    for key in ("tokens", "bytes", "nll", "nll_per_token", "bits_per_byte"):
+        assert reports["pair"][key] == reports["messages"][key]
+
+
+def test_rows_record_whether_an_end_token_is_scored(model_tok):
+    """bits per byte counts the end-of-text / end-of-turn token's NLL over the text's bytes alone: each
+    row says whether its scored ids end with one."""
+    from llada_tts.evaluation.records import score_rows
+
+    _, tok = model_tok
+    rows = score_rows([("a", {"text": TEXT}), ("b", {"prompt": "the cat", "answer": " sat."}),
+                       ("c", {"input_ids": [L.BOS_ID, 104, 105], "prompt_length": 1})], tok)
+    assert [r["end_token"] for r in rows] == [True, False, False]
+    assert rows[0]["answer"][-1] == L.END_OF_TEXT_ID and rows[0]["bytes"] == len(TEXT)
+    assert rows[1]["answer"][-1] != L.END_OF_TEXT_ID
+
+
+def test_a_conversation_without_a_chat_template_is_one_line():
+    from llada_tts.evaluation.records import score_rows
+
+    class NoTemplate:
+        chat_template = None
+
+    with pytest.raises(ValueError, match="needs a chat template"):
+        score_rows([("x line 1", {"prompt": "a", "answer": "b"})], NoTemplate(), chat=True)
+
+
 # --- bad input: one line, exit 2 --------------------------------------------------------------------
 
 def _one_line(err: str) -> str:

@@ -16,9 +16,16 @@ and speed only, not the draws (the estimate is equal up to float rounding).
     elbo_nll(model, prompt_ids, answer_ids, mc_samples=128, batch_size=32, generator=...) -> ElboEstimate
     stratified_mask_counts(n, L, generator) / draw_masks(counts, L, generator)     the noise draws
     bits_per_byte(nll_nats, n_bytes)
+    score_report(model, rows, mc_samples=128, batch_size=32, seed=0)    rows of ``records.score_rows``
 
-``llada-tts score`` reports it per token and in bits per byte; the learning benchmark's
-``evaluation.learning.diffusion_nll_bound`` is ``elbo_nll(...).per_token``.
+``llada-tts score`` reports it per token and in bits per byte (``score_report``); the learning
+benchmark's ``evaluation.learning.diffusion_nll_bound`` is ``elbo_nll(...).per_token``.
+
+Bits per byte: the bound in bits over the UTF-8 bytes of the scored text. For text and conversation
+rows the scored ids end with the end-of-text / end-of-turn token, whose NLL is in the bound (the
+model must also predict that the text ends there) while it adds no bytes; each row's ``end_token``
+says so. The figure is therefore slightly above one over the text alone (by that one token's NLL
+over the row's bytes), as a byte-level model that also predicts the end would be.
 """
 from __future__ import annotations
 
@@ -126,3 +133,30 @@ def elbo_nll(model, prompt_ids, answer_ids, mc_samples: int = 128, batch_size: i
 def bits_per_byte(nll_nats: float, n_bytes: int) -> float | None:
     """Nats over ``n_bytes`` UTF-8 bytes as bits per byte (None without bytes)."""
     return nll_nats / math.log(2) / n_bytes if n_bytes > 0 else None
+
+
+def score_report(model, rows: list[dict], mc_samples: int = 128, batch_size: int = 32, seed: int = 0) -> dict:
+    """The report of ``llada-tts score``: per row and in total, the ELBO bound in nats, per token, and
+    in bits per byte. ``rows``: ``{"where", "prompt", "answer", "bytes", "end_token"}`` (``records.score_rows``).
+
+    One generator seeded with ``seed`` draws every row's masks in order, so the same rows and seed
+    give the same numbers. stderr values are the standard errors of the Monte Carlo estimate."""
+    if not rows:
+        raise ValueError("no records to score: the input is empty")
+    generator = torch.Generator().manual_seed(seed)
+    per_row, total, tokens, variance = [], 0.0, 0, 0.0
+    for row in rows:
+        est = elbo_nll(model, row["prompt"], row["answer"], mc_samples=mc_samples, batch_size=batch_size,
+                       generator=generator)
+        total, tokens, variance = total + est.nll, tokens + est.tokens, variance + est.stderr ** 2
+        per_row.append({"where": row["where"], "tokens": est.tokens, "bytes": row["bytes"],
+                        "end_token": bool(row.get("end_token", False)),
+                        "nll": est.nll, "nll_per_token": est.per_token, "nll_per_token_stderr": est.stderr / est.tokens,
+                        "bits_per_byte": None if row["bytes"] is None else bits_per_byte(est.nll, row["bytes"])})
+    n_bytes = None if any(r["bytes"] is None for r in rows) else sum(r["bytes"] for r in rows)
+    per_token = total / tokens
+    return {"rows": len(rows), "tokens": tokens, "bytes": n_bytes, "mc_samples": mc_samples, "seed": seed,
+            "nll": total, "nll_per_token": per_token, "nll_per_token_stderr": math.sqrt(variance) / tokens,
+            "perplexity_bound": math.exp(min(per_token, 700.0)),
+            "bits_per_byte": None if not n_bytes else bits_per_byte(total, n_bytes),
+            "per_row": per_row}
