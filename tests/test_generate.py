@@ -1,5 +1,6 @@
-"""``llada-tts generate`` on a tiny text model trained a few steps by the pretrain recipe: the reference
-sampler's output per method, the chat template, the REPL, the seed scripts' flag spellings, bad input."""
+"""``llada-tts generate`` (and ``synthesis.text_gen``, its API) on a tiny text model trained a few steps by
+the pretrain recipe: the reference sampler's output per method, the chat template, the REPL, the seed
+scripts' flag spellings, the gen_length cap, bad input."""
 from __future__ import annotations
 
 import io
@@ -10,8 +11,18 @@ from text_fixtures import cached_model_loading, loaded, text_checkpoint, tts_onl
 
 from audio_tokenizer import layout as L
 from llada_tts.cli import build_parser, main
-from llada_tts.commands.generate import answer_ids, answer_text, prompt_ids, text_stop_ids
+from llada_tts.commands.generate import prompt_ids
 from llada_tts.sampling import SamplerConfig, generate, sample
+from llada_tts.synthesis import SynthesisError
+from llada_tts.synthesis.defaults import MAX_GEN_LENGTH, check_text_sampler_options
+from llada_tts.synthesis.text_gen import (
+    answer_ids,
+    answer_text,
+    generate_text,
+    text_generator,
+    text_options,
+    text_stop_ids,
+)
 
 pytestmark = pytest.mark.usefixtures("cached_model_loading")
 PROMPT = "the cat sat on"
@@ -38,8 +49,11 @@ def one_error_line(err: str) -> str:
 
 
 def reference(model, tok, ids, method, seed, gen_length=16, block_length=4, steps=8, **kw) -> str:
-    """The library's answer: ``generate()`` (LLaDA's algorithm) for fixed_length / padding, ``sample()``
-    for origin (generate() has no growing canvas), cut at the first end of text."""
+    """The library's answer, cut at the first end of text: ``generate()`` (LLaDA's algorithm, a separate
+    implementation from the ``sample()`` the command runs) for fixed_length / padding. For origin,
+    ``generate()`` has no growing canvas, so this calls the same ``sample()`` the command calls: it checks
+    the command's plumbing (options, seed, stop ids, the cut, streaming), not the sampler;
+    ``test_origin_equals_an_independent_block_by_block_generate`` checks origin against ``generate()``."""
     gen = torch.Generator().manual_seed(seed)
     if method == "semi_autoregressive_origin":
         config = SamplerConfig(method=method, gen_length=gen_length, block_length=block_length, steps=steps,
@@ -65,6 +79,29 @@ def test_generate_equals_the_reference_generate_per_method(capsys, text_checkpoi
     want = reference(model, tok, prompt_ids(tok, PROMPT), method, 5, cfg_scale=3.0, remasking="random")
     assert out == want + "\n"
     assert "<|mdm_mask|>" not in out and "<|eot_id|>" not in out and "<custom_token_" not in out
+
+
+@pytest.mark.parametrize("remasking", ["low_confidence", "random"])
+def test_origin_equals_an_independent_block_by_block_generate(capsys, text_checkpoint, model_tok, remasking):  # noqa: F811
+    """semi_autoregressive_origin against ``generate()`` (a separate implementation): the canvas grows
+    one block at a time, so block k is ``generate()`` of one block after the prompt + the k committed
+    blocks, until a block holds an end of text. Sampled at temperature 1 (the greedy tiny model repeats
+    one token), without guidance: its unconditional pass masks only the user's prompt, which
+    ``generate()`` on a grown prompt cannot express."""
+    model, tok = model_tok
+    code, out, err = run(capsys, PROMPT, "--model", text_checkpoint, "--method", "semi_autoregressive_origin",
+                         *FAST, "--remasking", remasking, "--temperature", 1, "--seed", 3)
+    assert code == 0, err
+    gen, ids, stop = torch.Generator().manual_seed(3), prompt_ids(tok, PROMPT), set(text_stop_ids())
+    grown: list[int] = []
+    for _ in range(16 // 4):
+        x = generate(model, torch.tensor(ids + grown), gen_length=4, steps=8 // 4, block_length=4,
+                     mask_id=L.MASK_ID, remasking=remasking, temperature=1.0, generator=gen)
+        grown += x[0, len(ids) + len(grown):].tolist()
+        if stop & set(grown):
+            break
+    assert len(set(grown)) > 2  # temperature 1: the tokens depend on the draws, so their order is checked too
+    assert out == answer_text(tok, answer_ids(grown, stop)) + "\n"
 
 
 def test_temperature_sampling_follows_the_seed(capsys, text_checkpoint, model_tok):  # noqa: F811
@@ -230,3 +267,83 @@ def test_an_unknown_method_is_an_argparse_error(capsys):
     with pytest.raises(SystemExit) as e:
         main(["generate", "hi", "--method", "nope"])
     assert e.value.code == 2 and "invalid choice" in capsys.readouterr().err
+
+
+# --- the gen_length cap (hostile sizes never reach the model) ---------------------------------------
+
+@pytest.mark.parametrize("value", [MAX_GEN_LENGTH + 1, 131072, 10**30])
+def test_gen_length_above_the_cap_is_refused_at_parse_time(capsys, value):
+    """A Llama config may claim a context of 131072: the cap is MAX_GEN_LENGTH, not the context, and
+    it is refused before anything is loaded (no --model needed)."""
+    with pytest.raises(SystemExit) as e:
+        main(["generate", "hi", "--gen-length", str(value), "--block-length", "4", "--method", "fixed_length"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and f"<= {MAX_GEN_LENGTH}" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("value", [MAX_GEN_LENGTH + 1, 131072, 10**30, 10**30 + 0.0])
+def test_gen_length_above_the_cap_is_refused_by_the_api(value):
+    for check in (check_text_sampler_options, text_options):
+        with pytest.raises(SynthesisError, match=f"gen_length must be at most {MAX_GEN_LENGTH}") as e:
+            check({"gen_length": value, "method": "fixed_length"})
+        assert len(str(e.value)) < 200  # a huge value is shown cut short
+    assert text_options({"gen_length": MAX_GEN_LENGTH, "method": "fixed_length"})["gen_length"] == MAX_GEN_LENGTH
+
+
+def test_gen_length_never_exceeds_the_models_context(capsys, text_checkpoint, model_tok, monkeypatch):  # noqa: F811
+    """Under the cap but over the model's context with the prompt: one line, and the sampler never runs
+    (from the command, and from the API, which checks it too)."""
+    model, tok = model_tok
+    context = model.config.max_position_embeddings
+    assert context < MAX_GEN_LENGTH  # the tiny model: 2048
+    monkeypatch.setattr("llada_tts.sampling.sample", lambda *a, **k: pytest.fail("sampled past the context"))
+    code, out, err = run(capsys, PROMPT, "--model", text_checkpoint, "--method", "fixed_length", "--gen-length",
+                         context, "--steps", 4)
+    assert code == 2 and out == "" and f"> the model's context of {context} tokens" in one_error_line(err)
+    with pytest.raises(SynthesisError, match=f"the model's context of {context} tokens"):
+        generate_text(model, tok, prompt_ids(tok, PROMPT), {"method": "fixed_length", "gen_length": context,
+                                                            "steps": 4})
+
+
+# --- the API: text_gen.generate_text ---------------------------------------------------------------
+
+def test_generate_text_streams_pieces_that_join_to_the_answer(model_tok):
+    model, tok = model_tok
+    options = {"gen_length": 16, "block_length": 4, "steps": 8, "cfg_scale": 3.0}
+    pieces: list[str] = []
+    result = generate_text(model, tok, prompt_ids(tok, PROMPT), options, generator=text_generator(model, 1),
+                           on_block=pieces.append)
+    assert "".join(pieces) == result.text and result.text == answer_text(tok, result.ids)
+    assert not set(result.ids) & set(text_stop_ids()) and L.MASK_ID not in result.ids
+    again = generate_text(model, tok, prompt_ids(tok, PROMPT), text_options(options), generator=text_generator(model, 1))
+    assert (again.text, again.ids) == (result.text, result.ids)  # validated options are accepted as they are
+    assert text_options({"cache": "none"})["cache"] == "none" and text_options({})["steps"] == 128
+
+
+# --- the REPL survives a failing turn ----------------------------------------------------------------
+
+@pytest.mark.parametrize("error", [RuntimeError("CUDA out of memory. Tried to allocate 2 GiB\nmore detail"),
+                                   ValueError("something odd\nsecond line")])
+def test_repl_a_failing_turn_is_one_line_and_the_conversation_goes_on(capsys, text_checkpoint, model_tok,  # noqa: F811
+                                                                    monkeypatch, error):
+    seen = []
+    real = sample
+
+    def flaky(model_, ids, config, **kw):
+        seen.append(list(ids))
+        if len(seen) == 2:
+            raise error
+        return real(model_, ids, config, **kw)
+
+    monkeypatch.setattr("llada_tts.sampling.sample", flaky)
+    monkeypatch.setattr("sys.stdin", io.StringIO("hello\nthis one fails\nand more\n"))  # then EOF
+    code, out, err = run(capsys, "--model", text_checkpoint, "--interactive", "--gen-length", 8, "--block-length", 4,
+                         "--steps", 4)
+    assert code == 0 and "Traceback" not in err
+    errors = [ln for ln in err.splitlines() if "error" in ln]
+    assert len(errors) == 1 and errors[0].startswith("llada-tts generate: error: ")
+    assert str(error).splitlines()[0] in errors[0] and "second line" not in err and "more detail" not in err
+    turns = [model_tok[1].decode(ids) for ids in seen]
+    assert len(turns) == 3 and "hello" in turns[2] and "and more" in turns[2]  # the conversation is kept
+    assert "this one fails" not in turns[2]  # the failed turn is not
+    assert out.count(">>> ") == 4

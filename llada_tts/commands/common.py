@@ -95,6 +95,8 @@ def cli_type(option):
         return frame_multiple
     low, high = option.low, option.high
     if option.kind == "int":
+        if high is not None:  # e.g. generate's --gen-length (at most MAX_GEN_LENGTH)
+            return ranged_number(int, "an integer", lambda v: low <= v <= high, f">= {low:g} and <= {high:g}")
         return ranged_number(int, "an integer", lambda v: v >= low, f">= {low:g}")
     if high is None:
         return ranged_number(float, "a number", lambda v: low <= v < _finite, f"a finite number >= {low:g}")
@@ -109,8 +111,6 @@ def sampler_options(args: argparse.Namespace) -> dict:
     from llada_tts.synthesis.defaults import DEFAULT_MAX_DURATION, SAMPLER_OPTIONS, check_sampler_options
 
     opts = {o.name: getattr(args, o.dest, None) for o in SAMPLER_OPTIONS if o.flag is not None}
-    if opts.get("cache") == "none":
-        opts["cache"] = None  # the default: no cache
     return check_sampler_options({k: v for k, v in opts.items() if v is not None},
                                  getattr(args, "max_duration", DEFAULT_MAX_DURATION))
 

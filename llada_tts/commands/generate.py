@@ -15,11 +15,14 @@ from llada_tts.commands.common import (
     resolve_dtype,
     seed_number,
 )
-from llada_tts.synthesis.defaults import (
-    DEFAULT_GEN_LENGTH,
-    DEFAULT_TEXT_BLOCK_LENGTH,
-    TEXT_SAMPLER_OPTIONS,
-    check_text_sampler_options,
+from llada_tts.synthesis.defaults import TEXT_SAMPLER_OPTIONS
+from llada_tts.synthesis.errors import SynthesisError
+from llada_tts.synthesis.text_gen import (
+    generate_text,
+    model_context,
+    text_generator,
+    text_options,
+    text_prompt_ids,
 )
 
 HELP = "write text with a text checkpoint (one-shot, --chat, or an --interactive chat)"
@@ -36,9 +39,6 @@ examples:
   llada-tts generate "What is a cat?" --model sft_ckpt/ --chat --gen-length 64 --steps 64 --block-length 16
   llada-tts generate --model sft_ckpt/ --interactive --method fixed_length --gen-length 128 --steps 128"""
 
-# Ids that end a text answer: <|eot_id|> (end of text / end of turn), Llama-3's <|end_of_text|>, and the
-# speech layout's stream ends (a text model that wanders into them has stopped writing text).
-LLAMA3_END_OF_TEXT_ID = 128001
 REPL_HELP = "commands: /reset (forget the conversation), /exit (or Ctrl-D) to quit"
 
 
@@ -68,34 +68,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 # --- settings -------------------------------------------------------------------------------------
 
-def text_sampler_config(args: argparse.Namespace):
-    """The ``SamplerConfig`` of the sampler flags, validated before any model is loaded (exit 2):
-    LLaDA's defaults (128 tokens, 128 steps, blocks of 32, greedy), steps defaulting to gen_length."""
-    from llada_tts.sampling import SamplerConfig
+_FLAG_NAMES = (("gen_length", "--gen-length"), ("block_length", "--block-length"), ("steps (", "--steps ("),
+               ("use steps=", "use --steps "))
 
+
+def text_generation_options(args: argparse.Namespace) -> dict:
+    """The text sampler options of the flags (``text_options``: validated, defaults filled), before
+    any model is loaded (exit 2): LLaDA's defaults (128 tokens, 128 steps, blocks of 32, greedy), steps
+    defaulting to gen_length. Messages name the flags."""
     given = {o.name: getattr(args, o.dest, None) for o in TEXT_SAMPLER_OPTIONS}
-    if given.get("cache") == "none":
-        given["cache"] = None
-    kwargs = check_text_sampler_options(given)
-    kwargs.setdefault("method", "semi_autoregressive_padding")
-    kwargs.setdefault("gen_length", DEFAULT_GEN_LENGTH)
-    kwargs.setdefault("block_length", min(DEFAULT_TEXT_BLOCK_LENGTH, kwargs["gen_length"]))
-    kwargs.setdefault("steps", kwargs["gen_length"])
-    kwargs.setdefault("temperature", 0.0)
-    if kwargs["method"] == "fixed_length":
-        kwargs["block_length"] = kwargs["gen_length"]  # one block: the whole answer
-    config = SamplerConfig(**kwargs, stop_ids=text_stop_ids(), stop_at_end=True, seed=None)
     try:
-        return config.validate()
-    except ValueError as e:
-        raise CliError(str(e).replace("gen_length", "--gen-length").replace("block_length", "--block-length")
-                       .replace("steps (", "--steps (").replace("use steps=", "use --steps ")) from None
+        return text_options(given)
+    except SynthesisError as e:
+        raise CliError(_flag_names(str(e))) from None
 
 
-def text_stop_ids() -> tuple[int, ...]:
-    from audio_tokenizer import layout as L
-
-    return tuple(dict.fromkeys((L.END_OF_TEXT_ID, LLAMA3_END_OF_TEXT_ID, *L.STREAM_END_IDS)))
+def _flag_names(message: str) -> str:
+    for name, flag in _FLAG_NAMES:
+        message = message.replace(name, flag)
+    return message
 
 
 # --- loading --------------------------------------------------------------------------------------
@@ -162,96 +153,48 @@ def load_text_model(args: argparse.Namespace):
 
 
 def context_length(model) -> int | None:
-    return getattr(model.config, "max_position_embeddings", None)
+    return model_context(model)
 
 
 # --- prompts and answers --------------------------------------------------------------------------
 
 def prompt_ids(tokenizer, text: str | None = None, messages: list[dict] | None = None) -> list[int]:
-    """Plain text: BOS + the text (special-token strings split like text, as in training). Messages
-    (``[{"role", "content"}]``): the chat template with the assistant header appended."""
-    from audio_tokenizer.text import encode_text
-
-    if messages is None:
-        return encode_text(tokenizer, text)
-    if not getattr(tokenizer, "chat_template", None):
-        raise CliError("--chat / --interactive need a chat template, and this checkpoint's tokenizer has none")
-    out = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True, add_generation_prompt=True)
-    return list(out["input_ids"])
+    """``text_prompt_ids`` with its error as a CliError naming the flags."""
+    try:
+        return text_prompt_ids(tokenizer, text, messages)
+    except SynthesisError:
+        raise CliError("--chat / --interactive need a chat template, and this checkpoint's tokenizer has none") \
+            from None
 
 
-def check_fits(n_prompt: int, config, context: int | None) -> None:
-    if context is not None and n_prompt + config.gen_length > context:
-        raise CliError(f"the prompt is {n_prompt} tokens; with --gen-length {config.gen_length} that is "
-                       f"{n_prompt + config.gen_length} > the model's context of {context} tokens: shorten the "
+def check_fits(n_prompt: int, options: dict, context: int | None) -> None:
+    gen_length = options["gen_length"]
+    if context is not None and n_prompt + gen_length > context:
+        raise CliError(f"the prompt is {n_prompt} tokens; with --gen-length {gen_length} that is "
+                       f"{n_prompt + gen_length} > the model's context of {context} tokens: shorten the "
                        "prompt (or /reset the chat) or lower --gen-length")
 
 
-def answer_ids(generated, stop_ids) -> list[int]:
-    """The generated ids up to (not including) the first stop id."""
-    out = []
-    for t in generated:
-        if int(t) in stop_ids:
-            break
-        out.append(int(t))
-    return out
+def generate_answer(model, tokenizer, ids: list[int], options: dict, generator=None, out=None) -> tuple[str, list[int]]:
+    """(answer text, answer ids) for prompt ``ids`` (``generate_text``), streamed to ``out`` (a text
+    stream) block by block when given, then a newline."""
+    written = []
 
+    def write(piece: str) -> None:
+        out.write(piece)
+        out.flush()
+        written.append(piece)
 
-def answer_text(tokenizer, ids) -> str:
-    """Decoded answer ids, special tokens (mask, fill, control) left out, spaces as generated."""
-    return tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
-
-
-class _Streamer:
-    """Prints the answer as blocks finish: after each step, the text of every block left of the first
-    masked position (cut at the first stop id) that was not printed yet."""
-
-    def __init__(self, tokenizer, prompt_length: int, config, out):
-        self.tokenizer, self.P, self.config, self.out = tokenizer, prompt_length, config, out
-        self.stop = set(config.stop_ids)
-        self.printed = ""
-        self.done = False
-
-    def _emit(self, text: str, final: bool) -> None:
-        if not final:
-            text = text.rstrip("\ufffd")  # a character split over blocks: wait for its other bytes
-        if text.startswith(self.printed) and len(text) > len(self.printed):
-            self.out.write(text[len(self.printed):])
-            self.out.flush()
-            self.printed = text
-
-    def on_step(self, x) -> None:
-        if self.done or self.config.method == "fixed_length":
-            return
-        gen = x[0, self.P:]
-        masked = (gen == self.config.mask_id).nonzero()
-        first_mask = int(masked[0]) if len(masked) else gen.numel()
-        ready = first_mask // self.config.block_length * self.config.block_length
-        ids = gen[:ready].tolist()
-        cut = answer_ids(ids, self.stop)
-        self.done = len(cut) < len(ids)
-        self._emit(answer_text(self.tokenizer, cut), final=False)
-
-    def finish(self, text: str) -> None:
-        self._emit(text, final=True)
-        if not text.startswith(self.printed):  # cannot happen with a prefix-stable decoder; never lose text
-            self.out.write("\n" + text)
-        self.out.write("\n")
-        self.out.flush()
-
-
-def generate_answer(model, tokenizer, ids: list[int], config, generator=None, out=None) -> tuple[str, list[int]]:
-    """(answer text, answer ids) for prompt ``ids``: ``sample`` with ``config``, cut at the first stop
-    id; streamed to ``out`` (a text stream) block by block when given."""
-    from llada_tts.sampling import sample
-
-    streamer = _Streamer(tokenizer, len(ids), config, out) if out is not None else None
-    result = sample(model, ids, config, generator=generator, on_step=streamer.on_step if streamer else None)
-    cut = answer_ids(result.generated[0].tolist(), set(config.stop_ids))
-    text = answer_text(tokenizer, cut)
-    if streamer is not None:
-        streamer.finish(text)
-    return text, cut
+    try:
+        result = generate_text(model, tokenizer, ids, options, generator=generator,
+                               on_block=write if out is not None else None)
+    except BaseException:
+        if written:  # a partly streamed answer: end its line before any message
+            write("\n")
+        raise
+    if out is not None:
+        write("\n")
+    return result.text, result.ids
 
 
 # --- the command ----------------------------------------------------------------------------------
@@ -267,32 +210,24 @@ def _read_prompt(args: argparse.Namespace) -> str | None:
     return text
 
 
-def _generator(seed, model):
-    if seed is None:
-        return None
-    import torch
-
-    return torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
-
-
 def run(args: argparse.Namespace) -> int:
     text = _read_prompt(args)
-    config = text_sampler_config(args)  # before loading anything slow
+    options = text_generation_options(args)  # before loading anything slow
     model, tokenizer = load_text_model(args)
     if (args.chat or args.interactive) and not getattr(tokenizer, "chat_template", None):
         raise CliError(f"--chat / --interactive need a chat template, and {args.model or 'the model'}'s tokenizer "
                        "has none (plain prompts work without --chat)")
-    generator = _generator(args.seed, model)
+    generator = text_generator(model, args.seed)
     if args.interactive:
-        return _repl(model, tokenizer, config, generator, text)
+        return _repl(model, tokenizer, options, generator, text)
     chat = [{"role": "user", "content": text}] if args.chat else None
     ids = prompt_ids(tokenizer, text, chat)
-    check_fits(len(ids), config, context_length(model))
-    generate_answer(model, tokenizer, ids, config, generator, out=sys.stdout)
+    check_fits(len(ids), options, context_length(model))
+    generate_answer(model, tokenizer, ids, options, generator, out=sys.stdout)
     return 0
 
 
-def _repl(model, tokenizer, config, generator, first: str | None) -> int:
+def _repl(model, tokenizer, options: dict, generator, first: str | None) -> int:
     try:
         import readline  # noqa: F401  line editing and history for input(), where available
     except ImportError:
@@ -328,12 +263,25 @@ def _repl(model, tokenizer, config, generator, first: str | None) -> int:
         turn = [*messages, {"role": "user", "content": line}]
         try:
             ids = prompt_ids(tokenizer, messages=turn)
-            check_fits(len(ids), config, context)
-            answer, _ = generate_answer(model, tokenizer, ids, config, generator, out=sys.stdout)
-        except CliError as e:
-            print(f"llada-tts generate: error: {e}", file=sys.stderr)
+            check_fits(len(ids), options, context)
+            answer, _ = generate_answer(model, tokenizer, ids, options, generator, out=sys.stdout)
+        except (CliError, ValueError, RuntimeError) as e:  # e.g. out of memory: this turn fails, the chat goes on
+            print(f"llada-tts generate: error: {_turn_error(e)} (this turn is dropped; the conversation goes on)",
+                  file=sys.stderr)
             continue
         except KeyboardInterrupt:
             print("\n(interrupted; the turn is not kept)", file=sys.stderr)
             continue
         messages = [*turn, {"role": "assistant", "content": answer}]
+
+
+def _turn_error(e: BaseException) -> str:
+    """One line for a failed REPL turn."""
+    from audio_tokenizer.errors import first_line
+
+    line = first_line(e)
+    if isinstance(e, CliError):
+        return line
+    if isinstance(e, SynthesisError):
+        return _flag_names(line)
+    return f"{type(e).__name__}: {line}" if isinstance(e, RuntimeError) else line

@@ -261,6 +261,10 @@ def check_sampler_options(options: dict, max_duration: float | None = DEFAULT_MA
 # --- text generation (``llada-tts generate``): the same rows where the meaning is the same ---------------
 DEFAULT_GEN_LENGTH = 128  # LLaDA's generate.py defaults: 128 tokens, 128 steps, blocks of 32
 DEFAULT_TEXT_BLOCK_LENGTH = 32
+# The most tokens one text request may generate: attention over prompt + answer is O(n^2) in memory and
+# time, and a Llama config may claim a context of 131072, so the model's context alone is no cap. The
+# answer must also fit the model's context with its prompt (checked once the model is loaded).
+MAX_GEN_LENGTH = 4096
 TEXT_ONLY_KEYS = ("gen_length", "block_length")  # checked by their text rows, not by SamplerOptions
 
 
@@ -273,9 +277,11 @@ TEXT_SAMPLER_OPTIONS = (
               help="decoding order (default semi_autoregressive_padding: LLaDA's generate(), the whole answer "
                    "masked and decoded block by block; fixed_length: one block; semi_autoregressive_origin: "
                    "the answer grows a block at a time and stops at end of text)"),
-    Option("gen_length", "int", flag="--gen-length", low=1, aliases=("--gen_length",), metavar="TOKENS",
-           help=f"tokens to generate (default {DEFAULT_GEN_LENGTH}); a multiple of --block-length unless "
-                "--method fixed_length; the answer is cut at end of text"),
+    Option("gen_length", "int", flag="--gen-length", low=1, high=MAX_GEN_LENGTH, aliases=("--gen_length",),
+           metavar="TOKENS",
+           help=f"tokens to generate (default {DEFAULT_GEN_LENGTH}), at most {MAX_GEN_LENGTH} and at most the "
+                "model's context minus the prompt; a multiple of --block-length unless --method fixed_length; "
+                "the answer is cut at end of text"),
     _text_row("steps", canvas_cap=False, cap_note="",
               help="denoising steps over the whole answer (default: --gen-length, one token per step), split "
                    "evenly over the blocks: a multiple of gen_length / block_length"),
@@ -293,15 +299,26 @@ TEXT_OPTIONS = {o.name: o for o in TEXT_SAMPLER_OPTIONS}
 
 def check_text_sampler_options(options: dict) -> dict:
     """Validate a text generation request's sampler options (the rows of ``TEXT_SAMPLER_OPTIONS``:
-    no canvas caps, gen_length and block_length any positive number of tokens); the rows shared with
-    speech go through ``SamplerOptions`` (same ranges, same combination rules). Returns the
-    ``SamplerConfig`` keyword arguments of the options given. Raises SynthesisError."""
+    no canvas caps; gen_length 1 .. MAX_GEN_LENGTH tokens, block_length any positive number of tokens
+    (at most gen_length once combined)); the rows shared with speech go through ``SamplerOptions``
+    (same ranges, same combination rules). Returns the ``SamplerConfig`` keyword arguments of the
+    options given. Raises SynthesisError."""
     unknown = sorted(set(options) - set(TEXT_OPTIONS))
     if unknown:
         raise SynthesisError(f"unknown text sampler option(s) {unknown}; valid: {', '.join(TEXT_OPTIONS)}")
     given = {k: v for k, v in options.items() if v is not None}
-    out = {k: TEXT_OPTIONS[k].check(given.pop(k), None) for k in TEXT_ONLY_KEYS if k in given}
+    out = {k: _check_text_row(TEXT_OPTIONS[k], given.pop(k)) for k in TEXT_ONLY_KEYS if k in given}
     return {**out, **SamplerOptions(**given, max_duration=None).to_kwargs()}
+
+
+def _check_text_row(option: Option, value) -> int:
+    """A text-only row's value (``Option.check``), also refused above the row's ``high`` (``Option.check``
+    bounds only real rows by it)."""
+    value = option.check(value, None)
+    if option.high is not None and value > option.high:
+        raise SynthesisError(f"{option.what} must be at most {option.high:g} tokens (attention memory grows "
+                             f"with its square), got {_show(value)}")
+    return value
 
 
 def describe_options(max_duration: float | None = DEFAULT_MAX_DURATION) -> list[dict]:
