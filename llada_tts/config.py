@@ -17,6 +17,7 @@ import dataclasses
 import difflib
 import logging
 import math
+import os
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +39,10 @@ ALIASES = {  # older spelling -> key
     "train_data_path": "text_QA_dataset", "text_dataset": "text_QA_dataset", "tts_dataset": "TTS_dataset",
     "num_epochs": "epochs",
 }
-SECTIONS = ("pretraining", "sft", "tts")  # legacy files wrap all keys in one of these
+SECTIONS = ("pretraining", "sft", "tts")
+# keys that may name a file or folder; OUTPUT_PATHS always do (they may not exist yet)
+PATH_KEYS = ("TTS_dataset", "text_QA_dataset", "model_name", "tokenizer_name", "save_folder", "logging_dir")
+OUTPUT_PATHS = ("save_folder", "logging_dir")  # legacy files wrap all keys in one of these
 RATIO_MEANING = ("ratio is the fraction of training samples that are text: 0.25 = a quarter of them, each batch "
                  "all text or all TTS in that proportion. The earlier scripts' alternating schedules counted text "
                  "batches per TTS batch; for N text batches per TTS batch use ratio = N / (N + 1), so their 1 is "
@@ -167,9 +171,12 @@ class TrainConfig:
             return 0.0
         return 0.5 if self.ratio is None else float(self.ratio)
 
-    def resolved(self) -> "TrainConfig":
-        """A copy with derived values filled in (ratio, tokenizer), warning where a value cannot apply."""
-        out = dataclasses.replace(self)
+    def resolved(self, base: str | Path | None = None) -> "TrainConfig":
+        """A copy with derived values filled in (ratio; relative paths made absolute against ``base``, default
+        the current folder: see :func:`absolute_path`), warning where a value cannot apply. A run stores this
+        in its train_config.yaml, so the run means the same from any folder."""
+        base = Path.cwd() if base is None else Path(base)
+        out = dataclasses.replace(self, **{k: absolute_path(k, getattr(self, k), base) for k in PATH_KEYS})
         if self.ratio is not None and self.ratio != self.text_ratio:
             log.warning("ratio %s ignored: %s, so the text fraction is %s", self.ratio,
                         "no text_QA_dataset" if self.text_QA_dataset is None else "no TTS_dataset", self.text_ratio)
@@ -178,6 +185,22 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def absolute_path(key: str, value, base: Path):
+    """``value`` of path key ``key`` as an absolute path when it is a relative local path (against ``base``):
+    always for save_folder / logging_dir; for the inputs when ``base / value`` exists or the value starts with
+    ./ or ../ (a hub id, a model size such as ``tiny`` or ``offline`` with no such folder stays as it is)."""
+    if not isinstance(value, str) or not value or (key == "tokenizer_name" and value == "offline"):
+        return value
+    if value.startswith("~"):
+        value = os.path.expanduser(value)
+    if os.path.isabs(value):
+        return value
+    full = os.path.abspath(os.path.join(base, value))
+    if key in OUTPUT_PATHS or value.startswith(("./", "../")) or os.path.exists(full):
+        return full
+    return value
 
 
 # --- loading ---------------------------------------------------------------------------------------
@@ -298,9 +321,13 @@ def build_config(values: dict, overrides: dict | None = None, where: str = "conf
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | dict | None = None,
-                section: str | None = None) -> TrainConfig:
-    """Load ``path`` (YAML/JSON; None = defaults) and apply ``--key value`` overrides."""
+                section: str | None = None, base: str | Path | None = None) -> TrainConfig:
+    """Load ``path`` (YAML/JSON; None = defaults) and apply ``--key value`` overrides. With ``base``, the file's
+    relative paths are made absolute against it (the folder they were written for; overrides are relative to
+    the current folder, as :meth:`TrainConfig.resolved` makes them)."""
     values = read_file(path, section) if path is not None else {}
+    if base is not None:
+        values = {k: absolute_path(ALIASES.get(k, k), v, Path(base)) for k, v in values.items()}
     if isinstance(overrides, list):
         overrides = parse_overrides(overrides)
     return build_config(values, overrides, where=str(path) if path else "defaults")

@@ -45,6 +45,9 @@ def strict_json(line: str):
     return json.loads(line, parse_constant=refuse)
 
 
+LOCK_FILE = "run.lock"  # a run folder's lock (audio_tokenizer.fileio.LOCK_FILE), held by a live run
+
+
 def error_line(err: str) -> str:
     lines = [ln for ln in err.strip().splitlines() if ln.strip()]
     return lines[-1] if lines else ""
@@ -228,6 +231,201 @@ def test_temp_folders_of_a_killed_save_are_tidied_and_checkpoints_kept(data, fin
     assert read_state(ck).global_step == 2 and (ck / "model.safetensors").stat().st_size > 1000
 
 
+# review of the issue-14 pass, item 1: --resume CKPT from another working folder continues the run in its folder
+def _relative_run(data, proj: Path, monkeypatch) -> Path:
+    """A 1-update run made from ``proj`` with relative dataset and save_folder paths; its checkpoint."""
+    shutil.copytree(data["dir"] / "tts", proj / "data" / "tts")
+    shutil.copy(data["dir"] / "text.jsonl", proj / "data" / "text.jsonl")
+    text = Path(data["config"]).read_text().replace(str(data["dir"] / "tts"), "data/tts")
+    (proj / "run.yaml").write_text(text.replace(str(data["dir"] / "text.jsonl"), "data/text.jsonl"))
+    monkeypatch.chdir(proj)
+    assert main(["--config", "run.yaml", "--save_folder", "runs/a", "--max_steps", "1"]) == 0
+    return next((proj / "runs" / "a").glob("checkpoint-epoch-*"))
+
+
+def test_resume_from_another_folder_continues_the_run_in_its_own_folder(data, tmp_path, capsys, monkeypatch):
+    proj, elsewhere = tmp_path / "proj", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    ck = _relative_run(data, proj, monkeypatch)
+    from llada_tts.config import load_config
+
+    saved = load_config(ck / CONFIG_FILE)  # the stored config means the same from any folder
+    assert saved.TTS_dataset == str(proj / "data" / "tts") and saved.save_folder == str(proj / "runs" / "a")
+    monkeypatch.chdir(elsewhere)
+    rc = main(["--resume", str(ck), "--max_steps", "2"])
+    assert rc == 0, capsys.readouterr().err[-2000:]
+    assert sorted(read_metrics(proj / "runs" / "a")) == [1, 2] and not list(elsewhere.iterdir())
+    # a save_folder other than the checkpoint's own is refused: the run would be split over two folders
+    rc = main(["--resume", str(ck), "--save_folder", str(tmp_path / "other"), "--max_steps", "3"])
+    line = error_line(capsys.readouterr().err)
+    assert rc == 2 and line.startswith(f"error: --resume {ck}: that checkpoint belongs to the run in "), line
+    assert not (tmp_path / "other").exists() and not list(elsewhere.iterdir())
+
+
+def test_resume_of_an_older_checkpoint_with_relative_paths_from_another_folder(data, tmp_path, capsys, monkeypatch):
+    proj, elsewhere = tmp_path / "proj", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    ck = _relative_run(data, proj, monkeypatch)
+    for f in (ck / CONFIG_FILE, proj / "runs" / "a" / CONFIG_FILE):  # as checkpoints before absolute paths held
+        f.write_text(f.read_text().replace(str(proj) + "/", ""))
+    assert "TTS_dataset: data/tts" in (ck / CONFIG_FILE).read_text()
+    monkeypatch.chdir(elsewhere)
+    rc = main(["--resume", str(ck), "--max_steps", "2"])
+    assert rc == 0, capsys.readouterr().err[-2000:]
+    assert sorted(read_metrics(proj / "runs" / "a")) == [1, 2] and not list(elsewhere.iterdir())
+
+
+# review item 2: a second start into a live run's folder refuses before touching anything; a stale lock is taken over
+def _hold_lock(folder: Path):
+    """A live process (not this one) holding ``folder``'s run lock, as a running trainer would."""
+    import socket
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    (folder / LOCK_FILE).write_text(json.dumps({"pid": holder.pid, "host": socket.gethostname()}) + "\n")
+    return holder
+
+
+def test_second_start_into_a_live_run_refuses_and_leaves_its_save_alone(data, finished, tmp_path, capsys):
+    out, ck = run_copy(finished, tmp_path)
+    saving = out / ".checkpoint-epoch-2.partial"  # the live run's save in progress
+    (saving / STATE_DIR).mkdir(parents=True)
+    holder = _hold_lock(out)
+    try:
+        for args in (resume(data, out),  # all refused in one line, the live save untouched
+                     ["--config", data["config"], "--save_folder", str(out), "--max_steps", "1"],
+                     ["--config", data["config"], "--save_folder", str(out), "--max_steps", "1",
+                      "--overwrite_output_dir"]):
+            rc = main(args)
+            err = capsys.readouterr().err
+            assert rc == 2 and "Traceback" not in err, err[-2000:]
+            assert saving.is_dir() and read_state(ck).global_step == 2, args
+            assert (out / LOCK_FILE).is_file()
+        assert f"in use by a live run (pid {holder.pid} on " in line_of(main(resume(data, out)), capsys)
+        assert saving.is_dir()
+    finally:
+        holder.kill()
+        holder.wait()
+    # the holder is gone: its lock is stale, taken over, and released when the run ends
+    assert main(resume(data, out)) == 0, capsys.readouterr().err[-2000:]
+    assert not saving.exists() and not (out / LOCK_FILE).exists()
+
+
+def line_of(rc: int, capsys) -> str:
+    err = capsys.readouterr().err
+    assert rc == 2 and "Traceback" not in err, err[-2000:]
+    return error_line(err)
+
+
+def test_run_lock_rules(tmp_path):
+    import socket
+
+    from audio_tokenizer import fileio
+    from audio_tokenizer.fileio import RunLock, RunLockedError
+
+    assert fileio.LOCK_FILE == LOCK_FILE
+    folder = tmp_path / "run"
+    lock = RunLock(folder)
+    assert lock.acquire() == [] and json.loads((folder / LOCK_FILE).read_text())["pid"] == os.getpid()
+    second = RunLock(folder)  # this process again (an earlier trainer not closed): taken over
+    assert "an earlier run of this process" in second.acquire()[0]
+    lock.release()  # no longer its lock: left alone
+    assert (folder / LOCK_FILE).is_file()
+    second.release()
+    assert not (folder / LOCK_FILE).exists()
+    (folder / LOCK_FILE).write_text(json.dumps({"pid": 1, "host": socket.gethostname() + "-other"}))
+    with pytest.raises(RunLockedError, match="in use by a live run \\(pid 1 on .*-other"):
+        RunLock(folder).acquire()  # another host's lock cannot be checked: respected
+    (folder / LOCK_FILE).write_text("")  # a creator still writing: live for now
+    with pytest.raises(RunLockedError, match="a process that is starting"):
+        RunLock(folder).acquire()
+    os.utime(folder / LOCK_FILE, (0, 0))  # ... but not after a kill long ago
+    third = RunLock(folder)
+    assert "unreadable lock file" in third.acquire()[0]
+    third.release()
+    holder = _hold_lock(folder)  # a live pid that started after the lock was written: a reused pid
+    try:
+        info = json.loads((folder / LOCK_FILE).read_text())
+        (folder / LOCK_FILE).write_text(json.dumps({**info, "start": "1"}))
+        assert f"pid {holder.pid} on " in RunLock(folder).acquire()[0]
+    finally:
+        holder.kill()
+        holder.wait()
+    fresh = RunLock(tmp_path / "new")  # a start that fails before writing anything leaves no empty folder
+    fresh.acquire()
+    fresh.release()
+    assert not (tmp_path / "new").exists()
+
+
+# review item 4: FSDP state never holds a pickle: the save deletes accelerate's RNG pickles, --resume refuses any
+def test_pickles_in_the_fsdp_state_are_refused_before_loading(data, finished, tmp_path, capsys):
+    out, ck = run_copy(finished, tmp_path)
+    marker = tmp_path / "marker"
+    (ck / STATE_DIR / "fsdp").mkdir()
+    plant(ck / STATE_DIR / "fsdp" / "random_states_0.pkl", marker)
+    line = line_of(main(resume(data, out, str(ck))), capsys)
+    assert not marker.exists()
+    assert line.startswith(f"error: {ck / STATE_DIR / 'fsdp'} holds pickle files (random_states_0.pkl)"), line
+    assert f"--model_name {ck}" in line
+
+
+def test_an_fsdp_save_keeps_no_pickle(data, tmp_path):
+    from accelerate.utils import DistributedType
+
+    from llada_tts.config import load_config
+    from llada_tts.training import checkpoint as ckpt
+    from llada_tts.training.trainer import Trainer
+
+    trainer = Trainer(load_config(data["config"], ["--save_folder", str(tmp_path / "run"), "--max_steps", "1"]))
+    real = trainer.accelerator
+
+    class FSDPLike:  # the accelerator as under FSDP: save_state writes accelerate's files, RNG pickles included
+        distributed_type = DistributedType.FSDP
+
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def get_state_dict(self, model):
+            return real.unwrap_model(model).state_dict()
+
+        def save_state(self, folder):
+            Path(folder).mkdir(parents=True)
+            (Path(folder) / "pytorch_model_fsdp.bin").write_bytes(b"shards")
+            plant(Path(folder) / "random_states_0.pkl", tmp_path / "marker")
+
+    saved = ckpt.save_checkpoint(FSDPLike(), trainer.model, trainer.tokenizer, trainer.cfg, trainer.state,
+                                 tmp_path / "run" / "checkpoint-epoch-1", trainer.optimizer, trainer.scheduler)
+    state = saved / STATE_DIR
+    assert sorted(p.name for p in (state / "fsdp").iterdir()) == ["pytorch_model_fsdp.bin"]
+    assert (state / "rng_0.safetensors").is_file()  # the RNG state is ours, as safetensors
+    ckpt.check_fsdp_state(saved)
+    assert read_state(saved).global_step == 0
+    trainer.close()
+
+
+# review item 7: the printed resume command of a multi-process run keeps its launcher
+def test_printed_resume_command_of_a_multi_process_run_keeps_the_launcher(data, tmp_path, capsys, monkeypatch):
+    from types import SimpleNamespace
+
+    from llada_tts.training import trainer as trainer_module
+
+    class TwoProcesses:  # what a 2-process bf16 run reports after Ctrl-C
+        def __init__(self, cfg, resume=None, overwrite=False):
+            self.cfg = cfg
+            self.accelerator = SimpleNamespace(num_processes=2, mixed_precision="bf16", print=print)
+
+        def train(self):
+            return trainer_module.TrainResult(state=None, checkpoint=tmp_path / "run" / "checkpoint-epoch-0.5",
+                                              interrupted=True)
+
+    monkeypatch.setattr(trainer_module, "Trainer", TwoProcesses)
+    assert main(["--config", data["config"], "--save_folder", str(tmp_path / "run")]) == 130
+    command = capsys.readouterr().out.split("resume with: ")[1].splitlines()[0]
+    assert command == ("accelerate launch --num_processes 2 --mixed_precision bf16 recipes/tts_train.py --resume "
+                       f"{tmp_path / 'run' / 'checkpoint-epoch-0.5'}")
+
+
 # item 11: model_name pointing at something that is not a Llama checkpoint
 def test_model_name_of_a_non_llama_folder_is_one_line(data, tmp_path, capsys):
     from audio_tokenizer.codec import create_random_codec
@@ -334,3 +532,99 @@ def test_codec_non_finite_settings_and_losses_stop(codec_run, tmp_path, capsys):
     assert json.loads((out / "checkpoint" / "trainer_state.json").read_text())["step"] == bad - 1
     rows = [strict_json(ln) for ln in (out / "metrics.jsonl").read_text().splitlines()]
     assert rows and max(r["step"] for r in rows) < bad and not (out / "codec").exists()
+
+
+# review item 2, codec trainer: the same run lock, taken before its temp folders are tidied
+def test_codec_second_start_into_a_live_run_refuses_and_leaves_its_save_alone(codec_run, tmp_path, capsys):
+    from audio_tokenizer.training.cli import main as codec_main
+
+    out, args = codec_copy(codec_run, tmp_path)
+    saving = out / ".checkpoint.partial" / "training_state"  # the live run's save in progress
+    saving.mkdir(parents=True)
+    holder = _hold_lock(out)
+    try:
+        for extra in (["--resume"], []):
+            rc = codec_main([*args, "--max_steps", "3", *extra])
+            err = capsys.readouterr().err
+            assert rc == 2 and "Traceback" not in err and saving.is_dir(), err[-2000:]
+        line = error_line(err)  # a fresh start is refused as before; --resume by the lock
+        assert line.startswith("codec_train: error: ") and "already holds a codec run" in line, line
+        assert f"in use by a live run (pid {holder.pid} on " in line_of(codec_main([*args, "--resume"]), capsys)
+        assert saving.is_dir() and (out / LOCK_FILE).is_file()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert codec_main([*args, "--max_steps", "3", "--resume"]) == 0, capsys.readouterr().err[-2000:]
+    assert not saving.parent.exists() and not (out / LOCK_FILE).exists()
+    assert json.loads((out / "checkpoint" / "trainer_state.json").read_text())["step"] == 3
+
+
+# review item 3: a run made before a config key existed resumes (the key counts as its default)
+def test_codec_resume_of_a_run_older_than_a_config_key(codec_run, tmp_path, capsys):
+    from audio_tokenizer.training.cli import main as codec_main
+
+    out, args = codec_copy(codec_run, tmp_path)
+    config = out / "run_config.yaml"
+    old = [ln for ln in config.read_text().splitlines() if not ln.startswith(("adversarial:", "disc_channels:"))]
+    config.write_text("\n".join(old) + "\n")
+    assert codec_main([*args, "--max_steps", "3", "--resume"]) == 0, capsys.readouterr().err[-2000:]
+    config.write_text("\n".join(old) + "\n")  # a value other than the default is still a change
+    line = line_of(codec_main([*args, "--max_steps", "4", "--adversarial", "true", "--resume"]), capsys)
+    assert line == "codec_train: error: cannot resume: settings differ from the run's: adversarial: False -> True"
+
+
+def test_codec_old_pickled_state_message_wins_over_settings(codec_run, tmp_path, capsys):
+    from audio_tokenizer.training.cli import main as codec_main
+
+    out, args = codec_copy(codec_run, tmp_path)
+    state = out / "checkpoint" / "training_state"
+    for f in state.iterdir():
+        f.unlink()
+    plant(state / "optimizer.bin", tmp_path / "marker")
+    line = line_of(codec_main([*args, "--learning_rate", "1e-2", "--resume"]), capsys)
+    assert "old pickled format" in line and "settings differ" not in line, line
+    assert not (tmp_path / "marker").exists()
+
+
+# review item 6: codec_train: a damaged checkpoint is one line exit 2, whatever raised it; a bug keeps its traceback
+def test_codec_checkpoint_weights_that_do_not_fit_are_one_line_exit_2(codec_run, tmp_path, capsys):
+    from safetensors.torch import load_file, save_file
+
+    from audio_tokenizer.training.cli import main as codec_main
+
+    out, args = codec_copy(codec_run, tmp_path)
+    weights = out / "checkpoint" / "model.safetensors"
+    state = load_file(str(weights))
+    name = next(iter(state))
+    state[name] = state[name].new_zeros(*[n + 1 for n in state[name].shape])
+    save_file(state, str(weights))
+    line = line_of(codec_main([*args, "--max_steps", "3", "--resume"]), capsys)
+    assert line.startswith(f"codec_train: error: {weights}: does not fit the model"), line
+
+
+@pytest.mark.parametrize("error", ["SafetensorError", "TrainingStateError", "NonFiniteLossError", "KeyError"])
+def test_codec_cli_error_kinds(monkeypatch, capsys, error):
+    from safetensors import SafetensorError
+
+    from audio_tokenizer.training import cli, state
+    from audio_tokenizer.training import trainer as codec_trainer
+
+    kind = {"SafetensorError": SafetensorError, "TrainingStateError": state.TrainingStateError,
+            "NonFiniteLossError": state.NonFiniteLossError, "KeyError": KeyError}[error]
+
+    def fail(*a, **k):
+        raise kind("checkpoint/model.safetensors: header too large\nsecond line")
+
+    monkeypatch.setattr(codec_trainer, "CodecTrainer", fail)
+    argv = ["--train_data", "corpus/", "--resume"]
+    if error == "KeyError":  # not an input problem: a bug, whose traceback is kept
+        with pytest.raises(KeyError):
+            cli.main(argv)
+        return
+    rc = cli.main(argv)
+    err = capsys.readouterr().err
+    assert rc == (1 if error == "NonFiniteLossError" else 2) and "Traceback" not in err
+    assert err.strip() == "codec_train: error: checkpoint/model.safetensors: header too large", err
+    monkeypatch.setenv("LLADA_TTS_DEBUG", "1")
+    with pytest.raises(kind):
+        cli.main(argv)

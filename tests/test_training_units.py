@@ -296,3 +296,51 @@ def test_recipe_flags_accept_space_and_equals_forms(argv, want):
     from llada_tts.training.cli import _take_optional
 
     assert _take_optional(argv, "--config") == want
+
+
+# --- one definition per rule, shared by both trainers (review of the issue-14 pass, item 5) ---------------
+
+def test_both_trainers_share_one_definition_of_each_rule():
+    import inspect
+
+    from audio_tokenizer import fileio
+    from audio_tokenizer.training import state
+    from audio_tokenizer.training import trainer as codec_trainer
+    from llada_tts import training
+    from llada_tts.training import checkpoint, logging as run_logging
+
+    assert training.NonFiniteLossError is codec_trainer.NonFiniteLossError is state.NonFiniteLossError
+    assert run_logging.json_line is fileio.json_line
+    for module in (checkpoint, codec_trainer, state):  # the temp names are spelled in fileio only
+        source = inspect.getsource(module)
+        assert "def _replace_dir" not in source and "old-{" not in source and '.partial"' not in source, module
+
+
+def test_a_killed_folder_swap_is_put_right_by_clean_temp_dirs(tmp_path, monkeypatch):
+    import os
+
+    from audio_tokenizer import fileio
+
+    final = tmp_path / "checkpoint"
+    final.mkdir()
+    (final / "v").write_text("1")
+    tmp = fileio.partial_dir(final)
+    tmp.mkdir()
+    (tmp / "v").write_text("2")
+    real, calls = os.replace, []
+
+    def killed(src, dst):  # the process dies after parking the old copy, before the new one is renamed in
+        calls.append(dst)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        real(src, dst)
+
+    monkeypatch.setattr(fileio.os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        fileio.replace_dir(tmp, final)
+    monkeypatch.undo()
+    assert not final.exists()
+    lines = fileio.clean_temp_dirs(tmp_path, "checkpoint")
+    assert (final / "v").read_text() == "1" and sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint"]
+    assert lines[0].startswith(f"restored {final} from .checkpoint.old-")
+    assert lines[1] == f"removed {tmp} (left by an interrupted save)"

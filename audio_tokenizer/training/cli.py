@@ -49,11 +49,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("codec_train: interrupted; resume with --resume (the last checkpoint is kept)", file=sys.stderr)
         return 130
-    except Exception as e:  # noqa: BLE001 - one line for anything, exit 1 for a diverged run (as tts_train)
-        from audio_tokenizer.training.trainer import NonFiniteLossError
-        if not isinstance(e, (ValueError, FileNotFoundError, FileExistsError, OSError)):
-            raise
-        if os.environ.get("LLADA_TTS_DEBUG"):
-            raise
+    except Exception as e:  # noqa: BLE001 - sorted below: expected failures are one line, the rest a traceback
+        from safetensors import SafetensorError  # (torch-free; a config error must not import torch to print)
+
+        state = sys.modules.get("audio_tokenizer.training.state")  # its errors exist only once it is imported
+        diverged = (state.NonFiniteLossError,) if state else ()
+        expected = (*diverged, *((state.TrainingStateError,) if state else ()), SafetensorError, ValueError, OSError)
+        if not isinstance(e, expected) or os.environ.get("LLADA_TTS_DEBUG"):
+            raise  # a bug: keep its traceback (LLADA_TTS_DEBUG=1 shows one for the expected errors too)
         print(f"codec_train: error: {first_line(e)}", file=sys.stderr)
-        return 1 if isinstance(e, NonFiniteLossError) else 2
+        return 1 if isinstance(e, diverged) else 2  # 1: the run diverged (as tts_train); 2: bad input or checkpoint

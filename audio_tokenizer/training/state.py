@@ -15,14 +15,15 @@ Folder layout (``training_state/``)::
 
 Every load problem (missing, truncated or inconsistent file) is a :class:`TrainingStateError`, a
 ``ValueError`` with a one-line message, which the command lines print as ``error: ...`` (exit 2).
+Also here, for both trainers: :class:`NonFiniteLossError` (a diverged run, exit 1) and
+:func:`take_run_lock` (one live run per folder; the lock and the temp-folder tidying are in
+:mod:`audio_tokenizer.fileio`).
 """
 from __future__ import annotations
 
 import json
 import math
 import random
-import re
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from audio_tokenizer.errors import first_line
+from audio_tokenizer.fileio import RunLock, RunLockedError
 
 FORMAT, VERSION = "llada-tts-training-state", 1
 INDEX, TENSORS = "training_state.json", "optimizer.safetensors"
@@ -42,6 +44,11 @@ _NDARRAY_DTYPES = ("uint32", "int64", "float64")
 
 class TrainingStateError(ValueError):
     """A training-state folder that cannot be resumed from (one-line message)."""
+
+
+class NonFiniteLossError(RuntimeError):
+    """A NaN / inf loss stopped a run before it was stepped, logged or saved (one-line message; both
+    trainers raise it and both command lines exit 1 on it)."""
 
 
 def rng_file(rank: int) -> str:
@@ -194,28 +201,24 @@ def load_state(folder: str | Path, optimizers: list, schedulers: list, scaler=No
                                  f"{first_line(e)}); resume from another checkpoint") from e
 
 
-# --- temp folders left by a killed save ----------------------------------------------------------------
+# --- one run per folder -------------------------------------------------------------------------------
 
-def clean_temp_dirs(folder: str | Path, names: str) -> list[str]:
-    """Tidy what a killed atomic save left in ``folder``; ``names`` is a regex of the final folder names.
+def take_run_lock(accelerator, folder: str | Path, log=print) -> RunLock | None:
+    """Take ``folder``'s :class:`~audio_tokenizer.fileio.RunLock` on the main process, before anything in
+    the folder is cleaned or written; every process raises the same RunLockedError when a live run holds
+    it. Returns the lock (main process) or None; release it when the run ends."""
+    lock, refused = None, None
+    if accelerator.is_main_process:
+        lock = RunLock(folder)
+        try:
+            for line in lock.acquire():
+                log(line)
+        except RunLockedError as e:
+            refused = str(e)
+    if accelerator.num_processes > 1:
+        from accelerate.utils import broadcast_object_list
 
-    A save writes ``.NAME.partial``, renames NAME to ``.NAME.old-XXXXXXXX``, renames the partial to NAME
-    and deletes the old one. So: an ``.old-`` folder whose NAME is missing is the last complete copy
-    and is renamed back; every other ``.partial`` / ``.old-`` folder of a matching NAME is removed.
-    Nothing else is touched. Returns one line per action."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        return []
-    temp = re.compile(rf"^\.(?P<name>{names})\.(?:partial|old-[0-9a-f]{{8}})$")
-    done = []
-    entries = sorted(p for p in folder.iterdir() if p.is_dir() and not p.is_symlink() and temp.match(p.name))
-    for p in entries:  # first put back a complete copy whose rename was cut off
-        name = temp.match(p.name)["name"]
-        if ".old-" in p.name and not (folder / name).exists():
-            p.rename(folder / name)
-            done.append(f"restored {folder / name} from {p.name} (a save was interrupted)")
-    for p in entries:
-        if p.exists():
-            shutil.rmtree(p, ignore_errors=True)
-            done.append(f"removed {p} (left by an interrupted save)")
-    return done
+        refused = broadcast_object_list([refused])[0]
+    if refused is not None:
+        raise RunLockedError(refused)
+    return lock

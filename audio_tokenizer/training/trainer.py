@@ -10,21 +10,22 @@ Run folder (``output_dir``)::
     codec/               the final codec (fp32), written when max_steps is reached
                          (checkpoint/ also holds discriminator.safetensors with adversarial on)
     metrics.jsonl        one JSON line per log / eval
+    run.lock             while a run is live (pid, host): a second start into the folder is refused
     runs/                tensorboard: losses, codebook stats, held-out audio
 
 Exact resume: batches are a pure function of (seed, step, process) and every other state is in
 the checkpoint, so a run resumed at step k equals an uninterrupted one. Temp folders of a killed save
 (``.checkpoint.partial``, ``.codec.old-XXXXXXXX``, ``snapshots/.step-N.partial``) are tidied at the next
-start; a NaN / inf loss stops the run before it is logged or saved.
+start, once it holds run.lock; a NaN / inf loss stops the run before it is logged or saved.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
-import os
 import shutil
 import time
-import uuid
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -37,9 +38,10 @@ from tqdm.auto import tqdm
 from audio_tokenizer import typed_config
 from audio_tokenizer.codec import SnacCodec, _load_state_dict, _write_checkpoint, build_model, check_config
 from audio_tokenizer.errors import first_line
-from audio_tokenizer.fileio import write_atomic
+from audio_tokenizer.fileio import LOCK_FILE, clean_temp_dirs, json_line, partial_dir, replace_dir, write_atomic
 from audio_tokenizer.training import guard
 from audio_tokenizer.training import state as safe_state
+from audio_tokenizer.training.state import NonFiniteLossError
 from audio_tokenizer.training.config import FREE_KEYS, CodecTrainConfig
 from audio_tokenizer.training.discriminators import Discriminators, discriminator_loss, generator_losses
 from audio_tokenizer.training.data import CropSampler, load_corpus_audio
@@ -50,20 +52,10 @@ RUN_CONFIG, STATE_FILE, STATE_DIR = "run_config.yaml", "trainer_state.json", "tr
 DISC_FILE = "discriminator.safetensors"
 
 
-class NonFiniteLossError(ValueError):
-    """A NaN / inf loss: the run stops before stepping, logging or saving (one-line message)."""
-
-
-def _json_line(row: dict) -> str:
-    """Strict JSON (NaN / inf as null) for metrics.jsonl."""
-    return json.dumps({k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()},
-                      allow_nan=False)
-
-
 def _clean_temp(out: Path) -> list[str]:
-    """Temp folders a killed save left in the run folder (complete checkpoints are never removed)."""
-    return (safe_state.clean_temp_dirs(out, r"checkpoint|codec")
-            + safe_state.clean_temp_dirs(out / "snapshots", r"step-[0-9]+"))
+    """Temp folders a killed save left in the run folder (complete checkpoints are never removed); only
+    while holding the folder's run lock."""
+    return clean_temp_dirs(out, r"checkpoint|codec") + clean_temp_dirs(out / "snapshots", r"step-[0-9]+")
 
 
 def _read_step(ckpt: Path) -> int:
@@ -91,34 +83,46 @@ def lr_lambda(cfg: CodecTrainConfig):
     return f
 
 
+def _model_hint(out: Path) -> str:
+    return f"start a new run (new output_dir) from its weights with --model {out / 'checkpoint'}"
+
+
 def _check_run_folder(cfg: CodecTrainConfig, out: Path, resume: bool) -> None:
-    """Refuse to mix two runs in one folder; on resume, refuse settings that change the run."""
+    """Refuse to mix two runs in one folder; on resume, refuse an old pickled checkpoint, then settings that
+    change the run (a key missing from an older run_config.yaml counts as its default). Reads only."""
     saved_path = out / RUN_CONFIG
     if not saved_path.is_file():
         if resume:
             raise ValueError(f"--resume: {out} holds no codec run")
-        if out.exists() and any(out.iterdir()):
+        if out.exists() and any(p.name != LOCK_FILE for p in out.iterdir()):
             raise ValueError(f"{out} is not empty and holds no codec run; choose a new output_dir")
         return
     if not resume:
         raise ValueError(f"{out} already holds a codec run; pass --resume to continue it, or choose a new output_dir")
+    state = out / "checkpoint" / STATE_DIR
+    if safe_state.is_old_format(state):  # this message wins over any settings difference
+        raise safe_state.TrainingStateError(safe_state.old_format_message(state, _model_hint(out)))
     saved = typed_config.read_yaml(saved_path)
+    defaults = {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
+                for f in dataclasses.fields(CodecTrainConfig)}
     now = cfg.to_dict()
-    changed = [f"{k}: {saved.get(k)!r} -> {now[k]!r}" for k in now if k not in FREE_KEYS and saved.get(k) != now[k]]
+    changed = [f"{k}: {saved.get(k, defaults[k])!r} -> {now[k]!r}" for k in now
+               if k not in FREE_KEYS and saved.get(k, defaults[k]) != now[k]]
     if changed:
         raise ValueError("cannot resume: settings differ from the run's: " + "; ".join(changed))
 
 
-def _replace_dir(tmp: Path, dst: Path) -> None:
-    old = dst.parent / f".{dst.name}.old-{uuid.uuid4().hex[:8]}"
-    if dst.exists():
-        os.replace(dst, old)
-    os.replace(tmp, dst)
-    shutil.rmtree(old, ignore_errors=True)
+def _load_weights(module: torch.nn.Module, path: Path) -> None:
+    """Load a safetensors state dict into ``module`` (fp32); ValueError (one line) when it does not fit."""
+    try:
+        module.load_state_dict({k: v.float() for k, v in _load_state_dict(path).items()})
+    except RuntimeError as e:  # missing / unexpected keys, other shapes: another model's (or an edited) file
+        detail = " ".join(str(e).split()).removeprefix("Error(s) in loading state_dict for ")
+        raise ValueError(f"{path}: does not fit the model of this run ({detail[:300]})") from e
 
 
 def _save_codec(folder: Path, config: dict, codec: torch.nn.Module, half: bool = False) -> None:
-    tmp = folder.parent / f".{folder.name}.partial"
+    tmp = partial_dir(folder)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     model = codec
@@ -127,7 +131,7 @@ def _save_codec(folder: Path, config: dict, codec: torch.nn.Module, half: bool =
         model.load_state_dict(codec.state_dict())
         model = model.half()
     _write_checkpoint(tmp, config, model)
-    _replace_dir(tmp, folder)
+    replace_dir(tmp, folder)
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
@@ -149,7 +153,23 @@ class CodecTrainer:
         if bad:
             raise ValueError(f"{', '.join(bad)}: must be a finite number")
         self.acc = Accelerator(mixed_precision=cfg.mixed_precision)
-        _check_run_folder(cfg, self.out, resume)
+        _check_run_folder(cfg, self.out, resume)  # refuse first (reads only) ...
+        self.run_lock = safe_state.take_run_lock(self.acc, self.out, log=lambda line: print(f"codec_train: {line}"))
+        if self.run_lock is not None:  # also released at interpreter exit, or when the trainer is collected
+            weakref.finalize(self, self.run_lock.release)
+        try:  # ... then, holding the lock, tidy and build
+            self._build(resume)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Release output_dir's run lock (done when training ends; idempotent)."""
+        if self.run_lock is not None:
+            self.run_lock.release()
+
+    def _build(self, resume: bool) -> None:
+        cfg = self.cfg
         if self.acc.is_main_process:
             for line in _clean_temp(self.out):
                 print(f"codec_train: {line}")
@@ -161,12 +181,11 @@ class CodecTrainer:
         ckpt = self.out / "checkpoint"
         self.resumed = resume and (ckpt / STATE_FILE).is_file()
         if self.resumed:  # before any weights are read: the old pickled format is refused in one line
-            safe_state.check_state(ckpt / STATE_DIR, self.acc.process_index, model_hint=(
-                f"start a new run (new output_dir) from its weights with --model {ckpt}"))
+            safe_state.check_state(ckpt / STATE_DIR, self.acc.process_index, model_hint=_model_hint(self.out))
             self.step = _read_step(ckpt)
         weights = ckpt / "model.safetensors" if self.resumed else (init_dir / "model.safetensors" if init_dir else None)
         if weights is not None:
-            codec.load_state_dict({k: v.float() for k, v in _load_state_dict(weights).items()})
+            _load_weights(codec, weights)
         self.codec = codec
         self.model = CodecForTraining(codec)
         opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.learning_rate, betas=(cfg.adam_beta1, cfg.adam_beta2),
@@ -177,7 +196,7 @@ class CodecTrainer:
         if cfg.adversarial:
             disc = Discriminators(channels=cfg.disc_channels)
             if self.resumed:
-                disc.load_state_dict(_load_state_dict(ckpt / DISC_FILE))
+                _load_weights(disc, ckpt / DISC_FILE)
             opt_d = torch.optim.AdamW(disc.parameters(), lr=cfg.disc_learning_rate or cfg.learning_rate,
                                       betas=(cfg.adam_beta1, cfg.adam_beta2), weight_decay=cfg.weight_decay)
             sched_d = torch.optim.lr_scheduler.LambdaLR(opt_d, lr_lambda(cfg))
@@ -313,7 +332,8 @@ class CodecTrainer:
 
     def save(self) -> None:
         """The resumable checkpoint (atomic: written beside, then renamed)."""
-        ckpt, tmp = self.out / "checkpoint", self.out / ".checkpoint.partial"
+        ckpt = self.out / "checkpoint"
+        tmp = partial_dir(ckpt)
         if self.acc.is_main_process:
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
@@ -327,7 +347,7 @@ class CodecTrainer:
                               process_index=self.acc.process_index, main=self.acc.is_main_process)
         self.acc.wait_for_everyone()
         if self.acc.is_main_process:
-            _replace_dir(tmp, ckpt)
+            replace_dir(tmp, ckpt)
         self.acc.wait_for_everyone()
         self.saved_step = self.step
 
@@ -336,7 +356,7 @@ class CodecTrainer:
             return
         row = {"step": self.step, **row}
         with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as f:
-            f.write(_json_line(row) + "\n")
+            f.write(json_line(row) + "\n")
         if self.writer is not None:
             for k, v in row.items():
                 if k != "step" and isinstance(v, (int, float)) and math.isfinite(v):
@@ -344,6 +364,12 @@ class CodecTrainer:
 
     # --- loop -----------------------------------------------------------------------------------------
     def train(self) -> Path:
+        try:
+            return self._train()
+        finally:
+            self.close()
+
+    def _train(self) -> Path:
         cfg = self.cfg
         bar = tqdm(total=cfg.max_steps, initial=self.step, desc="codec", unit="step",
                    disable=not (cfg.progress and self.acc.is_main_process))

@@ -10,17 +10,21 @@ Layout of one checkpoint (written to ``.checkpoint-epoch-N.partial`` and renamed
                                                          safetensors + JSON, never a pickle
                                                          (audio_tokenizer.training.state); under
                                                          FSDP also fsdp/ (accelerate's sharded model
-                                                         and optimizer, read with weights_only=True)
+                                                         and optimizer, read with weights_only=True;
+                                                         no *.pkl: a save deletes accelerate's RNG
+                                                         pickles, --resume refuses any)
 
 Temp folders of a killed save (``.checkpoint-epoch-N.partial`` / ``.old-XXXXXXXX``) are tidied at the
-next start (:func:`clean_save_folder`); a complete checkpoint is never removed.
+next start (:func:`clean_save_folder`), only once that start holds the folder's ``run.lock`` (so never
+while a live run saves); a complete checkpoint is never removed. ``train_config.yaml`` holds absolute
+paths, so ``--resume CHECKPOINT`` means the same run from any working folder (:func:`config_base` reads
+the relative paths of older checkpoints).
 """
 from __future__ import annotations
 
 import json
 import os
 import shutil
-import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -28,9 +32,10 @@ from accelerate import Accelerator
 from accelerate.utils import DistributedType
 
 from audio_tokenizer.errors import first_line
+from audio_tokenizer.fileio import clean_temp_dirs, partial_dir, replace_dir
 from audio_tokenizer.training import state as safe_state
 from llada_tts.checkpoint_meta import META_FILE
-from llada_tts.config import TrainConfig, to_yaml
+from llada_tts.config import TrainConfig, read_file, to_yaml
 from llada_tts.model import save_model
 from llada_tts.training.build import checkpoint_meta
 
@@ -86,6 +91,7 @@ def read_state(ckpt: str | Path) -> TrainerState:
     if not path.is_file() or not (Path(ckpt) / STATE_DIR).is_dir():
         raise ValueError(f"{ckpt} is not a resumable llada-tts checkpoint (no {STATE_FILE} / {STATE_DIR}/)")
     safe_state.check_state(Path(ckpt) / STATE_DIR, model_hint=_model_hint(ckpt))
+    check_fsdp_state(ckpt)
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
         state = TrainerState(**raw)
@@ -110,6 +116,25 @@ def find_latest(save_folder: str | Path) -> Path | None:
         if step > best_step:
             best, best_step = d, step
     return best
+
+
+def config_base(ckpt: str | Path) -> Path:
+    """The folder the checkpoint's train_config.yaml was written from, for its relative paths. Configs written
+    now hold absolute paths; in an older one, a relative save_folder such as ``runs/a`` of a checkpoint in
+    ``/x/runs/a`` means it was ``/x``. Unknown (absolute or odd save_folder): the current folder."""
+    run_dir = Path(ckpt).resolve().parent
+    try:
+        saved = read_file(Path(ckpt) / CONFIG_FILE).get("save_folder", TrainConfig.save_folder)
+    except ValueError:
+        return Path.cwd()
+    if not isinstance(saved, str) or os.path.isabs(saved) or saved.startswith("~"):
+        return Path.cwd()
+    parts = Path(os.path.normpath(saved)).parts
+    if ".." in parts:
+        return Path.cwd()
+    if parts == (".",):
+        return run_dir
+    return Path(*run_dir.parts[:-len(parts)]) if run_dir.parts[-len(parts):] == parts else Path.cwd()
 
 
 def check_resumable(saved: dict, cfg: TrainConfig, num_processes: int, state: TrainerState) -> None:
@@ -138,23 +163,29 @@ def run_files(save_folder: str | Path) -> list[Path]:
 
 
 def clean_save_folder(save_folder: str | Path) -> list[str]:
-    """Remove temp folders a killed save left (``.checkpoint-epoch-N.partial`` / ``.old-*``); one line each."""
-    return safe_state.clean_temp_dirs(save_folder, TEMP_NAMES)
+    """Remove temp folders a killed save left (``.checkpoint-epoch-N.partial`` / ``.old-*``); one line each.
+    Only while holding the folder's run lock: a live run's save in progress looks the same."""
+    return clean_temp_dirs(save_folder, TEMP_NAMES)
 
 
-def _replace_dir(tmp: Path, out: Path) -> None:
-    old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
-    if out.exists():
-        os.replace(out, old)
-    os.replace(tmp, out)
-    shutil.rmtree(old, ignore_errors=True)
+def check_fsdp_state(ckpt: str | Path) -> None:
+    """TrainingStateError (one line) if the checkpoint's FSDP state holds a pickle (``*.pkl``), which
+    ``accelerate.load_state`` would unpickle (its RNG file, ``random_states_N.pkl``, with
+    ``weights_only=False`` in older accelerate). A save deletes those: our RNG state is in
+    ``training_state/rng_N.safetensors``."""
+    fsdp = Path(ckpt) / STATE_DIR / FSDP_DIR
+    found = sorted(p.relative_to(fsdp).as_posix() for p in fsdp.rglob("*.pkl")) if fsdp.is_dir() else []
+    if found:
+        raise safe_state.TrainingStateError(
+            f"{fsdp} holds pickle files ({', '.join(found[:3])}{' ...' if len(found) > 3 else ''}), which --resume "
+            f"does not load because unpickling can run code; {_model_hint(ckpt)}")
 
 
 def save_checkpoint(accelerator: Accelerator, model, tokenizer, cfg: TrainConfig, state: TrainerState,
                     out_dir: str | Path, optimizer, scheduler) -> Path:
     """Write a complete checkpoint atomically; call on every process (they all take part)."""
     out = Path(out_dir).resolve()
-    tmp = out.parent / f".{out.name}.partial"
+    tmp = partial_dir(out)
     fsdp = accelerator.distributed_type == DistributedType.FSDP
     if accelerator.is_main_process:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -166,13 +197,16 @@ def save_checkpoint(accelerator: Accelerator, model, tokenizer, cfg: TrainConfig
         save_model(accelerator.unwrap_model(model), tmp, tokenizer=tokenizer, extra_files=extra,
                    state_dict=state_dict)
     accelerator.wait_for_everyone()
-    if fsdp:  # sharded model + optimizer: accelerate's format (no custom objects registered, so no pickle
-        accelerator.save_state(str(tmp / STATE_DIR / FSDP_DIR))  # is loaded with weights_only=False)
+    if fsdp:  # sharded model + optimizer: accelerate's format (no custom objects registered)
+        accelerator.save_state(str(tmp / STATE_DIR / FSDP_DIR))
+        accelerator.wait_for_everyone()  # its RNG pickles go: the RNG state is in rng_N.safetensors below
+        for p in (tmp / STATE_DIR / FSDP_DIR).glob("*.pkl"):  # (every process: node-local disks too)
+            p.unlink(missing_ok=True)
     safe_state.save_state(tmp / STATE_DIR, [] if fsdp else [optimizer], [scheduler], accelerator.scaler,
                           process_index=accelerator.process_index, main=accelerator.is_main_process)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        _replace_dir(tmp, out)
+        replace_dir(tmp, out)
     accelerator.wait_for_everyone()
     return out
 
@@ -183,6 +217,7 @@ def load_training_state(accelerator: Accelerator, ckpt: str | Path, optimizer, s
     fsdp = accelerator.distributed_type == DistributedType.FSDP
     folder = Path(ckpt) / STATE_DIR
     if fsdp:
+        check_fsdp_state(ckpt)  # accelerate.load_state never sees a pickle
         try:
             accelerator.load_state(str(folder / FSDP_DIR))
         except Exception as e:  # noqa: BLE001  truncated shards: one line

@@ -1,7 +1,7 @@
 """Command line shared by recipes/tts_train.py, pretrain.py and sft.py.
 
     python recipes/tts_train.py --config x.yaml [--key value ...] [--resume [CHECKPOINT]] [--overwrite_output_dir]
-    python recipes/tts_train.py --resume CHECKPOINT [--key value ...]   (the checkpoint's own config)
+    python recipes/tts_train.py --resume CHECKPOINT [--key value ...]   (the checkpoint's own config and folder)
     python recipes/tts_train.py --create-sample-config [PATH]
 
 Exit status: 0 done, 2 bad config / data / checkpoint (one line), 1 training diverged (NaN loss), 130 interrupted.
@@ -54,7 +54,8 @@ def usage(prog: str, recipe: str) -> str:
              "  --config PATH                YAML/JSON config (keys below); --KEY VALUE overrides one key",
              "  --resume [CHECKPOINT]        continue exactly from a checkpoint-epoch-N folder (default: the",
              "                               latest in save_folder); without --config, the checkpoint's own",
-             "                               train_config.yaml (the run's effective settings) is used",
+             "                               train_config.yaml (the run's effective settings) is used, and the",
+             "                               run goes on in the checkpoint's folder from any working folder",
              "  --overwrite_output_dir       a fresh run into a save_folder that holds a run: delete that run's",
              "                               checkpoints, metrics.jsonl and train_config.yaml first",
              "  --create-sample-config [P]   write a commented sample config and exit", "",
@@ -108,11 +109,13 @@ def main(argv: list[str] | None = None, recipe: str = "tts", prog: str | None = 
         if resume_flag and overwrite:
             raise ValueError("--resume continues the run in save_folder and --overwrite_output_dir deletes it; "
                              "pass only one")
+        base = None
         if resume_flag and not config_flag:  # resume from the run's own effective config (overrides included)
-            from llada_tts.training.checkpoint import CONFIG_FILE, find_latest, old_format_checkpoints, read_state
+            from llada_tts.training.checkpoint import (CONFIG_FILE, config_base, find_latest, old_format_checkpoints,
+                                                      read_state)
 
+            given = {ALIASES.get(k, k): v for k, v in parse_overrides(argv).items()}
             if resume is None:  # the latest checkpoint of save_folder (from the command line, or the default)
-                given = {ALIASES.get(k, k): v for k, v in parse_overrides(argv).items()}
                 folder = given.get("save_folder", TrainConfig.save_folder)
                 resume = find_latest(folder)
                 if resume is None:
@@ -122,7 +125,11 @@ def main(argv: list[str] | None = None, recipe: str = "tts", prog: str | None = 
                                      "or --config with the run's save_folder)")
             read_state(resume)  # one line if it is not a complete checkpoint
             config_path = str(Path(resume) / CONFIG_FILE)
-        cfg = recipe_config(load_config(config_path, argv, section=RECIPES[recipe][0]), recipe)
+            run_dir = Path(resume).resolve().parent
+            base = config_base(resume)  # where the run's relative paths (older checkpoints) pointed from
+            if "save_folder" not in given:  # the run continues in its own folder, from wherever it is resumed
+                argv = [*argv, "--save_folder", str(run_dir)]
+        cfg = recipe_config(load_config(config_path, argv, section=RECIPES[recipe][0], base=base), recipe)
         from llada_tts.training.trainer import Trainer  # heavy imports only once the config is valid
 
         trainer = Trainer(cfg, resume=(resume or "latest") if resume_flag else None, overwrite=overwrite)
@@ -141,6 +148,23 @@ def main(argv: list[str] | None = None, recipe: str = "tts", prog: str | None = 
         print(f"error: {first_line(e)}", file=sys.stderr)
         return 1
     if result.interrupted:  # the checkpoint holds the effective config: nothing else is needed to resume
-        trainer.accelerator.print(f"interrupted; resume with: {prog} --resume {result.checkpoint}")
+        command = resume_command(prog, result.checkpoint, trainer.accelerator)
+        trainer.accelerator.print(f"interrupted; resume with: {command}")
         return 130
     return 0
+
+
+def resume_command(prog: str, checkpoint, accelerator) -> str:
+    """The command that continues an interrupted run: ``prog --resume CHECKPOINT``, under ``accelerate launch``
+    with the same process count (and mixed precision) when the run had several processes."""
+    command = f"{prog} --resume {checkpoint}"
+    n = accelerator.num_processes
+    if n <= 1:
+        return command
+    script = prog.split(maxsplit=1)[1] if prog.split()[0] in ("python", "python3") and " " in prog else prog
+    launch = f"accelerate launch --num_processes {n}"
+    precision = str(getattr(accelerator, "mixed_precision", "no") or "no")
+    if precision != "no":
+        launch += f" --mixed_precision {precision}"
+    return (f"{launch} {script} --resume {checkpoint}\n  (on every machine of the run, with its other accelerate "
+            "launch options too, e.g. the same --config_file)")

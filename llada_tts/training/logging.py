@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from accelerate.tracking import GeneralTracker, TensorBoardTracker, WandBTracker
 from accelerate.utils import is_tensorboard_available, is_wandb_available
 from tqdm.auto import tqdm
 
+from audio_tokenizer.fileio import json_line  # noqa: F401  (one metrics.jsonl format for both trainers)
 from llada_tts.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -66,12 +66,6 @@ class MetricWindow:
                 "tts_fill_fraction": ratio("tts_fill", "tts_answer"), "tts_rows": s["tts_rows"],
                 "prompt_drops": s["prompt_drops"], "crops": s["crops"],
                 "masked_tokens": s["all_total"], "tokens": s["tokens"], "tokens_per_s": s["tokens"] / elapsed}
-
-
-def json_line(row: dict) -> str:
-    """One metrics.jsonl line: strict JSON, a NaN / inf value written as null (bare NaN is not JSON)."""
-    return json.dumps({k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()},
-                      allow_nan=False)
 
 
 def make_trackers(cfg: TrainConfig) -> list[GeneralTracker]:

@@ -6,9 +6,10 @@ the DataLoader is not handed to accelerate for sharding. Gradient accumulation i
 gradient sync until the last pass of a group), and checkpoints are taken only at optimizer-update
 boundaries, which is what makes ``--resume`` exact.
 
-A fresh run refuses a save_folder that already holds a run (unless ``overwrite``), temp folders of a
-killed save are tidied at start, and a non-finite loss stops the run (:class:`NonFiniteLossError`)
-before it is logged or saved.
+A fresh run refuses a save_folder that already holds a run (unless ``overwrite``), a resumed run refuses
+a checkpoint of another folder, a second run into a folder that a live run holds (``run.lock``) is
+refused before anything there is touched, temp folders of a killed save are tidied at start, and a
+non-finite loss stops the run (:class:`NonFiniteLossError`) before it is logged or saved.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import os
 import shutil
 import signal
 import threading
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +29,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 
+from audio_tokenizer.training.state import NonFiniteLossError, take_run_lock
 from llada_tts.config import TrainConfig, load_config, save_config
 from llada_tts.data import MixtureDataset, MixtureSampler, collate
 from llada_tts.training import checkpoint as ckpt
@@ -45,10 +48,6 @@ def resolve_precision(setting: str) -> str | None:
     if os.environ.get("ACCELERATE_MIXED_PRECISION"):
         return None  # let the launcher's config decide
     return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
-
-
-class NonFiniteLossError(RuntimeError):
-    """Training produced a NaN / inf loss; nothing was saved after it (one-line message)."""
 
 
 class FiniteWatch:
@@ -88,14 +87,30 @@ class Trainer:
         c = self.cfg
         # cpu=True without CUDA: processes started by torchrun then form a gloo (MULTI_CPU) group
         self.accelerator = Accelerator(cpu=not torch.cuda.is_available(),
-                                       mixed_precision=resolve_precision(c.mixed_precision),
-                                       log_with=make_trackers(c) or None)
+                                       mixed_precision=resolve_precision(c.mixed_precision))
         acc = self.accelerator
         if c.number_processes is not None and c.number_processes != acc.num_processes:
             raise ValueError(f"number_processes is {c.number_processes} but this run has {acc.num_processes} "
                              f"process(es): launch with `accelerate launch --num_processes {c.number_processes} ...` "
                              "or remove number_processes")
-        self._prepare_folder(resume is not None, overwrite)
+        self.run_lock = self._prepare_folder(resume, overwrite)
+        if self.run_lock is not None:  # also released at interpreter exit, or when the trainer is collected
+            weakref.finalize(self, self.run_lock.release)
+        try:
+            self._build(resume)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Release save_folder's run lock (done when training ends; idempotent)."""
+        if self.run_lock is not None:
+            self.run_lock.release()
+
+    def _build(self, resume) -> None:
+        c, acc = self.cfg, self.accelerator
+        # trackers only now, holding the lock: older accelerate opens tensorboard's folder in save_folder at once
+        acc.log_with = make_trackers(c)
         set_seed(c.seed)
         self.resume_dir = self._find_resume(resume)
         self.tokenizer = build_tokenizer(c)
@@ -135,25 +150,38 @@ class Trainer:
             log.warning("ratio %s: an epoch has only %d batches, so %.0f%% of its samples are text; more TTS rows "
                         "(or a smaller batch_size) bring it closer to ratio", want, len(self.sampler), 100 * got)
 
-    def _prepare_folder(self, resume: bool, overwrite: bool) -> None:
-        """Tidy a killed save's temp folders; refuse (or, with ``overwrite``, clear) a used save_folder."""
+    def _prepare_folder(self, resume, overwrite: bool):
+        """Refuse a used save_folder (fresh run) or a checkpoint of another folder (resume); then take the
+        folder's run lock (refused while a live run holds it), and only then tidy a killed save's temp folders
+        and, with ``overwrite``, clear the earlier run. Returns the lock (main process) or None."""
         acc, folder = self.accelerator, Path(self.cfg.save_folder)
-        if acc.is_main_process:
-            for line in ckpt.clean_save_folder(folder):
-                log.warning("%s", line)
-        acc.wait_for_everyone()
-        used = [] if resume else ckpt.run_files(folder)
+        if resume is not None and str(resume) != "latest" and Path(resume).resolve().parent != folder.resolve():
+            raise ValueError(f"--resume {resume}: that checkpoint belongs to the run in "
+                             f"{Path(resume).resolve().parent}, but save_folder is {folder}; a resumed run continues "
+                             "in its own folder (leave save_folder out, or start a new run from its weights with "
+                             f"--model_name {resume})")
+        used = [] if resume is not None else ckpt.run_files(folder)
         if used and not overwrite:
             raise ValueError(f"save_folder {folder} already holds a run ({', '.join(p.name for p in used[:3])}"
                              f"{' ...' if len(used) > 3 else ''}): continue it with --resume, replace it with "
                              "--overwrite_output_dir, or choose another save_folder")
-        if used and acc.is_main_process:
-            extra = [folder / "runs"] if self.cfg.logging_dir is None and (folder / "runs").is_dir() else []
-            for p in used + extra:
-                shutil.rmtree(p) if p.is_dir() else p.unlink()
-            log.warning("--overwrite_output_dir: removed the earlier run in %s (%d checkpoint(s))", folder,
-                        sum(p.is_dir() for p in used))
-        acc.wait_for_everyone()
+        lock = take_run_lock(acc, folder, log=lambda line: log.warning("%s", line))
+        try:
+            if acc.is_main_process:
+                for line in ckpt.clean_save_folder(folder):
+                    log.warning("%s", line)
+                if used:
+                    extra = [folder / "runs"] if self.cfg.logging_dir is None and (folder / "runs").is_dir() else []
+                    for p in used + extra:
+                        shutil.rmtree(p) if p.is_dir() else p.unlink()
+                    log.warning("--overwrite_output_dir: removed the earlier run in %s (%d checkpoint(s))", folder,
+                                sum(p.is_dir() for p in used))
+            acc.wait_for_everyone()
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
+        return lock
 
     def _find_resume(self, resume) -> Path | None:
         if resume is None:
@@ -171,7 +199,8 @@ class Trainer:
 
     def _restore(self, path: Path) -> None:
         state = ckpt.read_state(path)
-        saved = load_config(path / ckpt.CONFIG_FILE).to_dict()
+        base = ckpt.config_base(path)  # older checkpoints: paths relative to the run's first folder
+        saved = load_config(path / ckpt.CONFIG_FILE, base=base).resolved(base).to_dict()
         ckpt.check_resumable(saved, self.cfg, self.accelerator.num_processes, state)
         self.sampler.load_state_dict({**state.sampler, "epoch": state.epoch, "step": state.step_in_epoch})
         ckpt.load_training_state(self.accelerator, path, self.optimizer, self.scheduler)
@@ -293,4 +322,5 @@ class Trainer:
             for s, h in handlers.items():
                 signal.signal(s, h)
             logger.close()
+            self.close()
         self.result = TrainResult(state=st, checkpoint=last, interrupted=interrupted)
