@@ -20,7 +20,8 @@ learning rate and number of optimizer updates (``--steps``):
              length with trained, normaliser-counted fill). Its mixed batches hold ratio * B text
              rows beside the TTS rows.
   new        the current trainer (one kind per batch, ratio held over batches, per-kind fill,
-             prompt_drop_prob at its default 0.1).
+             prompt_drop_prob at its default 0.1): this working tree, or a git archive of
+             ``--new-rev`` (use that while others edit the tree).
   new-nodrop the current trainer with prompt_drop_prob 0: the batching change alone.
 
 At ratio 0.25 and batch 4 every arm trains on the same number of TTS rows per update on average
@@ -168,9 +169,12 @@ def old_fill_fraction(lengths: list[tuple[int, int]], width: int) -> float:
 
 def old_source(args) -> Path:
     """A ``git archive`` of ``--old-rev`` (llada_tts, audio_tokenizer, recipes) under the work dir, or ``--old-src``."""
-    if args.old_src is not None:
-        return args.old_src
-    rev = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short=12", args.old_rev], check=True,
+    return args.old_src if args.old_src is not None else archive(args, args.old_rev)
+
+
+def archive(args, rev: str) -> Path:
+    """``git archive`` of ``rev`` (llada_tts, audio_tokenizer, recipes) under the work dir (reused)."""
+    rev = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short=12", rev], check=True,
                          capture_output=True, text=True).stdout.strip()
     dest = args.work_dir / f"src_{rev}"
     if not (dest / "recipes" / "tts_train.py").is_file():
@@ -238,6 +242,14 @@ def train_arm(args, data: dict, arm: str, src: Path, env: dict) -> dict:
 
     name = f"{arm}_s{args.steps}_seed{args.seed}"
     folder = args.work_dir / "runs" / name
+    if args.reuse:
+        try:
+            ckpt = final_checkpoint(folder)
+            if json.loads((ckpt / "trainer_state.json").read_text())["global_step"] == args.steps:
+                log(f"{arm}: reusing {ckpt} (--reuse)")
+                return {"folder": folder, "checkpoint": ckpt, "seconds": None}
+        except (RuntimeError, OSError, ValueError, KeyError):
+            pass
     shutil.rmtree(folder, ignore_errors=True)  # this benchmark's own run folder: retrain from scratch
     cfg_path = args.work_dir / "runs" / f"{name}.yaml"
     cfg_path.parent.mkdir(parents=True, exist_ok=True)
@@ -248,10 +260,14 @@ def train_arm(args, data: dict, arm: str, src: Path, env: dict) -> dict:
     return {"folder": folder, "checkpoint": final_checkpoint(folder), "seconds": seconds}
 
 
-def log_summary(folder: Path, steps: int) -> dict:
-    from llada_tts.training.logging import read_metrics
+def read_metrics(folder: Path) -> dict[int, dict]:
+    """step -> metrics.jsonl row (the last line wins), as llada_tts.training.logging.read_metrics."""
+    rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    return {int(r["step"]): r for r in rows}
 
-    rows = read_metrics(folder)
+
+def log_summary(folder: Path, steps: int) -> dict:
+    rows = read_metrics(folder) if (folder / "metrics.jsonl").is_file() else {}
     if not rows:
         raise RuntimeError(f"{folder}/metrics.jsonl is empty")
     last = [r for s, r in sorted(rows.items()) if s > steps - max(steps // 4, 1)] or [rows[max(rows)]]
@@ -338,7 +354,7 @@ def table(args, results: dict, ratios: list[float], n_rows: int, n_train: int, o
         lg = res["logs"]
         fill = (f"{old_fill:.3f} (computed)" if name == "old" else fmt(lg["tts_fill_fraction"]))
         text = fmt(lg["loss_text"]) + (" (incl. TTS fill)" if name == "old" else "")
-        lines.append(f"| {name} | {res['code']} | {lg['final_step']} | {res['seconds']:.0f} | {fmt(lg['loss_audio'])} | "
+        lines.append(f"| {name} | {res['code']} | {lg['final_step']} | {fmt(res['seconds'], '.0f')} | {fmt(lg['loss_audio'])} | "
                      f"{fmt(lg['accuracy_audio'])} | {text} | {fmt(lg['loss_fill'])} | {fill} | "
                      f"{fmt(lg['crops'], 'g')} | {fmt(lg['prompt_drops'], 'g')} |")
     steps = sorted(next(iter(r["logs"]["curve"] for r in results.values() if "logs" in r)))
@@ -360,6 +376,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--work-dir", type=Path, default=None, help="data, old source and runs (default: a temp dir)")
     p.add_argument("--old-rev", default="9ae7057", help="the commit whose trainer is the 'old' arm")
     p.add_argument("--old-src", type=Path, default=None, help="a checkout of the old code instead of git archive")
+    p.add_argument("--new-rev", default=None,
+                   help="run the new arms from a git archive of this commit (default: this working tree)")
+    p.add_argument("--reuse", action="store_true",
+                   help="keep an arm's finished run of the same steps and seed instead of retraining it")
     p.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated subset of {','.join(ARMS)}")
     p.add_argument("--sentences", type=int, default=320, help="eSpeak utterances (about half fit --max-duration)")
     p.add_argument("--holdout", type=int, default=24, help="held-out TTS rows (the last ones built)")
@@ -420,8 +440,11 @@ def main(argv=None) -> int:
             if arm == "old":
                 src = old_source(args)
                 env, code = child_env(args.threads, src), args.old_rev
+            elif args.new_rev:
+                src = archive(args, args.new_rev)
+                env, code = child_env(args.threads, src), args.new_rev
             else:
-                src, env, code = REPO, env_new, "HEAD"
+                src, env, code = REPO, env_new, "working tree"
             info = check_source(src, env, args.max_length, expect_old=arm == "old")
             log(f"{arm}: llada_tts from {Path(info['llada_tts']).parent}; a 40-id TTS row beside a "
                 f"{args.max_length}-id text row: {info['tts_fill']} fill, normaliser {info['tts_normalizer']:g}")
