@@ -4,11 +4,11 @@ Every stage runs a real command in a subprocess (printed before it runs; its out
 saved to ``OUT/logs/<stage>.log``)::
 
     1 corpus   python -m audio_tokenizer corpus OUT/corpus --n N --holdout H --voices ...
-    2 codec    python -m audio_tokenizer random-codec OUT/codec --size tiny   (UNTRAINED; skipped with --codec)
-               llada-tts tokenizer OUT/tokenizer --from offline
+    2 codec    llada-tts tokenizer OUT/tokenizer --from offline  (the codec: the shipped `demo` codec, or --codec;
+               --codec random: python -m audio_tokenizer random-codec OUT/codec --size tiny, UNTRAINED)
     3 dataset  python -m audio_tokenizer build --input OUT/corpus --output OUT/dataset ...  (+ OUT/text.jsonl)
     4 train    python recipes/tts_train.py --config OUT/train.yaml          (mixed text + TTS rows)
-    5 say      llada-tts say "..." --model OUT/train/checkpoint-epoch-N --codec OUT/codec -o OUT/sample.wav
+    5 say      llada-tts say "..." --model OUT/train/checkpoint-epoch-N --codec demo -o OUT/sample.wav
                (--min-length 0.8: a barely trained model would otherwise end the speech at once)
 
 A stage that finished is recorded in ``OUT/.quickstart/<stage>.json`` with the settings it ran
@@ -32,6 +32,8 @@ from llada_tts.fileio import write_atomic
 
 DEFAULT_VOICES = ("en-us", "en-gb", "en-us+f3", "en-gb+m3", "en-us+f2")  # = audio_tokenizer.corpus.DEFAULT_VOICES
 REAL_CODEC = "hubertsiuzdak/snac_24khz"
+DEMO_CODEC = "demo"  # the codec shipped in the package (audio_tokenizer.codec.DEMO_NAME)
+RANDOM_CODEC = "random"  # an UNTRAINED tiny codec made by the codec stage (offline plumbing only)
 STAMP_DIR = ".quickstart"
 SAY_CHARS = 45  # `say` speaks the held-out sentence closest to this length
 SENTENCES_PER_DOC = 4  # corpus sentences per {"text": ...} line of text.jsonl
@@ -53,7 +55,7 @@ class Settings:
     holdout: int = 4  # extra sentences never spoken; `say` speaks one of them
     voices: tuple[str, ...] = DEFAULT_VOICES
     seed: int = 0
-    codec: str | None = None  # trained SNAC 24 kHz weights (folder or hub id); None: an untrained tiny one
+    codec: str = DEMO_CODEC  # demo (shipped, trained on eSpeak), a folder / hub id, or random (UNTRAINED tiny)
     model_size: str = "tiny"  # fresh model size (tiny, small)
     epochs: int = 2
     max_steps: int | None = None
@@ -71,11 +73,11 @@ class Settings:
 
     @property
     def codec_spec(self) -> str:
-        return self.codec if self.codec else str(self.codec_dir)
+        return str(self.codec_dir) if self.untrained_codec else self.codec
 
     @property
     def untrained_codec(self) -> bool:
-        return self.codec is None
+        return self.codec == RANDOM_CODEC
 
 
 REDUCED = dict(sentences=10, holdout=4, voices=("en-us", "en-gb"), max_steps=2, batch_size=2, say_steps=8)
@@ -215,6 +217,14 @@ class Stage:
     commands: list[list[str]] = field(default_factory=list)
 
 
+def codec_label(s: Settings) -> str:
+    if s.untrained_codec:
+        return "UNTRAINED random tiny codec"
+    if s.codec == DEMO_CODEC:
+        return "the shipped demo codec, trained on eSpeak speech only"
+    return "the given codec"
+
+
 def stages(s: Settings) -> list[Stage]:
     out = s.out
     corpus_key = {"sentences": s.sentences, "holdout": s.holdout, "voices": list(s.voices), "seed": s.seed}
@@ -225,7 +235,7 @@ def stages(s: Settings) -> list[Stage]:
     return [
         Stage("corpus", "speak a small corpus with eSpeak NG", [out / "corpus" / "corpus_info.json"], corpus_key),
         Stage("codec", ("create an UNTRAINED tiny SNAC-layout codec and the offline tokenizer" if s.untrained_codec
-                        else "save the offline tokenizer (codec given: " + s.codec + ")"),
+                        else "save the offline tokenizer (codec: " + codec_label(s) + ")"),
               [out / "tokenizer" / "tokenizer.json"] + ([s.codec_dir / "model.safetensors"] if s.untrained_codec else []),
               codec_key),
         Stage("dataset", "tokenise the corpus into Orpheus rows, write text rows",
@@ -306,7 +316,7 @@ def summary(stage: Stage, s: Settings) -> list[str]:
             lines.insert(0, f"{s.codec_dir}: UNTRAINED random tiny SNAC 24 kHz codec, exact token layout "
                             f"({human_size(tree_size(s.codec_dir))}); it decodes to noise, not speech")
         else:
-            lines.insert(0, f"{s.codec}: the given codec, used as is")
+            lines.insert(0, f"{s.codec}: {codec_label(s)}, used as is")
         return lines
     if stage.name == "dataset":
         info = json.loads((out / "dataset" / "build_info.json").read_text())
@@ -445,8 +455,8 @@ def closing_text(s: Settings, report: dict) -> str:
     codec_note = (f"The codec in {s.codec_dir} is UNTRAINED (random weights) and the model is a {s.model_size} "
                   "network trained for a few steps, so sample.wav is noise, not speech."
                   if s.untrained_codec else
-                  f"The codec {s.codec} was given, but the model is a {s.model_size} network trained for a few "
-                  "steps on a tiny corpus, so sample.wav is not intelligible speech.")
+                  f"The codec ({codec_label(s)}) decodes speech, but the model is a {s.model_size} network trained "
+                  "for a few steps on a tiny corpus, so sample.wav is not intelligible speech.")
     return "\n".join([
         "", "quickstart finished:", *rows, f"  {'total':8s} {total:7.1f} s", "",
         f"Every stage above is a product command; rerun any of them from {s.out / 'logs'} or "

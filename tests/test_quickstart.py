@@ -35,13 +35,21 @@ def test_commands_are_the_product_commands(tmp_path):
     assert corpus[corpus.index("--n") + 1] == "80" and corpus[corpus.index("--voices") + 1] == ",".join(qs.DEFAULT_VOICES)
     build = qs.commands(stages["dataset"], s, redo=False)[0]
     assert build[:4] == [sys.executable, "-m", "audio_tokenizer", "build"]
-    assert build[build.index("--codec") + 1] == str(tmp_path / "q" / "codec")
-    codec, tokenizer = qs.commands(stages["codec"], s, redo=False)
-    assert codec[:5] == [sys.executable, "-m", "audio_tokenizer", "random-codec", str(tmp_path / "q" / "codec")]
+    assert build[build.index("--codec") + 1] == "demo"  # the shipped codec by default
+    (tokenizer,) = qs.commands(stages["codec"], s, redo=False)
+    assert "UNTRAINED" not in stages["codec"].title and "demo" in stages["codec"].title
     assert tokenizer[:4] == [sys.executable, "-m", "llada_tts", "tokenizer"]
     assert tokenizer[tokenizer.index("--from") + 1] == "offline"
     assert qs.shell([sys.executable, "-m", "llada_tts", "say", "hi there"]) == "llada-tts say 'hi there'"
     assert qs.shell([sys.executable, "-m", "audio_tokenizer", "corpus"]) == "python -m audio_tokenizer corpus"
+    # --codec random: the untrained tiny codec is made in OUT/codec and used by the build
+    rand = replace(s, codec="random")
+    stages = {st.name: st for st in qs.stages(rand)}
+    codec, _ = qs.commands(stages["codec"], rand, redo=False)
+    assert codec[:5] == [sys.executable, "-m", "audio_tokenizer", "random-codec", str(tmp_path / "q" / "codec")]
+    build = qs.commands(stages["dataset"], rand, redo=False)[0]
+    assert build[build.index("--codec") + 1] == str(tmp_path / "q" / "codec")
+    assert "UNTRAINED" in stages["codec"].title
     # a trained codec: no random codec is made, and the build and say use the given one
     given = replace(s, codec="/models/snac_24khz")
     stages = {st.name: st for st in qs.stages(given)}
@@ -106,8 +114,8 @@ def test_reduced_quickstart_end_to_end_then_skips(tmp_path, capsys):
     meta = (out / "corpus" / "metadata.csv").read_text().splitlines()
     assert meta[0] == "file|text|voice" and len(meta) == n + 1
     assert {line.split("|")[2] for line in meta[1:]} == set(qs.REDUCED["voices"])
-    # 2 codec: the untrained tiny codec, labelled so
-    assert "UNTRAINED" in (out / "codec" / "README.md").read_text()
+    # 2 codec: the shipped demo codec, used as is (no codec folder is made)
+    assert not (out / "codec").exists() and "-> demo: the shipped demo codec" in printed
     # 3 dataset: rows = utterances - skipped, and the saved dataset has them
     info = json.loads((out / "dataset" / "build_info.json").read_text())
     counts = info["counts"]
@@ -128,7 +136,7 @@ def test_reduced_quickstart_end_to_end_then_skips(tmp_path, capsys):
     assert (wav.samplerate, wav.channels) == (24000, 1)
     assert wav.frames > 0 and wav.frames % 2048 == 0
     # the summary names every stage's output, the commands and the honest quality note
-    for where in (out / "corpus", out / "codec", out / "dataset", ckpt, out / "sample.wav"):
+    for where in (out / "corpus", "demo", out / "dataset", ckpt, out / "sample.wav"):
         assert f"-> {where}" in printed
     for cmd in ("$ python -m audio_tokenizer corpus", "$ python -m audio_tokenizer build", "$ llada-tts say",
                 "tts_train.py --config"):

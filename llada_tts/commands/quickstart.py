@@ -12,20 +12,21 @@ HELP = "offline end-to-end run: corpus -> codec -> dataset -> training -> speech
 DESCRIPTION = """Set up and run the main job offline in a few minutes on a CPU, with the product's own commands:
 
   1 corpus   speak generated sentences with eSpeak NG (several voices)   python -m audio_tokenizer corpus
-  2 codec    make an UNTRAINED tiny SNAC-layout codec (unless --codec) and the offline tokenizer
+  2 codec    the offline tokenizer; the codec is the shipped demo one (trained on eSpeak speech)
   3 dataset  tokenise the corpus into Orpheus rows; write text rows        python -m audio_tokenizer build
   4 train    train a tiny LLaDA-TTS on mixed text + TTS rows               python recipes/tts_train.py
   5 say      speak a held-out sentence into OUT/sample.wav               llada-tts say
 
 Each command is printed before it runs; its output goes to OUT/logs/<stage>.log. A rerun skips the
 stages whose settings and outputs are unchanged (--force redoes them); training stopped with Ctrl-C
-is continued (--resume). With the untrained codec
-the WAV is noise: the run shows the pipeline works; real audio needs real weights (printed at the end).
+is continued (--resume). The model trains for a minute, so the WAV is not yet intelligible: the run
+shows the pipeline works; real audio needs real weights and real training (printed at the end).
 
 examples:
   llada-tts quickstart                      # default: ./quickstart, a few minutes on 2 CPU cores
   llada-tts quickstart --reduced --out /tmp/qs   # smallest settings (what CI runs), about a minute
-  llada-tts quickstart --codec ./snac_24khz      # trained SNAC weights from a local folder"""
+  llada-tts quickstart --codec ./snac_24khz      # trained SNAC weights from a local folder
+  llada-tts quickstart --codec random            # an UNTRAINED tiny codec (plumbing only: noise)"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -43,7 +44,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model-size", choices=("tiny", "small"), default=d.model_size,
                    help=f"fresh model size (default {d.model_size}; small is ~10 M parameters and much slower)")
     p.add_argument("--codec", default=None, metavar="DIR_OR_ID",
-                   help="trained SNAC 24 kHz weights (folder or hub id); default: create an UNTRAINED tiny codec")
+                   help="codec: demo (default: shipped, trained on eSpeak speech), a SNAC 24 kHz folder or hub id, "
+                        "or random (make an UNTRAINED tiny codec)")
     p.add_argument("--text", default=None, help="sentence for the final `say` (default: a held-out corpus sentence)")
     p.add_argument("--max-duration", type=positive_float, default=None,
                    help=f"skip utterances longer than this many seconds (default {d.max_duration:g})")
