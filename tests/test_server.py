@@ -108,6 +108,12 @@ def _decode(data: bytes, fmt: str) -> tuple[np.ndarray, int]:
     return wave, sr
 
 
+def _show(r) -> tuple:
+    """A response for an assertion message: never an audio body."""
+    kind = r.headers.get("content-type", "")
+    return (r.status_code, kind, r.text[:500] if kind.startswith(("application/json", "text/plain")) else "")
+
+
 # --- server A -----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("fmt", ["wav", "flac", "pcm", "mp3", "opus"])
@@ -223,7 +229,7 @@ def test_bad_requests_get_openai_shaped_errors(server_a, body, headers, status, 
     kwargs = {"content": body, "headers": {**headers, "content-type": "application/json"}} \
         if isinstance(body, bytes) else {"json": body, "headers": headers}
     r = httpx.post(f"{server_a}/v1/audio/speech", timeout=30, **kwargs)
-    assert r.status_code == status, r.text
+    assert r.status_code == status, _show(r)
     error = r.json()["error"]
     assert set(error) == {"message", "type", "param", "code"} and error["message"]
     assert error["param"] == param and (code is None or error["code"] == code), error
@@ -252,11 +258,15 @@ def test_other_errors_are_openai_shaped_and_the_server_still_answers(server_a, c
 # --- server B: slots, queue, shutdown -----------------------------------------------------------------
 
 LONG = " ".join(SENTENCES * 2)  # 16 chunks of one sentence each, sampled one per call (max batch 1)
+# a slot holder: 40 chunks at speed 0.25 (~90 s, ~6 MB of PCM): seconds of sampling, and more bytes than
+# a localhost connection buffers (tcp_wmem max 4 MB by default), so it cannot end while its client reads nothing
+HOLD = " ".join(SENTENCES * 5)
 
 
 def test_disconnect_frees_slot_full_queue_503_and_sigterm_drains(tiny_model_dir, tiny_codec_dir, tmp_path):
     proc, url = _start(tiny_model_dir, tiny_codec_dir, "--max-batch", "1", "--batch-wait-ms", "0", "--max-queue", "2",
-                       "--max-chunk-chars", "30", "--max-input-chars", "1000", "--shutdown-timeout", "60",
+                       "--max-chunk-chars", "30", "--max-input-chars", "1000", "--max-duration", "120",
+                       "--shutdown-timeout", "60",
                        log_path=tmp_path / "b.log")
     try:
         body = {"model": "tts-1", "voice": "alice", "input": LONG, "response_format": "pcm"}
@@ -272,14 +282,29 @@ def test_disconnect_frees_slot_full_queue_503_and_sigterm_drains(tiny_model_dir,
         else:
             raise AssertionError(f"slot not freed: {m}")
         assert m["llada_tts_queue_depth"] == 0
-        # two long requests fill the queue (max 2): the third is refused with 503 + Retry-After
+        # two long requests fill the queue (max 2): the third is refused with 503 + Retry-After. A request
+        # holds its slot until its response is over, so holders whose audio is unread keep theirs
+        hold = {**body, "input": HOLD, "speed": 0.25}
         with httpx.Client(timeout=60) as c1, httpx.Client(timeout=60) as c2:
-            with c1.stream("POST", f"{url}/v1/audio/speech", json=body) as r1, \
-                    c2.stream("POST", f"{url}/v1/audio/speech", json=body) as r2:
-                assert r1.status_code == r2.status_code == 200
+            with c1.stream("POST", f"{url}/v1/audio/speech", json=hold) as r1, \
+                    c2.stream("POST", f"{url}/v1/audio/speech", json=hold) as r2:
+                assert (r1.status_code, r2.status_code) == (200, 200)
+                active = "llada_tts_active_requests"
+                assert _metric(url, active, key=None)[active] == 2  # both admitted
                 r = httpx.post(f"{url}/v1/audio/speech", json={**body, "input": "Hi."}, timeout=30)
-                assert r.status_code == 503 and int(r.headers["retry-after"]) >= 1, r.text
+                # slots are only given back, never retaken: 2 held now means 2 held when the third came
+                held = _metric(url, active, key=None)[active]
+                assert held == 2, f"a holder's response ended before the third request was answered: {held}, {_show(r)}"
+                assert r.status_code == 503 and int(r.headers["retry-after"]) >= 1, _show(r)
                 assert r.json()["error"]["code"] == "queue_full"
+        for _ in range(100):  # the holders' clients left: their slots come back, each counted once as 499
+            m = _metric(url, "llada_tts_", key=None)
+            if m[active] == 0 and m['llada_tts_requests_total{status="499"}'] == 3:
+                break
+            time.sleep(0.1)
+        else:
+            raise AssertionError(f"holders' slots not freed: {m}")
+        assert m['llada_tts_requests_total{status="503"}'] == 1, m
         # SIGTERM: the stream in flight finishes whole, new requests are refused, the process exits 0
         with httpx.stream("POST", f"{url}/v1/audio/speech", json=body, timeout=60) as r:
             pieces = r.iter_bytes()
@@ -321,7 +346,7 @@ def test_internal_errors_have_an_id_and_no_traceback(tts, silent_model_dir, tiny
     silent = LladaTTS.from_pretrained(str(silent_model_dir), codec=str(tiny_codec_dir))
     with TestClient(create_app(silent, Settings(sampler_defaults=dict(FAST)))) as c:
         r = c.post("/v1/audio/speech", json={"model": "tts-1", "input": "Hi there.", "response_format": "wav"})
-        assert r.status_code == 500 and r.json()["error"]["code"] == "no_audio", r.text
+        assert r.status_code == 500 and r.json()["error"]["code"] == "no_audio", _show(r)
         assert c.get("/health").json()["status"] == "ok"
 
 
@@ -361,6 +386,43 @@ def test_round_robin_a_long_request_does_not_block_short_ones():
         assert sched.pick() == [] and sched.queue_depth == 0  # cancelled: its pending chunks are gone
     finally:
         sched._executor.shutdown()
+
+
+def test_a_request_holds_its_slot_until_its_response_is_over():
+    """--max-queue counts responses in progress: a request whose chunks are all sampled (its audio
+    still being sent) keeps its slot; ``cancel`` (the handler, when the response ends) frees it."""
+    from types import SimpleNamespace
+
+    from llada_tts.server.errors import ApiError
+    from llada_tts.server.scheduler import Scheduler
+    from llada_tts.synthesis.plan import ChunkPlan
+
+    def run(n):
+        return SimpleNamespace(plans=[ChunkPlan(f"chunk {i}", 8) for i in range(n)], options={"steps": 2})
+
+    async def scenario():
+        sched = Scheduler(tts=None, max_batch=4, max_queue=2)
+        try:
+            a, b = sched.submit(run(2)), sched.submit(run(1))
+            for job, i in sched.pick():
+                sched._deliver(job, i, SimpleNamespace(wave=None))
+            sched._deliver(b, 0, RuntimeError("boom"))  # already done: ignored
+            assert sched.queue_depth == 0 and a.finished and b.finished and len(sched.jobs) == 2
+            assert [a.events.get_nowait()[0] for _ in range(3)] == ["chunk", "chunk", "done"]
+            with pytest.raises(ApiError) as e:  # all sampled, responses not over: still full
+                sched.submit(run(1))
+            assert e.value.status == 503 and sched.metrics.active == 2
+            assert sched.cancel(a) and not sched.cancel(a)  # a's response ended (idempotent)
+            c = sched.submit(run(1))
+            assert sched.jobs == {b, c} and sched.metrics.active == 2
+            sched._deliver(c, 0, RuntimeError("boom"))  # a failed chunk: the slot waits for the handler
+            assert c in sched.jobs and c.events.get_nowait()[0] == "error"
+        finally:
+            sched._executor.shutdown()
+
+    import asyncio
+
+    asyncio.run(scenario())
 
 
 def test_the_server_goes_through_the_synthesis_api():

@@ -6,6 +6,10 @@ work): OpenAI's fields here, the sampler options (extra body fields: steps, temp
 cfg_scale, method, cache, ...) by ``synthesis.defaults.check_sampler_options`` via
 ``LladaTTS.prepare`` — the same code as the CLI and the app. Model work runs in the scheduler's
 one worker thread (``server.scheduler``).
+
+``--max-queue`` counts speech requests in progress: a request takes a slot when it is admitted
+(after validation and planning) and gives it back when its response is over — last byte sent,
+error answered, or client gone — not when its last chunk is sampled (see ``server.scheduler``).
 """
 from __future__ import annotations
 
@@ -101,6 +105,25 @@ def create_app(tts, settings: Settings | None = None):
             state.metrics.request_done(500)
         return error_response(err)
 
+    class SpeechResponse(StreamingResponse):
+        """The audio stream; however it ends, the request's slot is given back. The stream's own
+        ``finally`` does that and counts the request; this covers a stream that never started
+        (the client left before the headers went out), which is counted as 499."""
+
+        def __init__(self, job, started: float, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.job, self.started = job, started
+
+        async def __call__(self, scope, receive, send):
+            try:
+                await super().__call__(scope, receive, send)
+            finally:
+                try:  # a stream left suspended (send failed) runs its finally now, not at GC
+                    await self.body_iterator.aclose()
+                finally:
+                    if state.scheduler.cancel(self.job):  # the stream never started
+                        state.metrics.request_done(499, time.perf_counter() - self.started)
+
     def authorize(request: Request) -> None:
         if settings.api_key is None:
             return
@@ -171,7 +194,7 @@ def create_app(tts, settings: Settings | None = None):
             raise chunk_error(first[1])
         stream = audio_stream if req["stream_format"] == "audio" else sse_stream
         media = MEDIA_TYPES[req["response_format"]] if req["stream_format"] == "audio" else "text/event-stream"
-        return StreamingResponse(stream(state, job, first, req, started), media_type=media,
-                                 headers={"x-request-id": request_id, "cache-control": "no-store"})
+        return SpeechResponse(job, started, stream(state, job, first, req, started), media_type=media,
+                              headers={"x-request-id": request_id, "cache-control": "no-store"})
 
     return app

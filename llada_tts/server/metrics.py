@@ -2,7 +2,8 @@
 
     llada_tts_requests_total{status}            speech requests by HTTP status (499: client went away)
     llada_tts_queue_depth                       chunks waiting to be sampled
-    llada_tts_active_requests                   speech requests admitted and not finished
+    llada_tts_active_requests                   speech requests admitted whose response is not over
+                                                (what --max-queue bounds)
     llada_tts_batch_size                        rows per sample() call (histogram)
     llada_tts_request_latency_seconds           request start -> last byte (histogram)
     llada_tts_time_to_first_audio_seconds       request start -> first audio byte (histogram)
@@ -75,7 +76,8 @@ class Metrics:
                      "# TYPE llada_tts_requests_total counter"]
             lines += [f'llada_tts_requests_total{{status="{s}"}} {n}' for s, n in sorted(self.requests.items())]
             for name, value, help_ in (("queue_depth", self.queue_depth, "Chunks waiting to be sampled."),
-                                       ("active_requests", self.active, "Speech requests admitted, not finished.")):
+                                       ("active_requests", self.active,
+                                        "Speech requests admitted whose response is not over (bounded by --max-queue).")):
                 lines += [f"# HELP llada_tts_{name} {help_}", f"# TYPE llada_tts_{name} gauge",
                           f"llada_tts_{name} {value}"]
             for name, hist, help_ in (

@@ -23,8 +23,15 @@ request therefore advances one chunk per pass like everyone else: it never block
 and a short request waits at most about (waiting requests / max_batch) batches for each chunk.
 Each request's chunks finish in text order, so its audio streams in order.
 
-Cancelling a request (client gone) drops its pending chunks at once; rows already in the running
-batch finish and are discarded.
+Admission (``--max-queue``). A request holds one slot from ``submit`` until its response is over:
+its last byte is handed to the server, it failed, or its client left — i.e. until the handler
+calls ``cancel``. A request whose chunks are all sampled but whose audio is still being sent (a
+slow or paused client) still counts: its undelivered audio is held in memory, and the limit is
+exactly "at most ``max_queue`` speech responses in progress at once". ``jobs`` is that set and
+``llada_tts_active_requests`` its size; ``submit`` refuses with 503 when ``max_queue`` are held.
+
+Cancelling a request (client gone, response over) drops its pending chunks at once and gives its
+slot back; rows already in the running batch finish and are discarded.
 
 Seeds: a batch draws from one generator seeded with its first row's seed + chunk index, so a
 request's audio is reproducible from its seed only when it is sampled alone (``--max-batch 1``).
@@ -53,7 +60,7 @@ class Job:
     key: tuple
     events: asyncio.Queue = field(default_factory=asyncio.Queue)
     next_chunk: int = 0  # the next chunk to put in a batch
-    finished: bool = False
+    finished: bool = False  # no more chunks will be sampled (all delivered, failed or cancelled)
     submitted: float = field(default_factory=time.perf_counter)
 
     @property
@@ -72,7 +79,7 @@ class Scheduler:
         self.token_budget = batch_token_limit(max_duration)
         self.metrics = metrics or Metrics()
         self.rotation: deque[Job] = deque()  # requests with chunks left to schedule
-        self.jobs: set[Job] = set()  # admitted and not finished (bounded by max_queue)
+        self.jobs: set[Job] = set()  # the slots: admitted, response not over (<= max_queue; see the docstring)
         self._wake = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llada-tts-model")
         self._task: asyncio.Task | None = None
@@ -94,9 +101,9 @@ class Scheduler:
     # --- requests ---------------------------------------------------------------------------------
     def submit(self, run) -> Job:
         """Admit a prepared run, or raise a 503 ApiError (with Retry-After) when ``max_queue`` requests
-        are already admitted."""
+        hold a slot (admitted and ``cancel`` not yet called, even if all their chunks are sampled)."""
         if len(self.jobs) >= self.max_queue:
-            raise overloaded(f"the server is busy: {len(self.jobs)} requests are queued (--max-queue "
+            raise overloaded(f"the server is busy: {len(self.jobs)} requests are in progress (--max-queue "
                              f"{self.max_queue}); retry shortly")
         job = Job(run, _options_key(run.options))
         self.jobs.add(job)
@@ -105,16 +112,24 @@ class Scheduler:
         self._wake.set()
         return job
 
-    def cancel(self, job: Job) -> None:
-        """Drop a request's pending chunks (idempotent); its rows in a running batch are discarded."""
-        if job in self.jobs:
-            self.jobs.discard(job)
-            job.finished = True
-            try:
-                self.rotation.remove(job)
-            except ValueError:
-                pass
-            self._update_gauges()
+    def cancel(self, job: Job) -> bool:
+        """The request is over (response sent, failed, or client gone): drop its pending chunks and
+        give its slot back. Idempotent; True when this call gave the slot back. Its rows in a
+        running batch finish and are discarded."""
+        self._stop_sampling(job)
+        if job not in self.jobs:
+            return False
+        self.jobs.discard(job)
+        self._update_gauges()
+        return True
+
+    def _stop_sampling(self, job: Job) -> None:
+        """No more chunks for this job; it keeps its slot until ``cancel``."""
+        job.finished = True
+        try:
+            self.rotation.remove(job)
+        except ValueError:
+            pass
 
     @property
     def queue_depth(self) -> int:
@@ -206,16 +221,15 @@ class Scheduler:
 
     def _deliver(self, job: Job, index: int, result) -> None:
         if job.finished:
-            return  # cancelled while its rows ran
+            return  # cancelled (or failed) while its rows ran
         if isinstance(result, BaseException):
             job.events.put_nowait(("error", result))
-            self.cancel(job)
+            self._stop_sampling(job)  # the slot is given back when the handler has answered (cancel)
             return
         job.events.put_nowait(("chunk", result))
         if index == len(job.run.plans) - 1:
             job.events.put_nowait(("done", None))
-            self.jobs.discard(job)
-            job.finished = True
+            self._stop_sampling(job)  # still holds its slot while its audio is being sent
 
 
 def _options_key(options: dict) -> tuple:
