@@ -153,6 +153,8 @@ class Option:
             value = _whole(value, f"{self.what} must be {self.rule}")
             if value < self.low or (self.kind == "frames" and value % SLOTS_PER_FRAME):
                 raise bad
+            if self.high is not None and value > self.high:
+                raise SynthesisError(f"{self.what} must be at most {self.high:g}{self.cap_note}, got {_show(value)}")
         elif not (_is_real(value) and (self.low < value if self.low_open else self.low <= value)
                   and value <= (math.inf if self.high is None else self.high) and value != math.inf):
             raise bad
@@ -278,7 +280,7 @@ TEXT_SAMPLER_OPTIONS = (
                    "masked and decoded block by block; fixed_length: one block; semi_autoregressive_origin: "
                    "the answer grows a block at a time and stops at end of text)"),
     Option("gen_length", "int", flag="--gen-length", low=1, high=MAX_GEN_LENGTH, aliases=("--gen_length",),
-           metavar="TOKENS",
+           metavar="TOKENS", cap_note=" tokens (attention memory grows with its square)",
            help=f"tokens to generate (default {DEFAULT_GEN_LENGTH}), at most {MAX_GEN_LENGTH} and at most the "
                 "model's context minus the prompt; a multiple of --block-length unless --method fixed_length; "
                 "the answer is cut at end of text"),
@@ -307,18 +309,8 @@ def check_text_sampler_options(options: dict) -> dict:
     if unknown:
         raise SynthesisError(f"unknown text sampler option(s) {unknown}; valid: {', '.join(TEXT_OPTIONS)}")
     given = {k: v for k, v in options.items() if v is not None}
-    out = {k: _check_text_row(TEXT_OPTIONS[k], given.pop(k)) for k in TEXT_ONLY_KEYS if k in given}
+    out = {k: TEXT_OPTIONS[k].check(given.pop(k), None) for k in TEXT_ONLY_KEYS if k in given}
     return {**out, **SamplerOptions(**given, max_duration=None).to_kwargs()}
-
-
-def _check_text_row(option: Option, value) -> int:
-    """A text-only row's value (``Option.check``), also refused above the row's ``high`` (``Option.check``
-    bounds only real rows by it)."""
-    value = option.check(value, None)
-    if option.high is not None and value > option.high:
-        raise SynthesisError(f"{option.what} must be at most {option.high:g} tokens (attention memory grows "
-                             f"with its square), got {_show(value)}")
-    return value
 
 
 def describe_options(max_duration: float | None = DEFAULT_MAX_DURATION) -> list[dict]:
