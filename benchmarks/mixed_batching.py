@@ -224,14 +224,10 @@ def train_config(args, data: dict, arm: str, folder: Path) -> dict:
 
 
 def final_checkpoint(folder: Path) -> Path:
-    best, best_step = None, -1
-    for d in folder.glob("checkpoint-*"):
-        try:
-            step = json.loads((d / "trainer_state.json").read_text())["global_step"]
-        except (OSError, ValueError, KeyError):
-            continue
-        if (d / "config.json").is_file() and step > best_step:
-            best, best_step = d, step
+    """The run's last complete checkpoint (the quickstart's rule: most optimizer updates)."""
+    from llada_tts.quickstart import final_checkpoint as latest
+
+    best = latest(folder)
     if best is None:
         raise RuntimeError(f"no finished checkpoint in {folder}")
     return best

@@ -50,16 +50,22 @@ def read_records(path: str | Path) -> Iterator[tuple[str, dict]]:
         raise ValueError(f"{path}: no such .jsonl file, folder of .jsonl files or save_to_disk dataset")
     for f in files:
         with open(f, encoding="utf-8") as fh:
-            for n, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{f} line {n}: invalid JSON ({e.msg} at column {e.colno})") from None
-                if not isinstance(record, dict):
-                    raise ValueError(f"{f} line {n}: expected a JSON object, got {type(record).__name__}")
-                yield f"{f} line {n}", record
+            yield from jsonl_records(fh, str(f))
+
+
+def jsonl_records(lines, where: str):
+    """Yield ("WHERE line N", record) for each non-blank JSON-object line of ``lines``; ValueError
+    naming the line for invalid JSON or a non-object."""
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{where} line {n}: invalid JSON ({e.msg} at column {e.colno})") from None
+        if not isinstance(record, dict):
+            raise ValueError(f"{where} line {n}: expected a JSON object, got {type(record).__name__}")
+        yield f"{where} line {n}", record
 
 
 def checked_ids(ids, where: str) -> np.ndarray:

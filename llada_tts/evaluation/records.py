@@ -18,11 +18,10 @@ that token's share above a text-only figure.
 """
 from __future__ import annotations
 
-import json
 import sys
 
 from audio_tokenizer.text import encode_text
-from llada_tts.data.text import checked_ids, messages_of, pretrain_ids, read_records, sft_row
+from llada_tts.data.text import checked_ids, jsonl_records, messages_of, pretrain_ids, read_records, sft_row
 
 RECORD_KINDS = "'text', 'prompt' + 'answer', 'messages', 'conversations' or 'input_ids'"
 
@@ -38,18 +37,7 @@ def read_score_records(path: str, stdin=None) -> list[tuple[str, dict]]:
                 raise
             raise ValueError(f"{e}; score reads JSONL: one object a line, e.g. {{\"text\": \"...\"}} or "
                              f"{{\"prompt\": \"...\", \"answer\": \"...\"}}") from None
-    out = []
-    for n, line in enumerate(sys.stdin if stdin is None else stdin, start=1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"stdin line {n}: invalid JSON ({e.msg} at column {e.colno})") from None
-        if not isinstance(rec, dict):
-            raise ValueError(f"stdin line {n}: expected a JSON object, got {type(rec).__name__}")
-        out.append((f"stdin line {n}", rec))
-    return out
+    return list(jsonl_records(sys.stdin if stdin is None else stdin, "stdin"))
 
 
 def chat_record(rec: dict) -> dict:
