@@ -67,21 +67,30 @@ class _StreamFailed(Exception):
         self.cause = cause
 
 
+async def _encoded(state, job, first, req: dict, started: float, encoder, counted: list):
+    """The request's audio through ``encoder``, as byte pieces (the encoder's tail last); counts audio
+    seconds and time to first byte in the metrics, and the samples in ``counted[0]``."""
+    first_byte = False
+    async for piece in _events(state, job, first, req, started):
+        data = encoder.feed(piece)
+        counted[0] += len(piece)
+        state.metrics.audio(len(piece) / state.tts.sample_rate)
+        if data:
+            if not first_byte:
+                first_byte = True
+                state.metrics.first_byte(time.perf_counter() - started)
+            yield data
+    tail = encoder.finish()
+    if tail:
+        yield tail
+
+
 async def audio_stream(state, job, first, req: dict, started: float):
     encoder = Encoder(req["response_format"], state.tts.sample_rate)
-    status, first_byte = 200, False
+    status = 200
     try:
-        async for piece in _events(state, job, first, req, started):
-            data = encoder.feed(piece)
-            state.metrics.audio(len(piece) / state.tts.sample_rate)
-            if data:
-                if not first_byte:
-                    first_byte = True
-                    state.metrics.first_byte(time.perf_counter() - started)
-                yield data
-        tail = encoder.finish()
-        if tail:
-            yield tail
+        async for data in _encoded(state, job, first, req, started, encoder, [0]):
+            yield data
     except _StreamFailed as e:  # headers are sent: end the stream abruptly (the client sees a broken transfer)
         status = 500
         err = chunk_error(e.cause)
@@ -102,26 +111,16 @@ def _sse(obj: dict) -> bytes:
 
 async def sse_stream(state, job, first, req: dict, started: float):
     encoder = Encoder(req["response_format"], state.tts.sample_rate)
-    status, first_byte, samples = 200, False, 0
+    status, counted = 200, [0]
     try:
         try:
-            async for piece in _events(state, job, first, req, started):
-                data = encoder.feed(piece)
-                samples += len(piece)
-                state.metrics.audio(len(piece) / state.tts.sample_rate)
-                if data:
-                    if not first_byte:
-                        first_byte = True
-                        state.metrics.first_byte(time.perf_counter() - started)
-                    yield _sse({"type": "speech.audio.delta", "audio": base64.b64encode(data).decode()})
-            tail = encoder.finish()
-            if tail:
-                yield _sse({"type": "speech.audio.delta", "audio": base64.b64encode(tail).decode()})
+            async for data in _encoded(state, job, first, req, started, encoder, counted):
+                yield _sse({"type": "speech.audio.delta", "audio": base64.b64encode(data).decode()})
         except _StreamFailed as e:
             status = 500
             yield _sse({"type": "error", **chunk_error(e.cause).body()})
             return
-        frames = round(samples / 2048)
+        frames = round(counted[0] / 2048)
         yield _sse({"type": "speech.audio.done", "usage": {"input_tokens": len(req["input"]), "output_tokens": 7 * frames,
                                                            "total_tokens": len(req["input"]) + 7 * frames}})
     except (asyncio.CancelledError, GeneratorExit):
