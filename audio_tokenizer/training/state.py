@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -222,3 +223,17 @@ def take_run_lock(accelerator, folder: str | Path, log=print) -> RunLock | None:
     if refused is not None:
         raise RunLockedError(refused)
     return lock
+
+
+def build_holding(owner, lock: RunLock | None, build) -> None:
+    """Run ``build()`` while holding ``lock`` (a trainer's run lock, or None off the main process): the
+    lock is released when ``owner`` is collected or the interpreter exits, and at once if ``build``
+    fails, so a failed start never leaves its folder locked."""
+    if lock is not None:
+        weakref.finalize(owner, lock.release)
+    try:
+        build()
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise

@@ -25,7 +25,6 @@ import json
 import math
 import shutil
 import time
-import weakref
 from pathlib import Path
 
 import numpy as np
@@ -155,13 +154,7 @@ class CodecTrainer:
         self.acc = Accelerator(mixed_precision=cfg.mixed_precision)
         _check_run_folder(cfg, self.out, resume)  # refuse first (reads only) ...
         self.run_lock = safe_state.take_run_lock(self.acc, self.out, log=lambda line: print(f"codec_train: {line}"))
-        if self.run_lock is not None:  # also released at interpreter exit, or when the trainer is collected
-            weakref.finalize(self, self.run_lock.release)
-        try:  # ... then, holding the lock, tidy and build
-            self._build(resume)
-        except BaseException:
-            self.close()
-            raise
+        safe_state.build_holding(self, self.run_lock, lambda: self._build(resume))  # ... then tidy and build
 
     def close(self) -> None:
         """Release output_dir's run lock (done when training ends; idempotent)."""

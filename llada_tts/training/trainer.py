@@ -20,7 +20,6 @@ import os
 import shutil
 import signal
 import threading
-import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +28,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 
-from audio_tokenizer.training.state import NonFiniteLossError, take_run_lock
+from audio_tokenizer.training.state import NonFiniteLossError, build_holding, take_run_lock
 from llada_tts.config import TrainConfig, load_config, save_config
 from llada_tts.data import MixtureDataset, MixtureSampler, collate
 from llada_tts.training import checkpoint as ckpt
@@ -94,13 +93,7 @@ class Trainer:
                              f"process(es): launch with `accelerate launch --num_processes {c.number_processes} ...` "
                              "or remove number_processes")
         self.run_lock = self._prepare_folder(resume, overwrite)
-        if self.run_lock is not None:  # also released at interpreter exit, or when the trainer is collected
-            weakref.finalize(self, self.run_lock.release)
-        try:
-            self._build(resume)
-        except BaseException:
-            self.close()
-            raise
+        build_holding(self, self.run_lock, lambda: self._build(resume))
 
     def close(self) -> None:
         """Release save_folder's run lock (done when training ends; idempotent)."""
