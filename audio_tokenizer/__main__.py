@@ -13,6 +13,8 @@ EXAMPLES = """examples:
   python -m audio_tokenizer eval-codec --codec demo --input data/heldout --limit 100 --out reports/codec
   python -m audio_tokenizer build --input my_hf_dataset_dir --text-column sentence --audio-column audio \\
       --voice tara --output data/tara_tok --tokenizer ./tokenizer --codec ./snac_24khz
+  python -m audio_tokenizer build --input data/espeak --output data/espeak_ipa --front-end espeak-ipa \
+      --tokenizer ./tokenizer --codec ./snac_24khz        # prompts in IPA phonemes
 """
 
 
@@ -87,6 +89,10 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--voice-column", default="voice", help="per-row voice column, used when present "
                                                             "('' to ignore)")
     b.add_argument("--split", default="train", help="split of a Hugging Face dataset")
+    b.add_argument("--front-end", choices=("text", "espeak-ipa"), default="text",
+                   help="prompt text: the transcript itself, or eSpeak NG's IPA phonemes of it (espeak-ipa; "
+                        "the text column keeps the transcript, build_info.json records the choice and "
+                        "checkpoints trained on it phonemize at synthesis automatically)")
     b.add_argument("--min-duration", type=float, default=0.5, help="skip shorter audio (seconds)")
     b.add_argument("--max-duration", type=float, default=30.0, help="skip longer audio (seconds)")
     b.add_argument("--max-length", type=int, default=8192, help="skip rows with more tokens")
@@ -133,7 +139,8 @@ def _build(args) -> int:
         text_column=args.text_column, audio_column=args.audio_column, voice_column=args.voice_column,
         split=args.split, min_duration=args.min_duration, max_duration=args.max_duration,
         max_length=args.max_length, drop_repeated_frames=args.drop_repeated_frames,
-        shard_size=args.shard_size, device=args.device, allow_outside_paths=args.allow_outside_paths)
+        shard_size=args.shard_size, device=args.device, allow_outside_paths=args.allow_outside_paths,
+        front_end=args.front_end)
     info = build(cfg, overwrite=args.overwrite, progress=not args.quiet, num_processes=args.num_processes)
     if info is None:  # a non-main process of accelerate launch: the main one publishes and reports
         return 0

@@ -10,6 +10,8 @@ Input: a folder with ``metadata.csv`` (see :func:`read_metadata`) or a Hugging F
 
 Row: [start_of_human, BOS, tokens("voice: text"), end_of_text, end_of_human, start_of_ai,
 start_of_speech, audio..., end_of_speech, end_of_ai]; ``prompt_lengths`` counts up to start_of_speech.
+With ``front_end="espeak-ipa"`` the prompt's text is eSpeak NG's IPA of the (normalised) transcript
+(``audio_tokenizer.espeak.apply_front_end``); the ``text`` column always keeps the transcript.
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ from tqdm import tqdm
 from audio_tokenizer import audio_io, layout
 from audio_tokenizer.corpus import InputError, Utterance, read_metadata
 from audio_tokenizer.errors import first_line
+from audio_tokenizer.espeak import FRONT_ENDS, EspeakError, apply_front_end
 from audio_tokenizer.hub import load_hub_split, select_split
 from audio_tokenizer.normalize import strip_invisible
 from audio_tokenizer.text import encode_text
@@ -59,6 +62,7 @@ class BuildConfig:
     shard_size: int = 500
     device: str = "cpu"
     allow_outside_paths: bool = False  # metadata file entries may resolve outside the input folder
+    front_end: str = "text"  # prompt text: the transcript ("text") or its eSpeak NG IPA ("espeak-ipa")
 
 # not part of the shard settings: device and output never change rows, and the effect of
 # allow_outside_paths is in each shard's input fingerprint (the utterance's error)
@@ -191,8 +195,11 @@ def drop_repeated_frames(audio_ids: list[int]) -> list[int]:
     return kept
 
 
-def make_row(tokenizer, text: str, voice: str | None, audio_ids: list[int]) -> tuple[list[int], int]:
-    """Orpheus row ids and prompt length for one utterance ("voice: text" when a voice is given)."""
+def make_row(tokenizer, text: str, voice: str | None, audio_ids: list[int],
+             front_end: str = "text") -> tuple[list[int], int]:
+    """Orpheus row ids and prompt length for one utterance ("voice: text" when a voice is given);
+    ``front_end`` turns the text (never the voice) into what the prompt holds."""
+    text = apply_front_end(text, front_end)
     prompt_text = f"{voice}: {text}" if voice else text
     return layout.tts_row_ids(encode_text(tokenizer, prompt_text), audio_ids)
 
@@ -232,6 +239,9 @@ class _Encoder:
             return None, utt.error
         if not text:
             return None, "empty text"
+        prompt_text = apply_front_end(text, cfg.front_end)  # the text itself, or its phonemes
+        if not prompt_text:
+            return None, "no phonemes: eSpeak NG found nothing to say"
         if isinstance(utt.audio, (str, Path)) and not Path(utt.audio).is_file():
             return None, f"missing audio: {utt.audio}"
         header = audio_header_duration(utt.audio)  # filter on the header first: never decode what is skipped
@@ -252,7 +262,7 @@ class _Encoder:
         if cfg.drop_repeated_frames:
             audio_ids = drop_repeated_frames(audio_ids)
         voice = cfg.voice or utt.voice or None
-        ids, prompt_len = make_row(self.tokenizer, text, voice, audio_ids)
+        ids, prompt_len = make_row(self.tokenizer, prompt_text, voice, audio_ids)
         if len(ids) > cfg.max_length:
             return None, f"row too long: {len(ids)} tokens > --max-length {cfg.max_length}"
         return {"input_ids": ids, "attention_mask": [1] * len(ids), "prompt_lengths": prompt_len,
@@ -330,7 +340,7 @@ def _check_settings(shards: Path, cfg: BuildConfig, n_items: int, overwrite: boo
         want[key] = _where(want[key])
     path = shards / _SETTINGS_FILE
     if path.exists() and not overwrite:
-        have = json.loads(path.read_text(encoding="utf-8"))
+        have = {"front_end": "text", **json.loads(path.read_text(encoding="utf-8"))}  # built before --front-end
         changed = sorted(k for k in want.keys() | have.keys() if want.get(k) != have.get(k))
         if changed:
             raise InputError(f"{shards.parent} holds shards built with other settings ({', '.join(changed)}); "
@@ -339,6 +349,16 @@ def _check_settings(shards: Path, cfg: BuildConfig, n_items: int, overwrite: boo
     shutil.rmtree(shards, ignore_errors=True)
     shards.mkdir(parents=True)
     path.write_text(json.dumps(want, indent=2), encoding="utf-8")
+
+
+def _check_front_end(front_end: str) -> None:
+    """InputError unless ``front_end`` is known and works here (eSpeak NG loads), before any work."""
+    if front_end not in FRONT_ENDS:
+        raise InputError(f"unknown --front-end {front_end!r}; choose one of {', '.join(FRONT_ENDS)}")
+    try:
+        apply_front_end("test", front_end)
+    except EspeakError as e:
+        raise InputError(f"--front-end {front_end}: {first_line(e)}") from e
 
 
 def _remove_dataset(out: Path) -> None:
@@ -474,6 +494,7 @@ def build(cfg: BuildConfig, overwrite: bool = False, progress: bool = True, num_
         raise InputError("need --shard-size >= 1, --max-length >= 1 and --min-duration <= --max-duration")
     if num_processes < 1:
         raise InputError(f"--num-processes must be >= 1, got {num_processes}")
+    _check_front_end(cfg.front_end)
     dist = _distributed()
     if dist is not None and num_processes > 1:
         raise InputError("--num-processes cannot be combined with accelerate launch (it already starts "
@@ -560,7 +581,7 @@ def build(cfg: BuildConfig, overwrite: bool = False, progress: bool = True, num_
     else:
         _remove_dataset(out)
     info = _summarise(cfg, table, skipped, len(inputs), counts, time.perf_counter() - start)
-    info["tokenizer"], info["codec"] = cfg.tokenizer, cfg.codec
+    info["tokenizer"], info["codec"], info["front_end"] = cfg.tokenizer, cfg.codec, cfg.front_end
     info["processes"] = dist.num_processes if dist is not None else num_processes
     info["speed"] = {"utterances_this_run": todo_items, "encode_seconds": round(encode_seconds, 3),
                      "utterances_per_second": round(todo_items / encode_seconds, 2) if encode_seconds else None}

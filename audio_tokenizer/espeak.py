@@ -8,6 +8,10 @@ noise generator from the clock, so the same text spoken twice differs slightly. 
 reproducible, each call loads a private copy of the library (about 5 ms), seeds the noise with 0,
 speaks once, and unloads it.
 Calls are serialised by a module lock.
+
+:func:`phonemize` is eSpeak NG's own grapheme-to-phoneme conversion (IPA); :func:`apply_front_end`
+turns prompt text into what a model trained with a given front end (:data:`FRONT_ENDS`) reads.
+G2P has no hidden randomness, so it keeps one private copy of the library loaded for all calls.
 """
 from __future__ import annotations
 
@@ -15,11 +19,14 @@ import _ctypes
 import contextlib
 import ctypes
 import os
+import re
 import shutil
 import tempfile
 import threading
 
 import numpy as np
+
+from audio_tokenizer.normalize import normalize_text
 
 # speak_lib.h constants
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
@@ -27,6 +34,17 @@ _POS_CHARACTER = 1
 _CHARS_UTF8 = 1
 _PARAM_RATE, _PARAM_PITCH = 1, 3
 _EE_OK = 0
+_INITIALIZE_DONT_EXIT = 0x8000  # return an error instead of calling exit()
+_PHONEMES_IPA = 0x02
+
+FRONT_ENDS = ("text", "espeak-ipa")  # what a TTS prompt holds: the text itself, or eSpeak NG's IPA of it
+G2P_LANGUAGE = "en-us"  # one G2P language for every voice variant (accents live in the audio)
+# clause punctuation kept in the phoneme string (UTF-8 bytes): . , ; : ! ? or an ellipsis, followed by
+# optional closing quotes/brackets and then a space or the end of the text ("3.5" and "a,b" do not count)
+_MARK = rb"(?:[.,;:!?]|\xe2\x80\xa6)"
+_CLOSERS = rb"(?:[\"')\]]|\xe2\x80[\x99\x9d]|\xc2\xbb)*"
+_CLAUSE_MARK = re.compile(_MARK + rb"(?=" + _CLOSERS + rb"(?:\s|\Z))")
+_FINAL_MARK = re.compile(rb"(" + _MARK + rb")" + _CLOSERS + rb"\s*\Z")
 
 _LOCK = threading.Lock()
 _CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
@@ -83,6 +101,8 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.espeak_ListVoices.restype = ctypes.POINTER(ctypes.POINTER(_Voice))
     lib.espeak_ListVoices.argtypes = [ctypes.c_void_p]
     lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
+    lib.espeak_TextToPhonemes.restype = ctypes.c_char_p  # a copy of eSpeak's static buffer
+    lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_int, ctypes.c_int]
 
 
 @contextlib.contextmanager
@@ -181,3 +201,80 @@ def synthesize(text: str, voice: str = "en-us", rate: int = 175, pitch: int = 50
         lib.espeak_Synchronize()
     pcm = np.concatenate(chunks) if chunks else np.zeros(0, np.int16)  # [T] int16
     return pcm.astype(np.float32) / 32768.0, sr
+
+
+_G2P: dict = {}  # the G2P engine: {"lib": CDLL, "language": str}, made on first use (under _LOCK)
+
+
+def _g2p_engine(language: str) -> ctypes.CDLL:
+    """The long-lived G2P copy of the library with ``language`` selected (call holding ``_LOCK``)."""
+    if "lib" not in _G2P:
+        lib_path, data_path = _paths()
+        try:
+            lib = _load_private(lib_path)
+        except OSError as e:
+            raise EspeakError(f"cannot load {lib_path} ({e}); reinstall `espeakng-loader`") from e
+        _declare(lib)
+        if lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data_path.encode(), _INITIALIZE_DONT_EXIT) <= 0:
+            raise EspeakError(f"espeak_Initialize failed with data path {data_path}")
+        _G2P.update(lib=lib, language=None)
+    if _G2P["language"] != language:
+        _set_voice(_G2P["lib"], language)
+        _G2P["language"] = language
+    return _G2P["lib"]
+
+
+def _clause_marks(data: bytes, ends: list[int]) -> list[str]:
+    """The punctuation mark that closed each clause (``""`` if none).
+
+    ``ends[i]``: the byte offset eSpeak had read to after clause i (it reads a little into the next
+    clause). A clause's mark is the last clause mark it read; the last
+    clause's is only a mark that ends the text.
+    """
+    marks = [(m.start(), m.group().decode()) for m in _CLAUSE_MARK.finditer(data)]
+    out, start = [], 0
+    for end in ends[:-1]:
+        read = [mark for pos, mark in marks if start <= pos < end]
+        out.append(read[-1] if read else "")
+        start = end
+    final = _FINAL_MARK.search(data, start)
+    return [*out, final.group(1).decode() if final else ""]
+
+
+def phonemize(text: str, language: str = G2P_LANGUAGE) -> str:
+    """eSpeak NG's IPA for ``text`` (its own G2P: numbers, abbreviations and stress included).
+
+    Clauses are joined with a space; a clause that ended in punctuation (``. , ; : ! ? …``) keeps
+    that mark, so pauses and questions stay visible: ``"Hello, world!"`` -> ``"həlˈoʊ, wˈɜːld!"``.
+    Deterministic; ``""`` for text without anything to say. Calls are serialised by the module lock.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a string, got {type(text).__name__}")
+    data = text.replace("\0", " ").encode("utf-8")
+    if not data.strip():
+        return ""
+    buf = ctypes.create_string_buffer(data)  # NUL-terminated; eSpeak walks a pointer through it
+    ptr = ctypes.c_void_p(ctypes.addressof(buf))
+    clauses, ends = [], []
+    with _LOCK:
+        lib = _g2p_engine(language)
+        while ptr.value:  # one clause per call; eSpeak sets the pointer to NULL once the text is used up
+            before = ptr.value
+            ipa = lib.espeak_TextToPhonemes(ctypes.byref(ptr), _CHARS_UTF8, _PHONEMES_IPA) or b""
+            clauses.append(ipa.decode("utf-8", errors="replace"))
+            ends.append(min(ptr.value - ctypes.addressof(buf), len(data)) if ptr.value else len(data))
+            if ptr.value == before:  # no progress (never seen): stop rather than loop
+                break
+    parts = [" ".join(c.split()) + mark for c, mark in zip(clauses, _clause_marks(data, ends)) if c.strip()]
+    return " ".join(parts)
+
+
+def apply_front_end(text: str, front_end: str) -> str:
+    """``text`` as a model trained with ``front_end`` reads it: unchanged ("text"), or ("espeak-ipa")
+    the IPA of its spoken form: numbers and symbols spelled out by ``normalize.normalize_text`` first,
+    as synthesis does, so a transcript and a request with the same "$12.50" get the same phonemes."""
+    if front_end == "text":
+        return text
+    if front_end == "espeak-ipa":
+        return phonemize(normalize_text(text), G2P_LANGUAGE)
+    raise ValueError(f"unknown front end {front_end!r}; choose one of {', '.join(FRONT_ENDS)}")

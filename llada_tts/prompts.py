@@ -1,7 +1,12 @@
-"""Orpheus-style TTS prompts: text (+ voice) -> prompt ids that end at start_of_speech."""
+"""Orpheus-style TTS prompts: text (+ voice) -> prompt ids that end at start_of_speech.
+
+``front_end`` (``audio_tokenizer.espeak.FRONT_ENDS``) says what the prompt holds: the text itself
+("text") or eSpeak NG's IPA phonemes of it ("espeak-ipa"); the voice prefix is never converted.
+"""
 from __future__ import annotations
 
 from audio_tokenizer import layout as L
+from audio_tokenizer.espeak import apply_front_end
 from llada_tts.vocab import encode_text
 
 
@@ -10,11 +15,17 @@ def voice_text(text: str, voice: str | None) -> str:
     return f"{voice}: {text}" if voice else text
 
 
-def tts_prompt(tokenizer, text: str, voice: str | None = None) -> list[int]:
+def prompt_text(text: str, voice: str | None = None, front_end: str = "text") -> str:
+    """The prompt's text: ``front_end`` applied to ``text``, then the voice prefix."""
+    return voice_text(apply_front_end(text, front_end), voice)
+
+
+def tts_prompt(tokenizer, text: str, voice: str | None = None, *, front_end: str = "text") -> list[int]:
     """[start_of_human, BOS, "voice: text"..., end_of_text, end_of_human, start_of_ai, start_of_speech]"""
-    return L.tts_prompt_ids(encode_text(tokenizer, voice_text(text, voice)))
+    return L.tts_prompt_ids(encode_text(tokenizer, prompt_text(text, voice, front_end)))
 
 
-def tts_row(tokenizer, text: str, audio_ids: list[int], voice: str | None = None) -> tuple[list[int], int]:
+def tts_row(tokenizer, text: str, audio_ids: list[int], voice: str | None = None, *,
+            front_end: str = "text") -> tuple[list[int], int]:
     """A whole training row (prompt + audio + end_of_speech + end_of_ai) and its prompt length."""
-    return L.tts_row_ids(encode_text(tokenizer, voice_text(text, voice)), audio_ids)
+    return L.tts_row_ids(encode_text(tokenizer, prompt_text(text, voice, front_end)), audio_ids)

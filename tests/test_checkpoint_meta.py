@@ -21,7 +21,8 @@ def test_meta_from_columns():
     assert meta.chars_per_second == round(10 / 3, 4)  # rows with text and duration > 0: 10 chars / 3 s
     assert meta_from_columns({"text": ["a"]}) == CheckpointMeta()  # no durations: rate unknown
     assert json.loads(meta.to_json()) == {"voices": ["alice", "bob"], "codec": "x/snac",
-                                          "chars_per_second": round(10 / 3, 4), "format_version": 1}
+                                          "chars_per_second": round(10 / 3, 4), "front_end": "text",
+                                          "format_version": 1}
 
 
 def test_read_meta_defaults_and_validation(tmp_path):
@@ -57,7 +58,7 @@ def test_trainer_checkpoint_has_meta_and_loads_into_lladatts(tmp_path, offline_t
     result = Trainer(cfg).train()
     meta = json.loads((result.checkpoint / META_FILE).read_text())
     assert meta == {"voices": ["leo", "tara"], "codec": str(tiny_codec_dir), "chars_per_second": round(14 / 3, 4),
-                    "format_version": 1}
+                    "front_end": "text", "format_version": 1}
     from llada_tts.synthesis import LladaTTS
 
     tts = LladaTTS.from_pretrained(str(result.checkpoint))  # codec from the metadata, no --codec needed

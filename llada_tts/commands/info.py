@@ -8,7 +8,8 @@ from llada_tts.commands.common import add_model_arguments, load_tts
 
 HELP = "describe a checkpoint, its codec and the token layout"
 DESCRIPTION = """Load a checkpoint and its codec and print what they are: parameters, layers, vocabulary,
-attention (bidirectional: is_causal false), dtype, voices and speaking rate; the codec's source,
+attention (bidirectional: is_causal false), dtype, voices, speaking rate and prompt front end
+(text, or espeak-ipa: prompts are eSpeak NG phonemes, applied automatically); the codec's source,
 sample rate and levels; the token layout (mask id, audio offset, frame size, tokens per second).
 
 examples:
@@ -43,6 +44,7 @@ def describe(tts) -> dict:
             "dtype": str(next(tts.model.parameters()).dtype).removeprefix("torch."),
             "voices": tts.voices,
             "chars_per_second": tts.meta.chars_per_second,
+            "front_end": tts.meta.front_end,
         },
         "codec": {
             "source": tts.codec_source, "sample_rate": tts.codec.sample_rate,
@@ -59,6 +61,10 @@ def describe(tts) -> dict:
         },
         "device": str(tts.device),
     }
+
+
+_FRONT_END_NOTES = {"text": "text (prompts are the text itself)",
+                    "espeak-ipa": "espeak-ipa (prompts are eSpeak NG IPA phonemes of the text)"}
 
 
 def _human(n: int) -> str:
@@ -85,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
           f"  dtype         {c['dtype']}\n"
           f"  voices        {voices}\n"
           f"  speaking rate {cps}\n"
+          f"  front end     {_FRONT_END_NOTES.get(c['front_end'], c['front_end'])}\n"
           f"codec       {k['source']}\n"
           f"  sample rate   {k['sample_rate']} Hz, {k['levels']} levels at "
           f"{' / '.join(f'{r:g}' for r in k['level_rates_hz'])} Hz, {k['codebook_size']} codes each\n"

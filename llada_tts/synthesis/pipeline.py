@@ -1,6 +1,7 @@
 """``LladaTTS``: text in, 24 kHz waveform out.
 
-    normalize_text -> split_text (per-chunk character budget) -> Orpheus prompt per chunk
+    normalize_text -> split_text (per-chunk character budget) -> Orpheus prompt per chunk (in the
+    checkpoint's front end: the text, or its eSpeak NG phonemes)
     -> sample(..., SamplerConfig(audio=True)) over a canvas sized from the text (or --duration)
     -> validated whole frames -> SNAC decode -> chunks joined with a 40 ms equal-power crossfade
 
@@ -187,6 +188,15 @@ class LladaTTS:
     def chars_per_second(self) -> float:
         return self.meta.chars_per_second or DEFAULT_CHARS_PER_SECOND
 
+    @property
+    def front_end(self) -> str:
+        """What the checkpoint's prompts hold: "text", or "espeak-ipa" (eSpeak NG phonemes)."""
+        return self.meta.front_end
+
+    def prompt(self, text: str, voice: str | None = None) -> list[int]:
+        """The prompt ids of one chunk, in the checkpoint's front end (as its training rows were)."""
+        return tts_prompt(self.tokenizer, text, voice, front_end=self.front_end)
+
     # --- synthesis ------------------------------------------------------------------------------
     def synthesize(self, text: str, voice: str | None = None, *, seed: int | None = None,
                    duration: float | None = None, speed: float = 1.0,
@@ -269,7 +279,7 @@ class LladaTTS:
         config = sampler_config(max(p.frames for p in plans), options)
         first, index = rows[0]
         generator = torch.Generator(device=self.device).manual_seed((first.seed + index) % 2**64)
-        prompts = [tts_prompt(self.tokenizer, run.plans[i].text, run.voice) for run, i in rows]
+        prompts = [self.prompt(run.plans[i].text, run.voice) for run, i in rows]
         out = sample(self.model, prompts, config, generator=generator)
         results = []
         for (run, i), row in zip(rows, out.generated):
@@ -313,7 +323,7 @@ class LladaTTS:
         done = 0
         try:
             for batch, config in zip(batches, configs):
-                prompts = [tts_prompt(self.tokenizer, p.text, run.voice) for p in batch]
+                prompts = [self.prompt(p.text, run.voice) for p in batch]
                 out = sample(self.model, prompts, config, generator=generator, on_step=on_step)
                 run.nfe[0] += out.nfe
                 bar.update(config.steps - out.steps)  # threshold decoding / early stop take fewer steps
@@ -332,8 +342,8 @@ class LladaTTS:
         def pieces(index: int, plan: ChunkPlan):
             config = sampler_config(plan.frames, run.options)
             emitted, result = 0, None
-            for kind, value in stream_chunk(self.model, self.codec, tts_prompt(self.tokenizer, plan.text, run.voice),
-                                            config, generator, run.seed):
+            for kind, value in stream_chunk(self.model, self.codec, self.prompt(plan.text, run.voice), config,
+                                            generator, run.seed):
                 if kind == "audio":
                     yield value
                 elif kind == "emitted":
