@@ -72,6 +72,9 @@ class TrainConfig:
     tokenizer_name: str | None = _f(None, "tokenizer hub id or folder, or 'offline' (byte-level test tokenizer); default: model_name", "model")
     gradient_checkpointing: bool = _f(False, "recompute activations in the backward pass (less memory, ~30% slower)", "model")
     attn_implementation: str = _f("sdpa", "attention kernel: sdpa, eager or flash_attention_2", "model")
+    compact_embeddings: bool = _f(False, "fresh model only: embeddings hold only the ~29k rows the offline byte tokenizer, the control tokens and the audio codes use, not 156,940 (the checkpoint and AdamW carry no dead rows; loading for inference restores Orpheus ids)", "model")
+    slot_masks: bool = _f(False, "fresh model only: a masked position is fed with one of 7 per-slot mask tokens (its SNAC frame phase), and TTS prompts are padded to whole frames", "model")
+    audio_loss: str = _f("full", "full: cross-entropy over every id; slot: an audio target over its frame slot's 4096 codes + stream ends only, as the sampler decodes (~40x cheaper head for hidden 256)", "model")
     # --- optimisation ---
     epochs: int = _f(1, "passes over the TTS rows (over the text rows for text-only training)", "training")
     max_steps: int | None = _f(None, "stop after this many optimizer updates (all epochs when unset)", "training")
@@ -144,6 +147,7 @@ class TrainConfig:
         need(self.max_grad_norm is None or self.max_grad_norm >= 0, "max_grad_norm", "must be >= 0 or null")
         need(self.mixed_precision in PRECISIONS, "mixed_precision", f"must be one of {PRECISIONS}")
         need(self.seed >= 0, "seed", "must be >= 0")
+        need(self.audio_loss in ("full", "slot"), "audio_loss", "must be full or slot")
         need(0.0 < self.eps <= 1.0, "eps", "must be in (0, 1]")
         need(self.pad_token == L.PAD_ID, "pad_token", f"is fixed at {L.PAD_ID} by the Orpheus layout")
         need(self.num_audio_tokens == L.NUM_AUDIO_TOKENS, "num_audio_tokens", f"is fixed at {L.NUM_AUDIO_TOKENS} (7 x 4096)")

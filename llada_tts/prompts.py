@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from audio_tokenizer import layout as L
 from audio_tokenizer.espeak import apply_front_end
+from llada_tts.model.adapters import align_prompt
 from llada_tts.vocab import encode_text
 
 
@@ -20,9 +21,13 @@ def prompt_text(text: str, voice: str | None = None, front_end: str = "text") ->
     return voice_text(apply_front_end(text, front_end), voice)
 
 
-def tts_prompt(tokenizer, text: str, voice: str | None = None, *, front_end: str = "text") -> list[int]:
-    """[start_of_human, BOS, "voice: text"..., end_of_text, end_of_human, start_of_ai, start_of_speech]"""
-    return L.tts_prompt_ids(encode_text(tokenizer, prompt_text(text, voice, front_end)))
+def tts_prompt(tokenizer, text: str, voice: str | None = None, *, front_end: str = "text",
+               multiple: int = 1) -> list[int]:
+    """[start_of_human, BOS, "voice: text"..., end_of_text, end_of_human, start_of_ai, start_of_speech],
+    with filler ids in front up to a multiple of ``multiple`` tokens (7 for a frame-phase model:
+    ``adapters.prompt_multiple(model.config)``; its training rows were aligned the same way)."""
+    ids = L.tts_prompt_ids(encode_text(tokenizer, prompt_text(text, voice, front_end)))
+    return align_prompt(ids, len(ids), multiple)[0]
 
 
 def tts_row(tokenizer, text: str, audio_ids: list[int], voice: str | None = None, *,

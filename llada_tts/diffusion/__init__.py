@@ -12,6 +12,7 @@ from llada_tts.diffusion.losses import (
     loss_breakdown,
     masked_accuracy,
     masked_diffusion_loss,
+    restricted_ce,
 )
 
 __all__ = [
@@ -25,4 +26,5 @@ __all__ = [
     "masked_diffusion_loss",
     "random_length",
     "random_length_crop",
+    "restricted_ce",
 ]

@@ -37,7 +37,7 @@ from llada_tts.sampling.constraints import DEFAULT_CHARS_PER_SECOND
 
 ROW_FIELDS = ("index", "id", "text", "voice", "ok", "error", "frames", "duration", "expected_duration",
               "expected_source", "duration_ratio", "valid_fraction", "bad_frames", "nfe", "wall_time", "rtf",
-              "chunks", "transcript", "word_errors", "ref_words", "wer", "audio")
+              "chunks", "ended", "transcript", "word_errors", "ref_words", "wer", "audio")
 WARMUP_TEXT = "Hello."
 SUMMARY_MEANS = ("rtf", "nfe", "duration_ratio", "wall_time", "duration", "frames")
 
@@ -136,7 +136,8 @@ def evaluate_item(tts, item: EvalItem, index: int, *, asr=None, seed: int = 0, v
     duration = samples / res.sample_rate
     row.update(frames=int(res.frames), duration=duration, nfe=int(res.nfe),
                valid_fraction=float(res.valid_fraction), wall_time=float(res.wall_time),
-               chunks=len(chunks), bad_frames=sum(int(getattr(c, "bad_frames", 0) or 0) for c in chunks))
+               chunks=len(chunks), bad_frames=sum(int(getattr(c, "bad_frames", 0) or 0) for c in chunks),
+               ended=bool(getattr(res, "ended", False)))
     row["duration_ratio"] = duration_ratio(duration, row["expected_duration"] or 0.0)
     if samples == 0 or res.frames == 0:
         return _failed(row, "no valid frames", asr)
@@ -176,6 +177,10 @@ def summarize(rows: list[dict]) -> dict:
            "total_audio_seconds": audio, "total_wall_time": wall, "rtf": wall / audio if audio else None}
     out.update(aggregate(ok, SUMMARY_MEANS))
     out["mean_valid_fraction"] = mean(r["valid_fraction"] for r in rows)
+    out["ended_fraction"] = sum(bool(r.get("ended")) for r in rows) / len(rows) if rows else None
+    ratios = sorted(r["duration_ratio"] for r in ok if r.get("duration_ratio") is not None)
+    out["median_duration_ratio"] = ratios[len(ratios) // 2] if len(ratios) % 2 else (
+        (ratios[len(ratios) // 2 - 1] + ratios[len(ratios) // 2]) / 2 if ratios else None)
     out["wer"] = corpus_wer((r["word_errors"], r["ref_words"]) for r in scored) if scored else None
     out["mean_wer"] = mean(r["wer"] for r in scored) if scored else None
     return out
@@ -277,4 +282,6 @@ def format_table(report: dict, id_width: int = 18) -> str:
     lines.append(f"{s['ok']}/{s['lines']} lines ok, {s['failed']} failed; {s['total_audio_seconds']:.2f} s of "
                  f"audio in {s['total_wall_time']:.2f} s (RTF {_fmt(s['rtf'], '.3f')}); corpus WER "
                  f"{_fmt(s['wer'], '.3f')} (asr: {report['config'].get('asr', 'none')})")
+    lines.append(f"speech ended by itself in {_fmt(s.get('ended_fraction'), '.0%')} of lines; median duration "
+                 f"ratio {_fmt(s.get('median_duration_ratio'), '.2f')}")
     return "\n".join(lines)

@@ -17,6 +17,7 @@ from __future__ import annotations
 from transformers import LlamaConfig
 
 from audio_tokenizer import layout as L
+from llada_tts.model import adapters
 
 # Llama 3.1 / 3.2 RoPE: theta 500k with the "llama3" frequency rescaling.
 LLAMA3_ROPE = {
@@ -53,6 +54,10 @@ SIZES: dict[str, dict] = {
     "small": dict(hidden_size=256, num_hidden_layers=10, num_attention_heads=4, num_key_value_heads=2,
                   intermediate_size=1024, max_position_embeddings=4096, rms_norm_eps=1e-5,
                   rope_parameters=PLAIN_ROPE),
+    # ~4.7M non-embedding: the shipped CPU demo voice (compact embeddings, frame-phase masks).
+    "voice": dict(hidden_size=256, num_hidden_layers=6, num_attention_heads=4, num_key_value_heads=2,
+                  intermediate_size=768, max_position_embeddings=4096, rms_norm_eps=1e-5,
+                  rope_parameters=PLAIN_ROPE),
     # meta-llama/Llama-3.2-1B body (~0.97B non-embedding).
     "1b": dict(hidden_size=2048, num_hidden_layers=16, num_attention_heads=32, num_key_value_heads=8,
                head_dim=64, intermediate_size=8192, max_position_embeddings=131072, rms_norm_eps=1e-5,
@@ -64,15 +69,22 @@ SIZES: dict[str, dict] = {
 }
 
 
-def config_for_size(name: str, **overrides) -> LlamaConfig:
-    """A bidirectional ``LlamaConfig`` of a named size ("tiny", "small", "1b", "3b") plus overrides."""
+def config_for_size(name: str, compact: bool = False, slot_masks: bool = False, **overrides) -> LlamaConfig:
+    """A bidirectional ``LlamaConfig`` of a named size ("tiny", "small", "voice", "1b", "3b") plus overrides.
+
+    ``compact``: embeddings hold only the rows the offline byte tokenizer uses (``adapters.BYTE_ROWS``);
+    ``slot_masks``: masked positions are fed with their frame slot (``adapters.SLOT_MASK_IDS``).
+    """
     if name not in SIZES:
         raise ValueError(f"unknown model size {name!r}; choose one of {sorted(SIZES)}")
     kwargs = {**_COMMON, **SIZES[name], **overrides}
     rope = kwargs.get("rope_parameters")
     if rope is not None:
         kwargs["rope_parameters"] = dict(rope)  # transformers mutates it in place
-    return LlamaConfig(**kwargs)
+    if slot_masks:
+        kwargs[adapters.SLOT_MASKS_KEY] = list(adapters.SLOT_MASK_IDS)
+    config = LlamaConfig(**kwargs)
+    return adapters.compact_config(config) if compact else config
 
 
 def tiny_config(**overrides) -> LlamaConfig:

@@ -23,6 +23,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from audio_tokenizer import layout as L
 from audio_tokenizer.hub import looks_like_hub_id
+from llada_tts.model import adapters
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ def create_model(config: LlamaConfig, seed: int = 0, dtype: torch.dtype | None =
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = LlamaForCausalLM(config)
+    adapters.install(model)
     return model.to(dtype) if dtype is not None else model
 
 
@@ -90,16 +92,28 @@ def _from_pretrained(source: str, config: LlamaConfig, dtype, attn_implementatio
 
 
 def load_model(name_or_dir: str | os.PathLike, dtype: torch.dtype | None = None, device=None,
-               attn_implementation: str = "sdpa") -> LlamaForCausalLM:
-    """Load a llada-tts (or Orpheus-sized Llama) checkpoint as a bidirectional mask predictor."""
+               attn_implementation: str = "sdpa", expand: bool = True) -> LlamaForCausalLM:
+    """Load a llada-tts (or Orpheus-sized Llama) checkpoint as a bidirectional mask predictor.
+
+    A compact-embedding checkpoint (``llada_rows`` in its config, see :mod:`adapters`) comes back
+    with the full 156,940-row vocabulary unless ``expand=False`` (the trainer keeps it compact).
+    """
     source, config = _load_config(name_or_dir)
-    if config.vocab_size < L.VOCAB_SIZE - 1:
+    compact = adapters.is_compact(config)
+    if compact:
+        rows = len(adapters.row_ids(getattr(config, adapters.ROWS_KEY)))  # validates the ranges
+        if rows != config.vocab_size:
+            raise ValueError(f"{name_or_dir}: {adapters.ROWS_KEY} lists {rows} ids for {config.vocab_size} "
+                             "embedding rows; the checkpoint is inconsistent")
+    elif config.vocab_size < L.VOCAB_SIZE - 1:
         raise ValueError(
             f"{name_or_dir} has {config.vocab_size} embedding rows, but llada-tts needs {L.VOCAB_SIZE} "
             f"(Llama-3 text + Orpheus audio codes + mask {L.MASK_ID}); convert it first with "
             f"llada_tts.model.from_llama({str(name_or_dir)!r})")
     _make_bidirectional(config, source)
-    model = _from_pretrained(source, config, dtype, attn_implementation)
+    model = adapters.install(_from_pretrained(source, config, dtype, attn_implementation))
+    if compact and expand:
+        adapters.expand_rows(model)
     return model.to(device) if device is not None else model
 
 

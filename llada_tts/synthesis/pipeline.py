@@ -25,6 +25,7 @@ from audio_tokenizer import layout as L
 from audio_tokenizer.errors import first_line
 from audio_tokenizer.hub import looks_like_hub_id
 from llada_tts.checkpoint_meta import CheckpointMeta, read_meta
+from llada_tts.model.adapters import prompt_multiple
 from llada_tts.prompts import tts_prompt
 from llada_tts.sampling import sample
 from llada_tts.sampling.constraints import DEFAULT_CHARS_PER_SECOND
@@ -52,6 +53,7 @@ class ChunkInfo:
     valid_fraction: float  # kept / frames before the stream end
     bad_frames: int  # frames dropped by validation (repair policy: drop the whole frame)
     samples: int  # decoded samples (frames * 2048)
+    ended: bool = False  # the model closed the stream (a stream-end id) before the canvas ran out
 
 
 @dataclass
@@ -81,6 +83,11 @@ class SynthesisResult:
     @property
     def duration(self) -> float:
         return len(self.waveform) / self.sample_rate
+
+    @property
+    def ended(self) -> bool:
+        """Every chunk's speech ended by itself (a stream-end id before the canvas ran out)."""
+        return bool(self.chunks) and all(c.ended for c in self.chunks)
 
     @property
     def rtf(self) -> float:
@@ -195,7 +202,8 @@ class LladaTTS:
 
     def prompt(self, text: str, voice: str | None = None) -> list[int]:
         """The prompt ids of one chunk, in the checkpoint's front end (as its training rows were)."""
-        return tts_prompt(self.tokenizer, text, voice, front_end=self.front_end)
+        return tts_prompt(self.tokenizer, text, voice, front_end=self.front_end,
+                          multiple=prompt_multiple(self.model.config))
 
     # --- synthesis ------------------------------------------------------------------------------
     def synthesize(self, text: str, voice: str | None = None, *, seed: int | None = None,
@@ -371,7 +379,7 @@ class LladaTTS:
         bad = len(report.bad_frames) + (1 if report.trailing_tokens else 0)
         info = ChunkInfo(text=plan.text, frames=report.frames_kept, canvas_frames=config.gen_length // L.SLOTS_PER_FRAME,
                          nfe=nfe, valid_fraction=report.frames_kept / (report.frames_kept + bad), bad_frames=bad,
-                         samples=report.frames_kept * L.SAMPLES_PER_FRAME)
+                         samples=report.frames_kept * L.SAMPLES_PER_FRAME, ended=report.ended_by is not None)
         return _ChunkAudio(info, report.tokens, wave)
 
 

@@ -11,10 +11,10 @@ from safetensors import SafetensorError
 
 from audio_tokenizer import layout as L
 from audio_tokenizer.errors import first_line
-from llada_tts.checkpoint_meta import CheckpointMeta, dataset_codec, meta_from_columns
+from llada_tts.checkpoint_meta import CheckpointMeta, dataset_codec, dataset_front_end, meta_from_columns
 from llada_tts.config import TrainConfig
 from llada_tts.data import load_text_rows, load_tts_rows, open_dataset
-from llada_tts.model import SIZES, config_for_size, create_model, from_llama, load_model
+from llada_tts.model import SIZES, adapters, config_for_size, create_model, from_llama, load_model
 from llada_tts.vocab import build_offline_tokenizer, load_tokenizer
 
 log = logging.getLogger(__name__)
@@ -36,8 +36,8 @@ def build_tokenizer(cfg: TrainConfig):
     return load_tokenizer(name)
 
 
-def _vocab_size(name: str) -> int:
-    """Embedding rows of a checkpoint (local folder or hub id), read from its config only."""
+def _raw_config(name: str) -> dict:
+    """config.json of a checkpoint (local folder or hub id) as a dict; ValueError when unreadable."""
     path = Path(name).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
@@ -54,6 +54,12 @@ def _vocab_size(name: str) -> int:
         except OSError as e:
             raise ValueError(f"model_name {name!r} is neither a local folder nor a reachable hub model "
                              f"(offline? typo?); sizes for a fresh model: {sorted(SIZES)}") from e
+    return raw if isinstance(raw, dict) else {}
+
+
+def _vocab_size(name: str) -> int:
+    """Embedding rows of a checkpoint (local folder or hub id), read from its config only."""
+    raw = _raw_config(name)
     kind = raw.get("model_type") if isinstance(raw, dict) else None
     rows = raw.get("vocab_size") if isinstance(raw, dict) else None
     if kind != "llama" or isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
@@ -68,11 +74,14 @@ def build_model(cfg: TrainConfig, model_name: str | None = None) -> torch.nn.Mod
     vocabulary is extended (decided by its embedding rows)."""
     name = model_name or cfg.model_name
     if is_fresh_size(name):
-        model = create_model(config_for_size(name, attn_implementation=cfg.attn_implementation), seed=cfg.seed)
+        config = config_for_size(name, compact=cfg.compact_embeddings, slot_masks=cfg.slot_masks,
+                                 attn_implementation=cfg.attn_implementation)
+        model = create_model(config, seed=cfg.seed)
     else:
         try:
-            if _vocab_size(name) >= L.VOCAB_SIZE - 1:
-                model = load_model(name, dtype=torch.float32, attn_implementation=cfg.attn_implementation)
+            if _vocab_size(name) >= L.VOCAB_SIZE - 1 or adapters.ROWS_KEY in _raw_config(name):
+                model = load_model(name, dtype=torch.float32, attn_implementation=cfg.attn_implementation,
+                                   expand=False)
             else:
                 log.info("%s has a Llama-3 vocabulary: extending it with the audio and mask rows", name)
                 model = from_llama(name, dtype=torch.float32, seed=cfg.seed,
@@ -110,7 +119,27 @@ def filter_voices(ds, voice_type: str):
     return ds.select(keep)
 
 
-def load_datasets(cfg: TrainConfig, tokenizer, progress: bool = True):
+def prompt_multiple(cfg: TrainConfig, model_name: str | None = None) -> int:
+    """7 when the model to train feeds frame-phase masks (TTS prompts must be frame-aligned), else 1."""
+    name = model_name or cfg.model_name
+    if is_fresh_size(name):
+        return L.SLOTS_PER_FRAME if cfg.slot_masks else 1
+    return L.SLOTS_PER_FRAME if _raw_config(name).get(adapters.SLOT_MASKS_KEY) else 1
+
+
+def align_rows(ds, multiple: int):
+    """TTS rows with FILLER ids in front of each prompt so it spans whole frames (no-op for 1)."""
+    if multiple == 1:
+        return ds
+
+    def align(row):
+        ids, length = adapters.align_prompt(row["input_ids"], row["prompt_length"], multiple)
+        return {"input_ids": ids, "prompt_length": length}
+
+    return ds.map(align, desc="aligning prompts to frames")
+
+
+def load_datasets(cfg: TrainConfig, tokenizer, progress: bool = True, multiple: int = 1):
     """(tts rows or None, text rows or None), validated; ValueError naming the row/column on bad data."""
     tts = text = None
     if cfg.TTS_dataset is not None:
@@ -118,7 +147,8 @@ def load_datasets(cfg: TrainConfig, tokenizer, progress: bool = True):
         if cfg.voice_type.strip().lower() != "all":
             source = filter_voices(open_dataset(cfg.TTS_dataset), cfg.voice_type)
         try:
-            tts = load_tts_rows(source, cfg.max_length, drop_long=cfg.drop_long_rows, progress=progress)
+            tts = align_rows(load_tts_rows(source, cfg.max_length, drop_long=cfg.drop_long_rows,
+                                           progress=progress), multiple)
         except ValueError as e:
             raise ValueError(f"TTS_dataset {cfg.TTS_dataset}: {e}") from e
         except (IndexError, OSError) as e:  # datasets cannot load_from_disk a folder with 0 rows (0 shards)
@@ -146,4 +176,4 @@ def _dataset_meta(tts_dataset: str, voice_type: str) -> CheckpointMeta:
     if voice_type.strip().lower() != "all":
         ds = filter_voices(ds, voice_type)
     cols = {k: ds[k] for k in ("voice", "text", "duration") if k in ds.column_names}
-    return meta_from_columns(cols, codec=dataset_codec(tts_dataset))
+    return meta_from_columns(cols, codec=dataset_codec(tts_dataset), front_end=dataset_front_end(tts_dataset))

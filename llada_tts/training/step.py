@@ -26,7 +26,10 @@ from llada_tts.diffusion import (
     mask_prompt,
     masked_diffusion_loss,
     random_length,
+    restricted_ce,
 )
+from llada_tts.model import adapters
+from llada_tts.sampling.constraints import slot_candidates
 
 
 @dataclass
@@ -95,38 +98,80 @@ def batch_counts(batch: dict[str, torch.Tensor], cropped: bool, dropped: torch.T
 
 
 @contextlib.contextmanager
-def head_on(model: torch.nn.Module, positions: torch.Tensor):
+def head_on(model: torch.nn.Module, positions: torch.Tensor, identity: bool = False):
     """Inside, the output head sees only ``hidden[positions]`` ([1, N, H]), so ``logits`` is [1, N, V].
 
     A forward pre-hook on the (unwrapped) lm_head: the module tree, parameter names and the DDP/FSDP
     wrapper's forward are untouched, and the head's matmul, its backward and the cross-entropy run
-    on the N masked positions instead of all B * L.
+    on the N masked positions instead of all B * L. ``identity``: the head returns those hidden
+    states unchanged ([1, N, H]), for a loss that applies the head weight itself (:func:`restricted_ce`).
     """
     head = getattr(model, "module", model).get_output_embeddings()
     handle = head.register_forward_pre_hook(lambda _, args: (args[0][positions][None], *args[1:]))
+    if identity:
+        head.forward = lambda hidden: hidden  # instance attribute: shadows the class's forward
     try:
         yield
     finally:
         handle.remove()
+        if identity:
+            del head.forward
+
+
+def audio_slots(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """[B, L] int64: the frame slot (0..6) of each answer position of a TTS row, -1 elsewhere."""
+    pos = torch.arange(batch["input_ids"].shape[1], device=batch["input_ids"].device)[None, :]  # [1, L]
+    offset = pos - batch["prompt_lengths"][:, None]  # [B, L]
+    answer = (offset >= 0) & (batch["kind"] == KINDS["tts"])[:, None]
+    return torch.where(answer, offset % L.SLOTS_PER_FRAME, torch.full_like(offset, -1))
+
+
+def _slot_loss(model, noisy, batch, masked, targets):
+    """(ce [N], pred [N] full ids) of the masked tokens, audio ones scored over their slot's candidates."""
+    with head_on(model, masked, identity=True):
+        hidden = model(input_ids=noisy, attention_mask=batch["attention_mask"]).logits[0]  # [N, H]
+    net = getattr(model, "module", model)
+    lut = adapters.row_lookup_of(net)
+    rows = (lambda ids: ids) if lut is None else (lambda ids: adapters.to_rows(ids, lut))
+    cand = rows(slot_candidates().to(targets.device))  # [7, C]
+    ce, pred = restricted_ce(hidden, net.get_output_embeddings().weight, rows(targets[masked]),
+                             audio_slots(batch)[masked], cand)
+    if lut is not None:
+        pred = adapters.row_ids(net.config.llada_rows).to(pred.device)[pred]
+    return ce, pred
 
 
 def diffusion_step(model: torch.nn.Module, batch: dict[str, torch.Tensor], generator: torch.Generator,
                    mask_id: int = L.MASK_ID, eps: float = 1e-3, random_length_prob: float = 0.0,
-                   full_logits: bool = False, prompt_drop_prob: float = 0.0) -> StepOutput:
+                   full_logits: bool = False, prompt_drop_prob: float = 0.0, audio_loss: str = "full") -> StepOutput:
     """Loss and detached statistics of ``model`` on ``batch`` (a ``llada_tts.data.collate`` output on the device).
 
     Logits are computed for the masked positions only (the loss needs no others) unless
-    ``full_logits``; both give the same loss (see tests/test_training_units.py).
+    ``full_logits``; both give the same loss (see tests/test_training_units.py). ``audio_loss``
+    "slot" scores each masked audio-region target over its frame slot's 4096 codes + stream ends
+    only (:func:`restricted_ce`), the candidates the sampler decodes from; "full" over every id.
+    A compact-embedding model's head has rows, not ids: targets are mapped to rows either way.
     """
+    if audio_loss not in ("full", "slot"):
+        raise ValueError(f"audio_loss must be 'full' or 'slot', got {audio_loss!r}")
     batch, cropped = crop_text_rows(batch, random_length_prob, generator)
     targets = batch["input_ids"]  # [B, L]
     noisy, masked, p_mask = forward_process(targets, batch["maskable"], mask_id, eps=eps, generator=generator)
     noisy, dropped = drop_prompts(noisy, batch, prompt_drop_prob, mask_id, generator)
-    if full_logits:
+    lut = adapters.row_lookup_of(model)
+    loss_targets = targets if lut is None else adapters.to_rows(targets, lut)  # [B, L] head rows
+    if audio_loss == "slot":
+        ce, pred = _slot_loss(model, noisy, batch, masked, targets)
+        scale = batch["normalizer"].float()[masked.nonzero(as_tuple=True)[0]] * targets.shape[0]  # [N]
+        token_wce = (ce / p_mask[masked])[None]  # CE / p_mask per masked token [1, N]
+        loss = (token_wce[0] / scale).sum()  # = mean_b(sum_l CE / p_mask / normalizer[b])
+        sel_targets = targets[masked][None]
+        sel_masked = torch.ones_like(sel_targets, dtype=torch.bool)
+    elif full_logits:
         logits = model(input_ids=noisy, attention_mask=batch["attention_mask"]).logits  # [B, L, V]
-        loss, weighted_ce = masked_diffusion_loss(logits, targets, masked, p_mask, batch["normalizer"])
+        loss, weighted_ce = masked_diffusion_loss(logits, loss_targets, masked, p_mask, batch["normalizer"])
         sel_targets, sel_masked, token_wce = targets, masked, weighted_ce
-        pred = logits.detach()[masked].argmax(dim=-1)  # [N]
+        pred = _ids(model, logits.detach()[masked].argmax(dim=-1))  # [N]
     else:
         with head_on(model, masked):
             logits = model(input_ids=noisy, attention_mask=batch["attention_mask"]).logits  # [1, N, V]
@@ -136,9 +181,10 @@ def diffusion_step(model: torch.nn.Module, batch: dict[str, torch.Tensor], gener
         sel_targets = targets[masked][None]  # [1, N]
         sel_masked = torch.ones_like(sel_targets, dtype=torch.bool)
         one = torch.ones(1, device=targets.device)
-        loss, weighted_ce = masked_diffusion_loss(logits, sel_targets, sel_masked, (p_mask[masked] * scale)[None], one)
+        loss, weighted_ce = masked_diffusion_loss(logits, loss_targets[masked][None], sel_masked,
+                                                  (p_mask[masked] * scale)[None], one)
         token_wce = weighted_ce * scale[None]  # CE / p_mask per masked token [1, N]
-        pred = logits.detach()[0].argmax(dim=-1)  # [N]
+        pred = _ids(model, logits.detach()[0].argmax(dim=-1))  # [N]
     with torch.no_grad():
         fill = fill_positions(batch)  # [B, L]
         sel_fill = fill if full_logits else fill[masked][None]
@@ -146,6 +192,14 @@ def diffusion_step(model: torch.nn.Module, batch: dict[str, torch.Tensor], gener
         stats.update(accuracy_counts(pred, targets[masked], fill[masked]))
         stats.update(batch_counts(batch, cropped, dropped))
     return StepOutput(loss=loss, stats=stats, tokens=targets.numel())
+
+
+def _ids(model, rows: torch.Tensor) -> torch.Tensor:
+    """Head rows -> full ids (the identity for a full-vocabulary model)."""
+    net = getattr(model, "module", model)
+    if not adapters.is_compact(net):
+        return rows
+    return adapters.row_ids(net.config.llada_rows).to(rows.device)[rows]
 
 
 def accuracy_counts(pred: torch.Tensor, target: torch.Tensor, fill: torch.Tensor | None = None) -> dict[str, torch.Tensor]:

@@ -32,7 +32,7 @@ from audio_tokenizer.training.state import NonFiniteLossError, build_holding, ta
 from llada_tts.config import TrainConfig, load_config, save_config
 from llada_tts.data import MixtureDataset, MixtureSampler, collate
 from llada_tts.training import checkpoint as ckpt
-from llada_tts.training.build import build_model, build_tokenizer, load_datasets
+from llada_tts.training.build import build_model, build_tokenizer, load_datasets, prompt_multiple
 from llada_tts.training.logging import MetricWindow, RunLogger, make_trackers
 from llada_tts.training.optim import build_optimizer, build_scheduler, warmup_updates
 from llada_tts.training.step import batch_to, diffusion_step, step_generator
@@ -108,7 +108,8 @@ class Trainer:
         self.resume_dir = self._find_resume(resume)
         self.tokenizer = build_tokenizer(c)
         with acc.main_process_first():
-            tts, text = load_datasets(c, self.tokenizer, progress=acc.is_main_process)
+            multiple = prompt_multiple(c, str(self.resume_dir) if self.resume_dir else None)
+            tts, text = load_datasets(c, self.tokenizer, progress=acc.is_main_process, multiple=multiple)
         self.sampler = MixtureSampler(len(tts) if tts is not None else 0, len(text) if text is not None else 0,
                                       c.ratio, c.batch_size, seed=c.seed, num_replicas=acc.num_processes,
                                       rank=acc.process_index, drop_last=True)
@@ -287,7 +288,8 @@ class Trainer:
                         batch = batch_to(batch, acc.device)
                         gen = step_generator(c.seed, st.micro_step, acc.process_index, acc.device)
                         out = diffusion_step(self.model, batch, gen, c.mask_token_id, c.eps, c.random_length_prob,
-                                             full_logits=self.full_logits, prompt_drop_prob=c.prompt_drop_prob)
+                                             full_logits=self.full_logits, prompt_drop_prob=c.prompt_drop_prob,
+                                             audio_loss=c.audio_loss)
                         acc.backward(out.loss / group)
                     window.add(out.loss, out.stats, out.tokens)
                     self.watch.add(out.loss, st.global_step + 1)

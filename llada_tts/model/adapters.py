@@ -1,0 +1,179 @@
+"""Two small-model levers that keep the checkpoint a stock Llama: compact embeddings and frame-phase masks.
+
+Both travel in ``config.json`` as extra keys (a plain ``LlamaConfig`` keeps unknown keys), and
+:func:`install` (called by ``create_model`` and ``load_model``) turns them into one forward pre-hook
+on the decoder stack (``model.model``), so every caller (trainer, sampler, KV caches, scorers) sees
+the same input transformation without knowing about it.
+
+``"llada_rows": [[0, 256], [128000, 156940]]``  compact embeddings
+    The embedding matrix holds only these ids, in order (K rows instead of 156,940). A fresh model
+    with the offline byte tokenizer uses ~29k rows: for hidden 256 that is 7.5M parameters instead
+    of 40M, in the checkpoint and in AdamW's state. Inputs are full (Orpheus) ids; the hook maps
+    them to rows. ``load_model`` expands such a checkpoint back to the full vocabulary for
+    inference (unused rows are zero), so samplers and scorers index logits by Orpheus ids as usual.
+
+``"llada_slot_masks": [128011, ..., 128017]``  frame phase for masked positions
+    Every masked position looks the same to a plain mask predictor, so it has to work out the
+    7-slot SNAC phase of a masked audio position from relative distances. Here a mask at position
+    p is fed as ``slot_masks[p % 7]`` (seven Llama-3 reserved special tokens), and TTS prompts are
+    padded at the front to a multiple of 7 tokens (:func:`align_prompt`), so position p of the
+    audio region is slot ``p % 7``. The sampler still writes the one diffusion mask id; only the
+    model's input changes. Positions come from ``position_ids`` (or the cache offset), so block
+    and KV-cached calls get the same phase as full ones.
+"""
+from __future__ import annotations
+
+import torch
+
+from audio_tokenizer import layout as L
+
+ROWS_KEY = "llada_rows"
+SLOT_MASKS_KEY = "llada_slot_masks"
+SLOT_MASK_IDS = tuple(range(128011, 128011 + L.SLOTS_PER_FRAME))  # <|reserved_special_token_3..9|>
+FILLER_ID = 128004  # <|finetune_right_pad_id|>: front padding that aligns a prompt to whole frames
+# Rows a fresh model with the offline byte tokenizer uses: bytes, Llama-3 specials + Orpheus control
+# tokens, the 7 x 4096 audio codes, the mask and the unused last row.
+BYTE_ROWS = ((0, 256), (L.BOS_ID, L.VOCAB_SIZE))
+
+
+def row_ids(ranges) -> torch.Tensor:
+    """[K] int64: the full ids held by the compact embedding rows, in row order."""
+    parts = []
+    for lo, hi in ranges:
+        if not 0 <= lo < hi <= L.VOCAB_SIZE:
+            raise ValueError(f"{ROWS_KEY}: range [{lo}, {hi}) is not inside [0, {L.VOCAB_SIZE})")
+        parts.append(torch.arange(lo, hi))
+    ids = torch.cat(parts)
+    if bool((ids[1:] <= ids[:-1]).any()):
+        raise ValueError(f"{ROWS_KEY}: ranges must be sorted and disjoint, got {ranges}")
+    return ids
+
+
+def row_lookup(ranges) -> torch.Tensor:
+    """[VOCAB_SIZE] int64: the row of each full id, -1 where the compact model has none."""
+    lut = torch.full((L.VOCAB_SIZE,), -1, dtype=torch.long)
+    ids = row_ids(ranges)
+    lut[ids] = torch.arange(len(ids))
+    return lut
+
+
+def to_rows(ids: torch.Tensor, lut: torch.Tensor) -> torch.Tensor:
+    """Full ids [...] -> compact rows [...]; ValueError naming an id that has no row."""
+    rows = lut.to(ids.device)[ids.clamp(0, L.VOCAB_SIZE - 1)]
+    bad = (rows < 0) | (ids < 0) | (ids >= L.VOCAB_SIZE)
+    if bool(bad.any()):
+        raise ValueError(f"id {int(ids[bad][0])} has no embedding row in this compact model "
+                         f"({ROWS_KEY} covers other ids)")
+    return rows
+
+
+def phase_masks(input_ids: torch.Tensor, positions: torch.Tensor, mask_id: int, slot_mask_ids) -> torch.Tensor:
+    """input_ids [B, n] with each ``mask_id`` at position p replaced by ``slot_mask_ids[p % 7]``.
+
+    positions [B, n] or [1, n] (rotary positions of the same tokens). Pure; returns a new tensor.
+    """
+    table = torch.as_tensor(slot_mask_ids, device=input_ids.device)  # [7]
+    slot_ids = table[positions.to(input_ids.device).long() % len(table)].expand_as(input_ids)  # [B, n]
+    return torch.where(input_ids == mask_id, slot_ids, input_ids)
+
+
+def align_prompt(ids: list[int], prompt_length: int, multiple: int = L.SLOTS_PER_FRAME) -> tuple[list[int], int]:
+    """(ids, prompt_length) with FILLER_ID tokens in front so the prompt is a multiple of ``multiple``."""
+    pad = -prompt_length % multiple
+    return [FILLER_ID] * pad + list(ids), prompt_length + pad
+
+
+def prompt_multiple(config) -> int:
+    """7 when the model uses frame-phase masks (its TTS prompts must be frame-aligned), else 1."""
+    return L.SLOTS_PER_FRAME if getattr(config, SLOT_MASKS_KEY, None) else 1
+
+
+def compact_config(config, ranges=BYTE_ROWS):
+    """``config`` made compact in place: vocab_size = number of rows, the ranges recorded."""
+    setattr(config, ROWS_KEY, [list(r) for r in ranges])
+    config.vocab_size = len(row_ids(ranges))
+    config.pad_token_id = None  # a full id is no row index here; expand_rows restores it
+    return config
+
+
+def _positions(input_ids: torch.Tensor, kwargs: dict) -> torch.Tensor:
+    """[B or 1, n] rotary positions the decoder will use for ``input_ids`` (its own rule when None)."""
+    pos = kwargs.get("position_ids")
+    if pos is not None:
+        return pos
+    cache = kwargs.get("cache", kwargs.get("past_key_values"))
+    past = cache.get_seq_length() if cache is not None else 0
+    return (torch.arange(input_ids.shape[1], device=input_ids.device) + past)[None]
+
+
+def _pre_hook(module, args, kwargs):
+    config = module.config
+    ids = kwargs.get("input_ids", args[0] if args else None)
+    if ids is None:
+        return None
+    slot_masks = getattr(config, SLOT_MASKS_KEY, None)
+    if slot_masks:
+        ids = phase_masks(ids, _positions(ids, kwargs), getattr(config, "mask_token_id", L.MASK_ID), slot_masks)
+    lut = getattr(module, "_llada_row_lookup", None)
+    if lut is not None:
+        ids = to_rows(ids, lut)
+    if "input_ids" in kwargs or not args:
+        kwargs = {**kwargs, "input_ids": ids}
+    else:
+        args = (ids, *args[1:])
+    return args, kwargs
+
+
+def install(model) -> torch.nn.Module:
+    """Register the input hook on ``model.model`` when the config asks for either lever (idempotent)."""
+    body = getattr(model, "model", None)
+    config = model.config
+    ranges = getattr(config, ROWS_KEY, None)
+    if body is None or getattr(body, "_llada_hook", None) is not None:
+        return model
+    body._llada_row_lookup = row_lookup(ranges) if ranges else None
+    if ranges or getattr(config, SLOT_MASKS_KEY, None):
+        body._llada_hook = body.register_forward_pre_hook(_pre_hook, with_kwargs=True)
+    return model
+
+
+def is_compact(model_or_config) -> bool:
+    config = getattr(model_or_config, "config", model_or_config)
+    return bool(getattr(config, ROWS_KEY, None))
+
+
+def row_lookup_of(model) -> torch.Tensor | None:
+    """The installed full-id -> row table of a compact model (None for a full-vocabulary one)."""
+    body = getattr(model, "module", model).model
+    return getattr(body, "_llada_row_lookup", None)
+
+
+@torch.no_grad()
+def expand_rows(model) -> torch.nn.Module:
+    """A compact model made full-vocabulary in place: row k moves to its Orpheus id, other rows are 0.
+
+    Tied or untied heads alike; afterwards the config has no ``llada_rows`` and inputs/logits are
+    indexed by full ids directly.
+    """
+    ranges = getattr(model.config, ROWS_KEY, None)
+    if not ranges:
+        return model
+    ids = row_ids(ranges)
+    embed, head = model.get_input_embeddings(), model.get_output_embeddings()
+    tied = head is not None and head.weight is embed.weight
+
+    def grow(weight):
+        full = weight.new_zeros((L.VOCAB_SIZE, weight.shape[1]))
+        full[ids.to(weight.device)] = weight
+        return torch.nn.Parameter(full, requires_grad=weight.requires_grad)
+
+    embed.weight = grow(embed.weight)
+    embed.num_embeddings = L.VOCAB_SIZE
+    if head is not None:
+        head.weight = embed.weight if tied else grow(head.weight)
+        head.out_features = L.VOCAB_SIZE
+    model.config.vocab_size = L.VOCAB_SIZE
+    model.config.pad_token_id = L.PAD_ID
+    delattr(model.config, ROWS_KEY)
+    model.model._llada_row_lookup = None
+    return model
