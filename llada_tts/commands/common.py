@@ -6,7 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
-DEFAULT_MODEL = "llada-tts/llada-tts-1b"  # placeholder hub id: pass --model or set LLADA_TTS_MODEL
+DEFAULT_MODEL = "demo"  # the voice shipped in the package (llada_tts/assets/demo_voice)
 MODEL_ENV = "LLADA_TTS_MODEL"
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -55,7 +55,7 @@ def frame_multiple(text: str) -> int:
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--model", "-m", default=None, metavar="DIR_OR_ID",
-                   help=f"checkpoint folder or hub id (default: ${MODEL_ENV}, else {DEFAULT_MODEL})")
+                   help=f"checkpoint folder, hub id, or demo (the voice shipped in the package; default: ${MODEL_ENV}, else {DEFAULT_MODEL})")
     g.add_argument("--codec", default=None, metavar="DIR_OR_ID",
                    help="SNAC 24 kHz codec folder or hub id (default: the checkpoint's recorded codec, "
                         "else hubertsiuzdak/snac_24khz)")

@@ -25,6 +25,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _meta_dir(name: str):
     from pathlib import Path
 
+    from llada_tts import demo_voice
+
+    try:
+        name = demo_voice.resolve(name)
+    except FileNotFoundError as e:
+        raise CliError(str(e)) from e
     path = Path(name).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():

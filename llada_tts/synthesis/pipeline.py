@@ -137,10 +137,14 @@ class LladaTTS:
         from audio_tokenizer.codec import DEFAULT_CODEC, SnacCodec
         from safetensors import SafetensorError
 
+        from llada_tts import demo_voice
         from llada_tts.model import load_model
-        from llada_tts.vocab import load_tokenizer
+        from llada_tts.vocab import build_offline_tokenizer, load_tokenizer
 
-        name = str(model)
+        try:
+            name = demo_voice.resolve(str(model))
+        except FileNotFoundError as e:
+            raise SynthesisError(f"model: {e}") from e
         path = Path(name).expanduser()
         local = not looks_like_hub_id(name)
         if local:
@@ -159,7 +163,8 @@ class LladaTTS:
             raise SynthesisError(f"model: {name} has {rows} embedding rows, no room for the audio tokens and "
                                  f"mask (needs {L.VOCAB_SIZE}); it is not a llada-tts/Orpheus checkpoint")
         try:
-            tokenizer = load_tokenizer(str(path) if local else name)
+            offline = local and demo_voice.needs_offline_tokenizer(path)
+            tokenizer = build_offline_tokenizer() if offline else load_tokenizer(str(path) if local else name)
         except (OSError, ValueError, TypeError) as e:
             raise SynthesisError(f"model: cannot load the tokenizer of {name}: {first_line(e)}") from e
         if local:

@@ -1,0 +1,110 @@
+"""A voice against its targets, and the sampler table on it, in one run.
+
+    python benchmarks/voice_eval.py --model demo --heldout outputs/voice/heldout --limit 60
+    python benchmarks/voice_eval.py --model outputs/voice/run/checkpoint-epoch-2 --rows reference,threshold
+
+--heldout is a corpus folder (metadata.csv + wavs/, e.g. `python -m audio_tokenizer corpus ... --text
+open-heldout`): its sentences hold words the training corpus never spoke, and its eSpeak recordings
+are the reference. The judge (Whisper tiny.en, offline) first transcribes those recordings: the
+originals' WER is the bar, and a voice meets the WER target at <= originals + 0.15 on the same
+voices and sentences. Then every sampler row synthesises every line (line i with seed i) and reports:
+
+    WER         corpus word error rate of the judge's transcripts (a failed line: all words deleted)
+    NFE         model forward passes per line (mean)
+    RTF         wall time / audio seconds, all lines together, on this machine's threads
+    dur         median duration / the eSpeak recording's
+    ended       lines whose speech ended by itself (a stream-end id before the canvas ran out)
+
+Rows (all audio-constrained; --rows picks some):
+    reference   LLaDA low-confidence remasking, steps = canvas tokens / 2, 8-frame blocks, no cache
+    threshold   Fast-dLLM parallel decoding: commit every token with confidence >= 0.9
+    prefix      threshold + the block KV cache of the prompt and committed blocks
+    dual        threshold + the dual cache (also the masked suffix)
+    ar          the same model decoding one token per step, one frame per block, left to right
+
+report.json in --out holds the config, the originals' WER and every row's summary.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from audio_tokenizer.corpus import read_metadata
+from audio_tokenizer.judge import corpus_wer, get_asr, word_errors
+from llada_tts.evaluation import evaluate, load_items
+
+ROWS = {
+    "reference": {},
+    "threshold": {"threshold": 0.9},
+    "prefix": {"threshold": 0.9, "cache": "prefix"},
+    "dual": {"threshold": 0.9, "cache": "dual"},
+    "ar": {"block_length": 7, "steps": 4900},  # steps are capped at the canvas tokens: one per step
+}
+
+
+def originals_wer(folder: Path, limit: int | None, asr) -> float:
+    """Corpus WER of the judge on the held-out eSpeak recordings themselves."""
+    utts = read_metadata(folder)[:limit] if limit else read_metadata(folder)
+    pairs = []
+    for u in utts:
+        wave, sr = sf.read(str(u.audio), dtype="float32")
+        pairs.append(word_errors(u.text, asr.transcribe(np.asarray(wave), sr)))
+    return corpus_wer(pairs)
+
+
+def run_row(tts, items, asr, options: dict) -> dict:
+    t0 = time.perf_counter()
+    report = evaluate(tts, items, asr=asr, seed=0, sampler_options=dict(options), progress=False, warmup=True)
+    s = report["summary"]
+    return {"options": options, "wer": s["wer"], "nfe": s.get("mean_nfe"), "rtf": s["rtf"],
+            "median_duration_ratio": s.get("median_duration_ratio"), "ended_fraction": s.get("ended_fraction"),
+            "failed": s["failed"], "seconds": time.perf_counter() - t0}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="demo", help="checkpoint folder, hub id or demo (default demo)")
+    ap.add_argument("--codec", default=None, help="codec (default: the checkpoint's)")
+    ap.add_argument("--heldout", default="outputs/voice/heldout", help="held-out corpus folder")
+    ap.add_argument("--limit", type=int, default=60, help="first N held-out lines (default 60)")
+    ap.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated rows from {', '.join(ROWS)}")
+    ap.add_argument("--temperature", type=float, default=None, help="sampling temperature for every row")
+    ap.add_argument("--out", default="outputs/voice/eval", help="report folder (default outputs/voice/eval)")
+    args = ap.parse_args(argv)
+    rows = [r.strip() for r in args.rows.split(",") if r.strip()]
+    unknown = [r for r in rows if r not in ROWS]
+    if unknown:
+        ap.error(f"unknown row(s) {unknown}; choose from {list(ROWS)}")
+
+    from llada_tts.synthesis import LladaTTS
+
+    asr = get_asr("whisper")
+    items = load_items(args.heldout, limit=args.limit)
+    tts = LladaTTS.from_pretrained(args.model, codec=args.codec)
+    base = originals_wer(Path(args.heldout), args.limit, asr)
+    print(f"{len(items)} held-out lines; eSpeak originals' WER {base:.3f} -> WER target <= {base + 0.15:.3f}")
+    results = {}
+    print(f"{'row':<10} {'WER':>6} {'NFE':>6} {'RTF':>6} {'dur':>5} {'ended':>6} {'failed':>6}")
+    for name in rows:
+        options = dict(ROWS[name])
+        if args.temperature is not None:
+            options["temperature"] = args.temperature
+        r = results[name] = run_row(tts, items, asr, options)
+        print(f"{name:<10} {r['wer']:>6.3f} {r['nfe'] or 0:>6.0f} {r['rtf'] or 0:>6.3f} "
+              f"{r['median_duration_ratio'] or 0:>5.2f} {r['ended_fraction']:>6.0%} {r['failed']:>6}", flush=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps({"model": args.model, "heldout": args.heldout, "lines": len(items),
+                                                 "originals_wer": base, "rows": results}, indent=1))
+    print(f"wrote {out / 'report.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
