@@ -35,7 +35,7 @@ from audio_tokenizer.errors import first_line
 from audio_tokenizer.espeak import FRONT_ENDS, EspeakError, apply_front_end
 from audio_tokenizer.hub import load_hub_split, select_split
 from audio_tokenizer.normalize import strip_invisible
-from audio_tokenizer.text import encode_text
+from audio_tokenizer.text import prompt_ids
 
 _SETTINGS_FILE = "settings.json"
 _FINGERPRINT_FILE = "inputs.sha256"  # in each shard: hash of the inputs it was built from
@@ -199,9 +199,7 @@ def make_row(tokenizer, text: str, voice: str | None, audio_ids: list[int],
              front_end: str = "text") -> tuple[list[int], int]:
     """Orpheus row ids and prompt length for one utterance ("voice: text" when a voice is given);
     ``front_end`` turns the text (never the voice) into what the prompt holds."""
-    text = apply_front_end(text, front_end)
-    prompt_text = f"{voice}: {text}" if voice else text
-    return layout.tts_row_ids(encode_text(tokenizer, prompt_text), audio_ids)
+    return layout.tts_row_ids(prompt_ids(tokenizer, text, voice, front_end), audio_ids)
 
 
 class _Encoder:
@@ -262,7 +260,7 @@ class _Encoder:
         if cfg.drop_repeated_frames:
             audio_ids = drop_repeated_frames(audio_ids)
         voice = cfg.voice or utt.voice or None
-        ids, prompt_len = make_row(self.tokenizer, prompt_text, voice, audio_ids)
+        ids, prompt_len = make_row(self.tokenizer, text, voice, audio_ids, cfg.front_end)
         if len(ids) > cfg.max_length:
             return None, f"row too long: {len(ids)} tokens > --max-length {cfg.max_length}"
         return {"input_ids": ids, "attention_mask": [1] * len(ids), "prompt_lengths": prompt_len,

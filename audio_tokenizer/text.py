@@ -1,4 +1,10 @@
-"""Text -> Llama-3 ids for prompts (shared by dataset building and synthesis)."""
+"""Text -> Llama-3 ids for prompts: the ONE definition shared by dataset building and synthesis.
+
+A TTS prompt's text is ``"voice: text"`` (Orpheus), where the text is first put through the
+checkpoint's front end (``espeak.apply_front_end``: the text itself, or its eSpeak NG phonemes);
+:func:`prompt_ids` tokenises it with BOS first. ``layout.tts_prompt_ids`` / ``tts_row_ids`` wrap
+those ids in the control tokens, for ``audio_tokenizer build`` and ``llada_tts.prompts`` alike.
+"""
 from __future__ import annotations
 
 from audio_tokenizer.layout import BOS_ID
@@ -12,3 +18,20 @@ def encode_text(tokenizer, text: str, add_bos: bool = True) -> list[int]:
     """
     ids = tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]
     return [BOS_ID, *ids] if add_bos else list(ids)
+
+
+def voice_text(text: str, voice: str | None) -> str:
+    """Orpheus writes the voice as a prefix: ``"tara: Hello"``; no voice -> the bare text."""
+    return f"{voice}: {text}" if voice else text
+
+
+def prompt_text(text: str, voice: str | None = None, front_end: str = "text") -> str:
+    """The prompt's text: ``front_end`` applied to ``text`` (never to the voice), then the voice prefix."""
+    from audio_tokenizer.espeak import apply_front_end
+
+    return voice_text(apply_front_end(text, front_end), voice)
+
+
+def prompt_ids(tokenizer, text: str, voice: str | None = None, front_end: str = "text") -> list[int]:
+    """BOS + the tokens of :func:`prompt_text`: what sits between start_of_human and end_of_text."""
+    return encode_text(tokenizer, prompt_text(text, voice, front_end))

@@ -6,19 +6,8 @@
 from __future__ import annotations
 
 from audio_tokenizer import layout as L
-from audio_tokenizer.espeak import apply_front_end
+from audio_tokenizer.text import prompt_ids, prompt_text, voice_text  # noqa: F401  (one definition, re-exported)
 from llada_tts.model.adapters import align_prompt
-from llada_tts.vocab import encode_text
-
-
-def voice_text(text: str, voice: str | None) -> str:
-    """Orpheus writes the voice as a prefix: ``"tara: Hello"``; no voice -> the bare text."""
-    return f"{voice}: {text}" if voice else text
-
-
-def prompt_text(text: str, voice: str | None = None, front_end: str = "text") -> str:
-    """The prompt's text: ``front_end`` applied to ``text``, then the voice prefix."""
-    return voice_text(apply_front_end(text, front_end), voice)
 
 
 def tts_prompt(tokenizer, text: str, voice: str | None = None, *, front_end: str = "text",
@@ -26,11 +15,11 @@ def tts_prompt(tokenizer, text: str, voice: str | None = None, *, front_end: str
     """[start_of_human, BOS, "voice: text"..., end_of_text, end_of_human, start_of_ai, start_of_speech],
     with filler ids in front up to a multiple of ``multiple`` tokens (7 for a frame-phase model:
     ``adapters.prompt_multiple(model.config)``; its training rows were aligned the same way)."""
-    ids = L.tts_prompt_ids(encode_text(tokenizer, prompt_text(text, voice, front_end)))
+    ids = L.tts_prompt_ids(prompt_ids(tokenizer, text, voice, front_end))
     return align_prompt(ids, len(ids), multiple)[0]
 
 
 def tts_row(tokenizer, text: str, audio_ids: list[int], voice: str | None = None, *,
             front_end: str = "text") -> tuple[list[int], int]:
     """A whole training row (prompt + audio + end_of_speech + end_of_ai) and its prompt length."""
-    return L.tts_row_ids(encode_text(tokenizer, prompt_text(text, voice, front_end)), audio_ids)
+    return L.tts_row_ids(prompt_ids(tokenizer, text, voice, front_end), audio_ids)

@@ -10,6 +10,7 @@ saved to ``OUT/logs/<stage>.log``)::
     4 train    python recipes/tts_train.py --config OUT/train.yaml          (mixed text + TTS rows)
     5 say      llada-tts say "..." --model OUT/train/checkpoint-epoch-N --codec demo -o OUT/sample.wav
                (--min-length 0.8: a barely trained model would otherwise end the speech at once)
+    6 voice    llada-tts say "..." --model demo -o OUT/demo_voice.wav  (the shipped demo voice: real speech)
 
 A stage that finished is recorded in ``OUT/.quickstart/<stage>.json`` with the settings it ran
 with; a rerun skips it while its settings and outputs are unchanged (``force`` redoes all), and
@@ -65,6 +66,7 @@ class Settings:
     text: str | None = None  # what `say` speaks (default: the held-out sentence nearest SAY_CHARS long)
     say_steps: int = 32  # denoising steps for `say`
     say_min_length: float = 0.8  # a barely trained model prefers ending at once: forbid it before 80% of the estimate
+    voice: str = "en-us"  # the shipped demo voice's voice for the last stage
     force: bool = False
 
     @property
@@ -242,6 +244,8 @@ def stages(s: Settings) -> list[Stage]:
               [out / "dataset" / "build_info.json", out / "text.jsonl"], data_key),
         Stage("train", f"train a {s.model_size} LLaDA-TTS on mixed text + TTS rows", [out / "train.yaml"], train_key),
         Stage("say", "synthesise a sentence with llada-tts say", [out / "sample.wav"], say_key),
+        Stage("voice", "speak the same sentence with the shipped demo voice", [out / "demo_voice.wav"],
+              {**corpus_key, "text": s.text, "voice": s.voice}),
     ]
 
 
@@ -273,6 +277,11 @@ def commands(stage: Stage, s: Settings, redo: bool, resume: bool = False) -> lis
                  "--codec", s.codec_spec, "--voice", s.voices[0], "-o", str(out / "sample.wav"),
                  "--seed", str(s.seed), "--steps", str(s.say_steps),
                  "--min-length", f"{s.say_min_length:g}", *(["--", text] if text.startswith("-") else [])]]
+    if stage.name == "voice":
+        text = say_text(s)
+        return [[py, "-m", "llada_tts", "say", *([] if text.startswith("-") else [text]), "--model", "demo",
+                 "--voice", s.voice, "-o", str(out / "demo_voice.wav"), "--seed", str(s.seed),
+                 *(["--", text] if text.startswith("-") else [])]]
     raise ValueError(stage.name)
 
 
@@ -342,11 +351,13 @@ def summary(stage: Stage, s: Settings) -> list[str]:
         return [f"{ckpt}: checkpoint after {state['global_step']} updates ({epochs:.2g} epochs){loss} "
                 f"({human_size(tree_size(ckpt))}; config.json + model.safetensors + tokenizer{meta})",
                 f"{out / 'train.yaml'} (training config), {metrics} (metrics)"]
-    if stage.name == "say":
-        w = wav_info(out / "sample.wav")
-        return [f"{out / 'sample.wav'}: {w['seconds']:.2f} s, {w['sample_rate']} Hz, "
+    if stage.name in ("say", "voice"):
+        wav = out / ("sample.wav" if stage.name == "say" else "demo_voice.wav")
+        w = wav_info(wav)
+        who = "this run's tiny model" if stage.name == "say" else f"the shipped demo voice ({s.voice})"
+        return [f"{wav}: {w['seconds']:.2f} s, {w['sample_rate']} Hz, "
                 f"{'mono' if w['channels'] == 1 else str(w['channels']) + ' channels'} "
-                f"(\"{say_text(s)}\")"]
+                f"(\"{say_text(s)}\", {who})"]
     return []
 
 

@@ -8,6 +8,8 @@ import threading
 import datasets
 import pytest
 
+from audio_tokenizer import layout as L
+
 from audio_tokenizer.__main__ import main
 from audio_tokenizer.build import BuildConfig, build
 from audio_tokenizer.corpus import InputError, make_corpus
@@ -238,3 +240,19 @@ def test_info_shows_the_front_end(ipa_tts, tiny_model_dir, tiny_codec_dir):  # n
     assert describe(ipa_tts)["checkpoint"]["front_end"] == "espeak-ipa"
     plain = LladaTTS.from_pretrained(str(tiny_model_dir), codec=str(tiny_codec_dir))
     assert plain.front_end == "text" and describe(plain)["checkpoint"]["front_end"] == "text"
+
+
+@pytest.mark.parametrize("front_end", ["text", "espeak-ipa"])
+@pytest.mark.parametrize("voice", [None, "en-gb+m3"])
+def test_a_built_rows_prompt_is_the_synthesis_prompt(front_end, voice):
+    """The invariant between training and synthesis: one prompt builder for both."""
+    from audio_tokenizer.build import make_row
+    from llada_tts.prompts import tts_prompt
+    from llada_tts.vocab import build_offline_tokenizer
+
+    tok = build_offline_tokenizer()
+    text = "Dr. Smith paid $12.50 for 3 apples, didn't he?"
+    audio = L.codes_to_tokens(([1], [2, 3], [4, 5, 6, 7])).tolist()
+    ids, prompt_length = make_row(tok, text, voice, audio, front_end)
+    assert ids[:prompt_length] == tts_prompt(tok, text, voice, front_end=front_end)
+    assert ids[prompt_length:] == audio + [L.END_OF_SPEECH_ID, L.END_OF_AI_ID]
