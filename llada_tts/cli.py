@@ -13,7 +13,7 @@ import os
 import sys
 import traceback
 
-COMMANDS = ("say", "voices", "info", "app", "eval", "tokenizer", "quickstart", "serve", "generate", "score")
+COMMANDS = ("say", "edit", "voices", "info", "app", "eval", "tokenizer", "quickstart", "serve", "generate", "score")
 EPILOG = """examples:
   llada-tts say "Hello there." -o hello.wav --model path/to/checkpoint
   llada-tts voices --model path/to/checkpoint

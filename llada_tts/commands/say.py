@@ -52,6 +52,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     length.add_argument("--batch-size", type=positive_int, default=None,
                         help=f"chunks sampled together (default {DEFAULT_BATCH_SIZE}; 1 with --stream); at most "
                              f"{DEFAULT_BATCH_SIZE} canvas limits of tokens in one call (chunks x canvas tokens)")
+    ref = p.add_argument_group("reference voice (continue a recording's voice)")
+    ref.add_argument("--ref-audio", default=None, metavar="WAV",
+                     help="a recording whose voice to continue (trimmed to 15 s); needs --ref-text")
+    ref.add_argument("--ref-text", default=None, metavar="TEXT", help="what --ref-audio says (its transcript)")
     p.add_argument("--stream", action="store_true",
                    help="write audio as each chunk finishes (prints time to first audio)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary")
@@ -96,9 +100,17 @@ def run(args: argparse.Namespace) -> int:
         kwargs["max_chunk_chars"] = args.max_chunk_chars
     if args.batch_size is not None:
         kwargs["batch_size"] = args.batch_size
+    ref = _check_reference_args(args)  # a bad reference fails before the model loads
     start = time.perf_counter()
     tts = load_tts(args)
     load_s = time.perf_counter() - start
+    if ref is not None:
+        from llada_tts.synthesis.reference import Reference
+
+        wave, ref_text, note = ref
+        kwargs["reference"] = Reference(ref_text, tts.codec.encode(wave, tts.sample_rate).tokens().long(), note)
+        if note:
+            print(f"llada-tts say: note: {note}", file=sys.stderr)
     if args.stream:
         return _run_stream(tts, text, out, kwargs, args.quiet)
     result = tts.synthesize(text, **kwargs)
@@ -112,6 +124,22 @@ def run(args: argparse.Namespace) -> int:
               f"  wall {result.wall_time:.2f} s (+ {load_s:.1f} s loading), real-time factor {result.rtf:.2f}, "
               f"NFE {result.nfe}, valid frames {result.frames}/{total} ({100 * result.valid_fraction:.1f}%)")
     return 0
+
+
+def _check_reference_args(args: argparse.Namespace):
+    """None, or (wave, transcript, note) of --ref-audio / --ref-text (checked: both given, no
+    --stream, readable, not silent; trimmed to the limit)."""
+    if args.ref_audio is None and args.ref_text is None:
+        return None
+    if args.ref_audio is None:
+        raise CliError("--ref-text needs --ref-audio (the recording it transcribes)")
+    if args.ref_text is None or not args.ref_text.strip():
+        raise CliError("--ref-audio needs --ref-text: what the reference recording says")
+    if args.stream:
+        raise CliError("--ref-audio does not stream yet: drop --stream")
+    from llada_tts.synthesis.reference import check_reference
+
+    return check_reference(args.ref_audio, args.ref_text)
 
 
 def _run_stream(tts, text, out, kwargs, quiet) -> int:

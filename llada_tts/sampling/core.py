@@ -175,10 +175,23 @@ def _decode_block(runner, canvas: _Canvas, start: int, end: int, counts: _Counts
             on_step(canvas.x)
 
 
+def _check_init(init, rows: int, config: SamplerConfig, device) -> torch.Tensor:
+    """``init`` ([n] or [B, n] ids, n = gen_length) as a [rows, n] tensor on ``device``; ValueError if unusable."""
+    if config.method == "semi_autoregressive_origin":
+        raise ValueError("init needs the whole canvas up front: use fixed_length or semi_autoregressive_padding")
+    init = torch.as_tensor(init, dtype=torch.long).to(device)
+    if init.dim() == 1:
+        init = init.unsqueeze(0)
+    if init.dim() != 2 or init.shape[1] != config.gen_length or init.shape[0] not in (1, rows):
+        raise ValueError(f"init must be [{config.gen_length}] or [{rows}, {config.gen_length}] ids "
+                         f"(gen_length), got shape {tuple(init.shape)}")
+    return init.expand(rows, -1)
+
+
 @torch.no_grad()
 def sample(model, prompt_ids, config: SamplerConfig, *, attention_mask: torch.Tensor | None = None,
            generator: torch.Generator | None = None, on_step=None, full_logits: bool = False,
-           progress: bool = False) -> SampleResult:
+           progress: bool = False, init: torch.Tensor | None = None) -> SampleResult:
     """Generate ``config.gen_length`` tokens after each prompt by iterative unmasking.
 
     prompt_ids: [P] or [B, P] ids (with an optional 0/1 ``attention_mask`` marking left padding),
@@ -187,6 +200,11 @@ def sample(model, prompt_ids, config: SamplerConfig, *, attention_mask: torch.Te
         seeded with ``config.seed``, or torch's global RNG when that is None.
     on_step(x): called after every step with the live canvas [B, T] (clone it to keep it).
     full_logits: use only ``model(x).logits`` (any mask predictor; no KV cache, full-vocab head).
+    init: the generated region's starting canvas, [gen_length] or [B, gen_length] ids: ``mask_id``
+        where tokens are generated, any other id is fixed (kept as given, seen as context: the kept
+        audio of a speech edit, a reference's audio before new speech). Audio ids sit at their frame
+        slots (offset j of the region is slot j % 7). Not with semi_autoregressive_origin; with
+        ``stop_at_end`` the fixed tail is never overwritten (no early stop). None: all masks.
     Returns a ``SampleResult`` (sequences, nfe, ...).
     """
     config.validate()
@@ -197,8 +215,12 @@ def sample(model, prompt_ids, config: SamplerConfig, *, attention_mask: torch.Te
     runner = _make_runner(model, config, full_logits)
     canvas = _Canvas(prompt, prompt_mask, config)
     origin = config.method == "semi_autoregressive_origin"
+    if init is not None:
+        init = _check_init(init, prompt.shape[0], config, device)
     if not origin:
         canvas.extend(config.gen_length)
+    if init is not None:
+        canvas.x[:, canvas.P:] = init
     counts = _Counts()
     for b in tqdm(range(config.num_blocks), desc="blocks", disable=not progress, leave=False):
         start, end = canvas.P + b * config.block, canvas.P + (b + 1) * config.block
@@ -208,7 +230,8 @@ def sample(model, prompt_ids, config: SamplerConfig, *, attention_mask: torch.Te
         canvas.update_stopped(end)
         if origin and bool(canvas.stopped.all()):
             break
-        if config.stop_at_end and not origin and bool(canvas.stopped.all()) and end < canvas.x.shape[1]:
+        if config.stop_at_end and init is None and not origin and bool(canvas.stopped.all()) \
+                and end < canvas.x.shape[1]:
             canvas.fill_from(end)
             break
     x, P = canvas.x, canvas.P

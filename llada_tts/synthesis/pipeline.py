@@ -215,7 +215,7 @@ class LladaTTS:
                    duration: float | None = None, speed: float = 1.0,
                    max_duration: float | None = DEFAULT_MAX_DURATION,
                    max_chunk_chars: int = DEFAULT_MAX_CHUNK_CHARS, batch_size: int = DEFAULT_BATCH_SIZE,
-                   progress: bool = False, **sampler_options) -> SynthesisResult:
+                   progress: bool = False, reference=None, **sampler_options) -> SynthesisResult:
         """Speak ``text`` (any length: split into chunks). ``seed`` None draws one (see result.seed).
 
         duration: seconds of canvas for the whole text (default: estimated from the text at the
@@ -225,8 +225,16 @@ class LladaTTS:
         sampler_options: method, steps, block_length, threshold, cfg_scale, temperature, remasking,
         min_length, cache ("none", "prefix" or "dual"; or the older use_cache + cache_mode), see
         ``llada_tts.synthesis.defaults`` (checked by ``check_sampler_options``).
+        reference: a ``Reference`` (``self.reference(audio, text)``): continue its voice; each chunk's
+        prompt starts with its transcript and its canvas with its audio (``synthesis.reference``).
         Raises SynthesisError for bad input, NoAudioError when a chunk yields no valid frame.
         """
+        if reference is not None:
+            from llada_tts.synthesis.reference import synthesize_with_reference
+
+            return synthesize_with_reference(self, text, reference, voice, seed=seed, duration=duration, speed=speed,
+                                             max_duration=max_duration, max_chunk_chars=max_chunk_chars,
+                                             batch_size=batch_size, progress=progress, **sampler_options)
         start = time.perf_counter()
         run = self._prepare(text, voice, seed, duration, speed, max_duration, max_chunk_chars, batch_size,
                             progress, sampler_options)
@@ -266,6 +274,22 @@ class LladaTTS:
         last = joiner.finish()
         if len(last):
             yield last
+
+    # --- editing and reference voices -------------------------------------------------------------
+    def edit(self, audio, sample_rate: int | None = None, text: str | None = None, to: str | None = None,
+             spans=None, **kwargs):
+        """Make a recording whose transcript is ``text`` say ``to``; frames outside the edited spans
+        stay token for token. See ``llada_tts.synthesis.edit.edit`` (-> ``EditResult``)."""
+        from llada_tts.synthesis.edit import edit
+
+        return edit(self, audio, sample_rate, text, to, spans, **kwargs)
+
+    def reference(self, audio, text: str, sample_rate: int | None = None, **kwargs):
+        """A ``Reference`` voice for ``synthesize(..., reference=...)``: ``audio`` (a path, or samples at
+        ``sample_rate``) encoded with this codec, ``text`` what it says (``synthesis.reference``)."""
+        from llada_tts.synthesis.reference import load_reference
+
+        return load_reference(self.codec, audio, text, sample_rate, **kwargs)
 
     # --- cross-request batching (a server's scheduler) -------------------------------------------
     def prepare(self, text: str, voice: str | None = None, *, seed: int | None = None, duration: float | None = None,
