@@ -23,6 +23,8 @@ the same input transformation without knowing about it.
 """
 from __future__ import annotations
 
+import logging
+
 import torch
 
 from audio_tokenizer import layout as L
@@ -34,6 +36,20 @@ FILLER_ID = 128004  # <|finetune_right_pad_id|>: front padding that aligns a pro
 # Rows a fresh model with the offline byte tokenizer uses: bytes, Llama-3 specials + Orpheus control
 # tokens, the 7 x 4096 audio codes, the mask and the unused last row.
 BYTE_ROWS = ((0, 256), (L.BOS_ID, L.VOCAB_SIZE))
+COMPACT_BYTE_ROWS = 256 + L.VOCAB_SIZE - L.BOS_ID  # 29196
+
+
+class _CompactIdsNote(logging.Filter):
+    """Drop transformers' warning that a compact config's special ids (full Orpheus ids by design,
+    mapped to rows by the input hook) lie outside its vocab_size; other warnings pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        return not (msg.startswith("Model config:") and "must be `None` or an integer within the vocabulary"
+                    in msg and f"and {COMPACT_BYTE_ROWS - 1})" in msg)
+
+
+logging.getLogger("transformers.configuration_utils").addFilter(_CompactIdsNote())
 
 
 def row_ids(ranges) -> torch.Tensor:
