@@ -1,5 +1,12 @@
 """Gradio web demo for llada-tts: type text, pick a voice, press Generate, listen or download.
 
+Two tabs. **Speak**: text -> speech, optionally continuing the voice of a reference recording
+(upload + its transcript), with the output's spectrogram. **Edit**: upload a recording, type what
+it says and what it should say (and, without Whisper, the seconds of each change); the changed
+words are re-generated and every other frame is kept token for token (``LladaTTS.edit``). The
+before and after spectrograms show the edited spans highlighted (numpy-rendered, no plotting
+dependency).
+
     python app/app.py --model CHECKPOINT [--codec CODEC] [--host 127.0.0.1] [--port 7860] [--share]
     llada-tts app --model CHECKPOINT ...            (same options)
 
@@ -24,6 +31,7 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger("llada_tts.app")
 
 NO_VOICE = "(none)"
+MAX_UPLOAD = "50mb"  # recordings to edit / reference recordings: gradio refuses larger uploads
 EXAMPLES = (
     "Hello! This is a masked diffusion model reading your text aloud.",
     "The quick brown fox jumps over the lazy dog.",
@@ -71,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
 def launch_kwargs(args: argparse.Namespace) -> dict:
     """What ``demo.launch`` gets: local-only unless --host, no share link unless --share."""
     return dict(server_name=args.host, server_port=args.port, share=bool(args.share), ssr_mode=False,
-                show_error=False, footer_links=[], theme=_theme(), quiet=False)
+                show_error=False, footer_links=[], theme=_theme(), quiet=False, max_file_size=MAX_UPLOAD)
 
 
 def queue_kwargs(args: argparse.Namespace) -> dict:
@@ -161,11 +169,14 @@ def seed_value(seed) -> int | None:
 
 def synthesize_for_ui(tts, text: str, voice: str | None = None, *, seed=-1, duration=0.0, speed=1.0,
                       max_chars: int = 1000, max_duration: float = 60.0, progress: bool = False,
+                      ref_audio=None, ref_text: str | None = None,
                       **sampler) -> tuple[tuple[int, "np.ndarray"], str]:
     """Validate the UI's inputs, synthesise, return ``((sample_rate, int16 waveform), status line)``.
 
     voice "(none)"/empty: no voice; seed < 0 or empty: random (the status line shows the one used);
     duration <= 0 or empty: estimated from the text; ``sampler``: see ``sampler_options``.
+    ``ref_audio`` (gradio's ``(sample_rate, samples)``, or a path) + ``ref_text`` (its transcript):
+    continue that recording's voice (``synthesize(..., reference=...)``); both empty: no reference.
     Bad input or a failed synthesis raises ``gr.Error`` with a message for the user (no traceback).
     """
     import gradio as gr
@@ -177,11 +188,13 @@ def synthesize_for_ui(tts, text: str, voice: str | None = None, *, seed=-1, dura
     except ValueError as e:
         raise gr.Error(str(e), title="Check the text", print_exception=False) from None
     voice = (voice or "").strip()
+    reference = reference_for_ui(tts, ref_audio, ref_text, max_chars=max_chars)
     try:
         res = tts.synthesize(text, voice=None if voice in ("", NO_VOICE) else voice, seed=seed_value(seed),
                              duration=float(duration) if duration and float(duration) > 0 else None,
                              speed=1.0 if speed is None or speed == "" else float(speed),
-                             max_duration=max_duration, progress=progress, **sampler_options(**sampler))
+                             max_duration=max_duration, progress=progress, reference=reference,
+                             **sampler_options(**sampler))
     except NoAudioError as e:
         raise gr.Error(str(e), title="No audio", print_exception=False) from None
     except SynthesisError as e:
@@ -191,7 +204,230 @@ def synthesize_for_ui(tts, text: str, voice: str | None = None, *, seed=-1, dura
         raise gr.Error(f"Synthesis failed ({type(e).__name__}: {first_line(e)}); see the server log.",
                        print_exception=False) from None
     wave, sr = res
-    return (int(sr), to_int16(wave)), format_status(res)
+    status = format_status(res)
+    if reference is not None:
+        status += f" · continuing a {reference.seconds:.2f} s reference"
+        if reference.note:
+            status += f" ({reference.note})"
+    return (int(sr), to_int16(wave)), status
+
+
+def audio_input(value) -> tuple[object, int | None] | None:
+    """A gradio Audio value as ``(audio, sample_rate)`` for the library: ``(sample_rate, samples)``
+    (type="numpy") -> (samples, sample_rate); a path -> (path, None); None / empty -> None."""
+    if value is None:
+        return None
+    if isinstance(value, (str, os.PathLike)):
+        return (value, None) if str(value) else None
+    if isinstance(value, (tuple, list)) and len(value) == 2:
+        sr, samples = value
+        return samples, sr
+    if isinstance(value, dict) and value.get("path"):  # a FileData dict (gradio's API clients)
+        return value["path"], None
+    return value, None  # anything else: the library names what is wrong with it
+
+
+def reference_for_ui(tts, ref_audio, ref_text: str | None, max_chars: int = 1000):
+    """The ``Reference`` of the Speak tab's optional recording + transcript, or None when both are
+    empty. A half-given or unusable reference is a ``gr.Error`` titled "Check the reference"."""
+    import warnings
+
+    import gradio as gr
+
+    from llada_tts.synthesis.errors import SynthesisError
+
+    audio = audio_input(ref_audio)
+    ref_text = (ref_text or "").strip()
+    if audio is None and not ref_text:
+        return None
+
+    def fail(message: str):
+        return gr.Error(message, title="Check the reference", print_exception=False)
+
+    if audio is None:
+        raise fail("A reference transcript needs its recording: upload the reference audio, or clear the "
+                   "transcript.")
+    if not ref_text:
+        raise fail("Type what the reference recording says (its transcript): the model reads it to continue "
+                   "the voice.")
+    if len(ref_text) > max_chars:
+        raise fail(f"The reference transcript is {len(ref_text)} characters long; the limit is {max_chars}.")
+    try:
+        with warnings.catch_warnings():  # a trimmed reference carries its note: the status line shows it
+            warnings.simplefilter("ignore")
+            return tts.reference(audio[0], ref_text, sample_rate=audio[1])
+    except SynthesisError as e:
+        raise fail(str(e)) from None
+    except Exception as e:  # noqa: BLE001
+        log.exception("reading the reference failed")
+        raise gr.Error(f"Reading the reference failed ({type(e).__name__}: {first_line(e)}); see the server log.",
+                       print_exception=False) from None
+
+
+# ----------------------------------------------------------------------------- editing
+
+def parse_spans(text: str | None) -> list[tuple[float, float]] | None:
+    """``"1.2:1.55, 2.0:2.0"`` -> [(1.2, 1.55), (2.0, 2.0)] (commas, semicolons or spaces between
+    spans); empty -> None (Whisper word timestamps). ValueError naming the bad span."""
+    from llada_tts.synthesis.edit import parse_span
+
+    parts = [p for p in (text or "").replace(";", ",").replace(",", " ").split() if p]
+    return [parse_span(p) for p in parts] or None
+
+
+def format_edit_status(res) -> str:
+    """One line: the changes, where they landed (input -> output seconds), kept frames, timing, seed."""
+    from llada_tts.synthesis.edit import describe
+
+    where = ", ".join(f"{a:.2f}–{b:.2f} s → {c:.2f}–{d:.2f} s" for (a, b), (c, d) in zip(res.spans_in, res.spans_out))
+    return " · ".join([describe(res.changes), f"edited (before → after) {where}",
+                       f"kept frames identical {100.0 * res.kept_fraction:.1f}%",
+                       f"{res.duration:.2f} s of audio in {res.wall_time:.2f} s", f"NFE {res.nfe}",
+                       f"seed {res.seed}"])
+
+
+def edit_for_ui(tts, audio, text: str, to: str, spans: str | None = None, voice: str | None = None, *, seed=-1,
+                margin=None, max_chars: int = 1000, max_duration: float = 60.0, **sampler):
+    """The Edit tab: make ``audio`` (gradio's ``(sample_rate, samples)`` or a path), whose transcript
+    is ``text``, say ``to``. ``spans``: "START:END, ..." seconds, one per changed word group (empty:
+    Whisper word timestamps when installed). Returns ``(result, (sr, int16 wave), before image,
+    after image, status line)``; the images are spectrograms with ``result.spans_in`` /
+    ``result.spans_out`` highlighted. Bad input raises one ``gr.Error`` (no traceback)."""
+    import gradio as gr
+
+    from llada_tts.synthesis.edit import DEFAULT_MARGIN_FRAMES, describe, word_changes
+    from llada_tts.synthesis.errors import SynthesisError
+
+    def fail(message: str, title: str = "Check the edit"):
+        return gr.Error(message, title=title, print_exception=False)
+
+    given = audio_input(audio)
+    if given is None:
+        raise fail("Upload (or record) the audio to edit.", "Check the recording")
+    try:
+        text = check_text(text, max_chars)
+    except ValueError as e:
+        raise fail(f"What it says: {e}" if "Please type" not in str(e) else
+                   "Type what the recording says (its transcript).", "Check the text") from None
+    try:
+        to = check_text(to, max_chars)
+    except ValueError as e:
+        raise fail(f"What it should say: {e}" if "Please type" not in str(e) else
+                   "Type what the recording should say.", "Check the text") from None
+    try:
+        span_list = parse_spans(spans)
+    except ValueError as e:
+        raise fail(f"Spans: {e}; separate several with commas, e.g. 1.2:1.55, 2.0:2.0") from None
+    if span_list is None:
+        from audio_tokenizer.judge import whisper_available
+
+        changes = word_changes(text, to)
+        if changes and not whisper_available():
+            raise fail(f"Give the spans: one START:END in seconds per change, in order ({len(changes)}: "
+                       f"{describe(changes)}), e.g. 1.2:1.55 (an insertion may be empty: 2.0:2.0). Without "
+                       "spans the app needs Whisper word timestamps: pip install \"llada-tts[eval]\".")
+    if margin is None or margin == "":
+        margin = DEFAULT_MARGIN_FRAMES
+    if isinstance(margin, float) and margin.is_integer():
+        margin = int(margin)
+    voice = (voice or "").strip()
+    try:
+        res = tts.edit(given[0], given[1], text, to, span_list, voice=None if voice in ("", NO_VOICE) else voice,
+                       seed=seed_value(seed), margin=margin, max_duration=max_duration, **sampler_options(**sampler))
+    except SynthesisError as e:
+        raise fail(str(e)) from None
+    except Exception as e:  # noqa: BLE001
+        log.exception("edit failed")
+        raise gr.Error(f"The edit failed ({type(e).__name__}: {first_line(e)}); see the server log.",
+                       print_exception=False) from None
+    from llada_tts.synthesis.infill import load_wave
+
+    before = load_wave(given[0], given[1], "input audio")  # as the edit read it: mono 24 kHz
+    hop = spectrogram_hop(max(len(before), len(res.waveform)), res.sample_rate)
+    images = (spectrogram_image(before, res.sample_rate, res.spans_in, hop=hop),
+              spectrogram_image(res.waveform, res.sample_rate, res.spans_out, hop=hop))
+    return res, (int(res.sample_rate), to_int16(res.waveform)), *images, format_edit_status(res)
+
+
+# ----------------------------------------------------------------------------- spectrograms
+
+HIGHLIGHT = (255, 96, 0)  # the edited spans: the ruler strip above the spectrogram, borders, tint
+RULER_ROWS, TICK_ROWS, MEL_BANDS, ROW_SCALE = 8, 6, 80, 2
+RULER_BG, TICK_BG, TICK = (48, 48, 48), (24, 24, 24), (220, 220, 220)
+COLUMNS_PER_SECOND, MAX_COLUMNS = 100, 2400
+# magma-like colour map: anchors at 0, .25, .5, .75, 1 (no orange: the highlight stays distinct)
+_CMAP = ((0, 0, 4), (59, 15, 112), (140, 41, 129), (222, 73, 104), (252, 253, 191))
+
+
+def spectrogram_hop(samples: int, sample_rate: int) -> int:
+    """Samples per image column: ``COLUMNS_PER_SECOND`` columns a second, fewer for long audio
+    (at most ``MAX_COLUMNS`` columns). Give before and after the same hop to compare them."""
+    return max(sample_rate // COLUMNS_PER_SECOND, -(-samples // MAX_COLUMNS))
+
+
+def span_columns(spans, sample_rate: int, hop: int, width: int) -> list[tuple[int, int]]:
+    """Image columns [c0, c1) of time spans in seconds: the columns the span touches, at least one
+    (an empty span, e.g. an insertion's place, is a one-column mark), clipped to the image."""
+    out = []
+    for start, end in spans:
+        c0 = min(int(start * sample_rate // hop), width - 1)
+        c1 = min(max(c0 + 1, -(-round(end * sample_rate) // hop)), width)
+        out.append((max(c0, 0), c1))
+    return out
+
+
+def mel_filterbank(sample_rate: int, n_fft: int, bands: int) -> "np.ndarray":
+    """[bands, n_fft // 2 + 1] triangular HTK-mel filters from 0 Hz to Nyquist."""
+    import numpy as np
+
+    def mel(f):
+        return 2595.0 * np.log10(1.0 + f / 700.0)
+
+    edges = 700.0 * (10 ** (np.linspace(0, mel(sample_rate / 2), bands + 2) / 2595.0) - 1.0)  # Hz
+    freqs = np.linspace(0, sample_rate / 2, n_fft // 2 + 1)
+    lo, mid, hi = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    up = (freqs - lo) / np.maximum(mid - lo, 1e-9)
+    down = (hi - freqs) / np.maximum(hi - mid, 1e-9)
+    return np.clip(np.minimum(up, down), 0.0, None)
+
+
+def spectrogram_image(wave, sample_rate: int, spans=(), *, hop: int | None = None, n_fft: int = 1024,
+                      dynamic_range_db: float = 80.0) -> "np.ndarray":
+    """An RGB image [H, W, 3] uint8 of ``wave``'s log-mel spectrogram (low frequencies at the
+    bottom, one column per ``hop`` samples), with a ruler strip on top whose ``HIGHLIGHT``
+    columns are ``spans`` (seconds; ``span_columns``), the spans tinted and bordered, and a tick
+    strip at the bottom with a tick every second (a long one every 5 s)."""
+    import numpy as np
+
+    wave = np.asarray(wave).reshape(-1)
+    wave = wave / 32767.0 if np.issubdtype(wave.dtype, np.integer) else wave  # int16 PCM -> [-1, 1]
+    wave = wave.astype(np.float32)
+    hop = hop or spectrogram_hop(len(wave), sample_rate)
+    width = max(1, -(-len(wave) // hop))
+    padded = np.pad(wave, (n_fft // 2, n_fft // 2 + width * hop - len(wave)))
+    window = np.hanning(n_fft).astype(np.float32)
+    starts = np.arange(width) * hop
+    frames = padded[starts[:, None] + np.arange(n_fft)[None, :]] * window  # [W, n_fft]
+    power = np.abs(np.fft.rfft(frames, axis=1)) ** 2  # [W, n_fft/2+1]
+    mel = mel_filterbank(sample_rate, n_fft, MEL_BANDS) @ power.T  # [bands, W]
+    db = 10.0 * np.log10(np.maximum(mel, 1e-10))
+    top = db.max()
+    level = np.clip((db - (top - dynamic_range_db)) / dynamic_range_db, 0.0, 1.0)[::-1]  # low bands at the bottom
+    anchors = np.linspace(0.0, 1.0, len(_CMAP))
+    rgb = np.stack([np.interp(level, anchors, [c[k] for c in _CMAP]) for k in range(3)], axis=-1)
+    rgb = np.repeat(rgb, ROW_SCALE, axis=0)  # [H, W, 3]
+    color = np.array(HIGHLIGHT, dtype=np.float64)
+    ruler = np.tile(np.array(RULER_BG, dtype=np.float64), (RULER_ROWS, width, 1))
+    for c0, c1 in span_columns(spans, sample_rate, hop, width):
+        rgb[:, c0:c1] = 0.7 * rgb[:, c0:c1] + 0.3 * color
+        rgb[:, [c0, c1 - 1]] = color
+        ruler[:, c0:c1] = color
+    ticks = np.tile(np.array(TICK_BG, dtype=np.float64), (TICK_ROWS, width, 1))
+    for second in range(int(len(wave) / sample_rate) + 1):
+        c = int(second * sample_rate // hop)
+        if c < width:
+            ticks[: TICK_ROWS if second % 5 == 0 else TICK_ROWS // 2, c] = TICK
+    return np.concatenate([ruler, rgb, ticks], axis=0).round().astype(np.uint8)
 
 
 # ----------------------------------------------------------------------------- UI
@@ -201,74 +437,137 @@ def build_demo(tts, max_chars: int = 1000, examples=EXAMPLES, max_duration: floa
     import gradio as gr
 
     from llada_tts.synthesis.defaults import DEFAULT_BLOCK_LENGTH, DEFAULT_TEMPERATURE, MAX_SEED, OPTIONS
+    from llada_tts.synthesis.edit import DEFAULT_MARGIN_FRAMES
+    from llada_tts.synthesis.reference import MAX_REFERENCE_SECONDS
 
     # ranges and choices from the one option definition; gradio refuses values outside them too
     limit = OPTIONS["steps"].high_for(max_duration)  # the canvas limit: caps steps and block length
     methods, remaskings, caches = (OPTIONS[k].choices for k in ("method", "remasking", "cache"))
     cfg, temp, thr, block = (OPTIONS[k] for k in ("cfg_scale", "temperature", "threshold", "block_length"))
     voices = list(tts.voices)
+    voice_info = "one the model was trained with" if voices else "this checkpoint lists no voices; type one or keep (none)"
     with gr.Blocks(title="llada-tts", delete_cache=(3600, 3600)) as demo:
         gr.Markdown("# llada-tts\nSpeech from a masked-diffusion language model over SNAC codec tokens. "
-                    "Type text, pick a voice, press **Generate**.")
-        with gr.Row():
-            with gr.Column(scale=3):
-                text = gr.Textbox(label=f"Text (up to {max_chars} characters)", lines=4, max_length=max_chars,
-                                  placeholder="Type what to say...", elem_id="text")
+                    "**Speak**: type text, pick a voice, press **Generate**. **Edit**: change words of a recording.")
+        with gr.Tabs():
+            with gr.Tab("Speak", id="speak", elem_id="speak_tab"):
                 with gr.Row():
-                    voice = gr.Dropdown(choices=[NO_VOICE, *voices], value=voices[0] if voices else NO_VOICE,
-                                        allow_custom_value=True, label="Voice", elem_id="voice",
-                                        info="one the model was trained with" if voices
-                                        else "this checkpoint lists no voices; type one or keep (none)")
-                    seed = gr.Number(value=-1, precision=0, minimum=-1, maximum=MAX_SEED, label="Seed",
-                                     info="-1 = random (shown below)", elem_id="seed")
-                with gr.Accordion("Advanced", open=False):
-                    with gr.Row():
-                        method = gr.Dropdown(choices=list(methods), value=methods[1], label="Method")
-                        remasking = gr.Dropdown(choices=list(remaskings), value=remaskings[0], label="Remasking")
-                        cache = gr.Dropdown(choices=list(caches), value=caches[0], label="KV cache", elem_id="cache",
-                                            info="prefix / dual: faster, approximate (Fast-dLLM)")
-                    with gr.Row():
-                        steps = gr.Number(value=0, precision=0, minimum=0, maximum=limit, label="Steps",
-                                          elem_id="steps",
-                                          info=f"denoising steps; 0 = one per 2 canvas tokens; at most {limit}")
-                        block_length = gr.Number(value=DEFAULT_BLOCK_LENGTH, precision=0, minimum=block.low,
-                                                 maximum=block.high_for(max_duration),
-                                                 step=7, label="Block length", elem_id="block_length",
-                                                 info=f"tokens; a multiple of 7, at most {limit}")
-                    with gr.Row():
-                        threshold = gr.Slider(0.0, thr.high, value=0.0, step=0.01, label="Confidence threshold",
-                                              info="0 = off (fixed schedule)")
-                        cfg_scale = gr.Slider(cfg.low, cfg.ui_high, value=0.0, step=0.1, label="CFG scale",
-                                              info="classifier-free guidance; 0 = off (half the compute)")
-                        temperature = gr.Slider(temp.low, temp.ui_high, value=DEFAULT_TEMPERATURE, step=0.05,
-                                                label="Temperature", info="0 = greedy")
-                    with gr.Row():
-                        duration = gr.Number(value=0, minimum=0, maximum=max_duration, label="Duration (s)",
-                                             info="0 = estimate from the text")
-                        speed = gr.Slider(0.5, 2.0, value=1.0, step=0.05, label="Speed",
-                                          info="speaking rate for the estimate (unused with a duration)")
-                button = gr.Button("Generate", variant="primary", elem_id="generate")
-            with gr.Column(scale=2):
-                audio = gr.Audio(label="Speech", type="numpy", format="wav", interactive=False,
-                                 buttons=["download"], elem_id="audio",
-                                 waveform_options=gr.WaveformOptions(show_recording_waveform=False))
-                status = gr.Markdown(elem_id="status")
-        if examples:
-            gr.Examples(examples=[[e] for e in examples], inputs=[text], label="Example prompts",
-                        cache_examples=False)
+                    with gr.Column(scale=3):
+                        text = gr.Textbox(label=f"Text (up to {max_chars} characters)", lines=4, max_length=max_chars,
+                                          placeholder="Type what to say...", elem_id="text")
+                        with gr.Row():
+                            voice = gr.Dropdown(choices=[NO_VOICE, *voices], value=voices[0] if voices else NO_VOICE,
+                                                allow_custom_value=True, label="Voice", elem_id="voice", info=voice_info)
+                            seed = gr.Number(value=-1, precision=0, minimum=-1, maximum=MAX_SEED, label="Seed",
+                                             info="-1 = random (shown below)", elem_id="seed")
+                        with gr.Accordion("Reference voice (optional): continue a recording's voice", open=False):
+                            gr.Markdown(f"Upload a recording and type exactly what it says; the model continues in "
+                                        f"its voice. Up to {MAX_REFERENCE_SECONDS:g} s is used (longer ones are cut "
+                                        "at a pause).")
+                            with gr.Row():
+                                ref_audio = gr.Audio(label="Reference recording", type="numpy",
+                                                     sources=["upload", "microphone"], elem_id="ref_audio")
+                                ref_text = gr.Textbox(label="What the reference says", lines=3, max_length=max_chars,
+                                                      elem_id="ref_text")
+                        with gr.Accordion("Advanced", open=False):
+                            with gr.Row():
+                                method = gr.Dropdown(choices=list(methods), value=methods[1], label="Method")
+                                remasking = gr.Dropdown(choices=list(remaskings), value=remaskings[0], label="Remasking")
+                                cache = gr.Dropdown(choices=list(caches), value=caches[0], label="KV cache",
+                                                    elem_id="cache", info="prefix / dual: faster, approximate (Fast-dLLM)")
+                            with gr.Row():
+                                steps = gr.Number(value=0, precision=0, minimum=0, maximum=limit, label="Steps",
+                                                  elem_id="steps",
+                                                  info=f"denoising steps; 0 = one per 2 canvas tokens; at most {limit}")
+                                block_length = gr.Number(value=DEFAULT_BLOCK_LENGTH, precision=0, minimum=block.low,
+                                                         maximum=block.high_for(max_duration),
+                                                         step=7, label="Block length", elem_id="block_length",
+                                                         info=f"tokens; a multiple of 7, at most {limit}")
+                            with gr.Row():
+                                threshold = gr.Slider(0.0, thr.high, value=0.0, step=0.01, label="Confidence threshold",
+                                                      info="0 = off (fixed schedule)")
+                                cfg_scale = gr.Slider(cfg.low, cfg.ui_high, value=0.0, step=0.1, label="CFG scale",
+                                                      info="classifier-free guidance; 0 = off (half the compute)")
+                                temperature = gr.Slider(temp.low, temp.ui_high, value=DEFAULT_TEMPERATURE, step=0.05,
+                                                        label="Temperature", info="0 = greedy")
+                            with gr.Row():
+                                duration = gr.Number(value=0, minimum=0, maximum=max_duration, label="Duration (s)",
+                                                     info="0 = estimate from the text")
+                                speed = gr.Slider(0.5, 2.0, value=1.0, step=0.05, label="Speed",
+                                                  info="speaking rate for the estimate (unused with a duration)")
+                        button = gr.Button("Generate", variant="primary", elem_id="generate")
+                    with gr.Column(scale=2):
+                        audio = gr.Audio(label="Speech", type="numpy", format="wav", interactive=False,
+                                         buttons=["download"], elem_id="audio",
+                                         waveform_options=gr.WaveformOptions(show_recording_waveform=False))
+                        status = gr.Markdown(elem_id="status")
+                        spectrogram = gr.Image(label="Spectrogram", type="numpy", format="png", interactive=False,
+                                               buttons=["download"], elem_id="spectrogram")
+                if examples:
+                    gr.Examples(examples=[[e] for e in examples], inputs=[text], label="Example prompts",
+                                cache_examples=False)
 
-        def generate(text, voice, seed, method, remasking, cache, steps, block_length, threshold, cfg_scale,
-                     temperature, duration, speed, progress=gr.Progress(track_tqdm=True)):
+            with gr.Tab("Edit", id="edit", elem_id="edit_tab"):
+                gr.Markdown("Upload a recording, type what it says and what it should say. The changed words "
+                            "are re-generated; everything else keeps its codec tokens exactly. The highlighted "
+                            "columns of the spectrograms are the edited spans.")
+                with gr.Row():
+                    with gr.Column(scale=3):
+                        edit_audio = gr.Audio(label="Recording to edit", type="numpy",
+                                              sources=["upload", "microphone"], elem_id="edit_audio")
+                        edit_text = gr.Textbox(label="What it says", lines=2, max_length=max_chars,
+                                               placeholder="The cat sat on the mat.", elem_id="edit_text")
+                        edit_to = gr.Textbox(label="What it should say", lines=2, max_length=max_chars,
+                                             placeholder="The dog sat on the mat.", elem_id="edit_to")
+                        edit_spans = gr.Textbox(label="Spans (seconds, optional)", elem_id="edit_spans",
+                                                placeholder="1.2:1.55, 2.0:2.0",
+                                                info="one START:END per changed group of words, in order (an "
+                                                     "insertion may be empty, e.g. 2.0:2.0); empty = Whisper "
+                                                     "word timestamps (eval extra)")
+                        with gr.Row():
+                            edit_margin = gr.Number(value=DEFAULT_MARGIN_FRAMES, precision=0, minimum=0, maximum=24,
+                                                    label="Margin (frames)", elem_id="edit_margin",
+                                                    info="re-generated on each side of a span (85 ms each)")
+                            edit_voice = gr.Dropdown(choices=[NO_VOICE, *voices], value=voices[0] if voices else NO_VOICE,
+                                                     allow_custom_value=True, label="Voice", elem_id="edit_voice",
+                                                     info=voice_info)
+                            edit_seed = gr.Number(value=-1, precision=0, minimum=-1, maximum=MAX_SEED, label="Seed",
+                                                  info="-1 = random", elem_id="edit_seed")
+                            edit_steps = gr.Number(value=0, precision=0, minimum=0, maximum=limit, label="Steps",
+                                                   elem_id="edit_steps", info="per block; 0 = the default")
+                        edit_button = gr.Button("Edit", variant="primary", elem_id="edit_button")
+                    with gr.Column(scale=2):
+                        edit_output = gr.Audio(label="Edited speech", type="numpy", format="wav", interactive=False,
+                                               buttons=["download"], elem_id="edit_output",
+                                               waveform_options=gr.WaveformOptions(show_recording_waveform=False))
+                        edit_status = gr.Markdown(elem_id="edit_status")
+                edit_before = gr.Image(label="Before (edited spans highlighted)", type="numpy", format="png",
+                                       interactive=False, buttons=["download"], elem_id="edit_before")
+                edit_after = gr.Image(label="After (generated spans highlighted)", type="numpy", format="png",
+                                      interactive=False, buttons=["download"], elem_id="edit_after")
+
+        def generate(text, voice, seed, ref_audio, ref_text, method, remasking, cache, steps, block_length,
+                     threshold, cfg_scale, temperature, duration, speed, progress=gr.Progress(track_tqdm=True)):
             progress(0, desc="Synthesizing")
-            return synthesize_for_ui(tts, text, voice, seed=seed, duration=duration, speed=speed,
-                                     max_chars=max_chars, max_duration=max_duration, progress=True,
-                                     method=method, remasking=remasking, cache=cache, steps=steps,
-                                     block_length=block_length, threshold=threshold, cfg_scale=cfg_scale,
-                                     temperature=temperature)
+            (sr, wave), line = synthesize_for_ui(
+                tts, text, voice, seed=seed, duration=duration, speed=speed, max_chars=max_chars,
+                max_duration=max_duration, progress=True, ref_audio=ref_audio, ref_text=ref_text, method=method,
+                remasking=remasking, cache=cache, steps=steps, block_length=block_length, threshold=threshold,
+                cfg_scale=cfg_scale, temperature=temperature)
+            return (sr, wave), line, spectrogram_image(wave, sr)
 
-        inputs = [text, voice, seed, method, remasking, cache, steps, block_length, threshold, cfg_scale,
-                  temperature, duration, speed]
-        button.click(generate, inputs=inputs, outputs=[audio, status], api_name="synthesize")
+        inputs = [text, voice, seed, ref_audio, ref_text, method, remasking, cache, steps, block_length, threshold,
+                  cfg_scale, temperature, duration, speed]
+        button.click(generate, inputs=inputs, outputs=[audio, status, spectrogram], api_name="synthesize")
+
+        def edit(audio, text, to, spans, margin, voice, seed, steps):
+            _, out, before, after, line = edit_for_ui(tts, audio, text, to, spans, voice, seed=seed, margin=margin,
+                                                      max_chars=max_chars, max_duration=max_duration, steps=steps)
+            return out, before, after, line
+
+        edit_button.click(edit, inputs=[edit_audio, edit_text, edit_to, edit_spans, edit_margin, edit_voice,
+                                        edit_seed, edit_steps],
+                          outputs=[edit_output, edit_before, edit_after, edit_status], api_name="edit")
     return demo
 
 

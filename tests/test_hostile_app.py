@@ -1,5 +1,6 @@
-"""Hostile values in the web demo, through its handler (``synthesize_for_ui``) and its controls,
-called directly without a browser (issue 14, items 2 and 14).
+"""Hostile values in the web demo, through its handlers (``synthesize_for_ui``, ``edit_for_ui``) and
+its controls, called directly without a browser (issue 14, items 2 and 14; issue 17: the Edit tab's
+spans, margins and recordings, the Speak tab's reference).
 
 Every bad value is a ``gr.Error`` with one clear line (title "Check the settings"), never the
 generic "Synthesis failed (...)". Huge steps / block lengths are sent with a text too long for
@@ -12,6 +13,7 @@ import os
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -114,3 +116,78 @@ def test_controls_carry_the_caps_and_gradio_enforces_them(tts):
     caps = {b.elem_id: b.maximum for b in short.blocks.values() if getattr(b, "elem_id", None) in ("steps",
                                                                                                   "block_length")}
     assert caps == {"steps": LIMIT_1, "block_length": LIMIT_1}
+
+
+# --- the Edit tab and the reference voice (issue 17) -------------------------------------------------
+
+SR = 24000
+
+
+def _tone(seconds: float) -> tuple[int, np.ndarray]:
+    t = np.arange(int(seconds * SR)) / SR
+    return SR, (0.2 * np.sin(2 * np.pi * 220 * t) * 32767).astype(np.int16)
+
+
+def edit_error(tts, audio=None, spans="0.3:0.5", **kwargs) -> gr.Error:
+    with pytest.raises(gr.Error) as info:
+        app.edit_for_ui(tts, _tone(1.5) if audio is None else audio, "The cat sat on the mat.",
+                        "The dog sat on the mat.", spans, "tara", **{"seed": 0, **kwargs})
+    assert info.value.print_exception is False
+    return info.value
+
+
+@pytest.mark.parametrize("margin, message", [
+    (1.5, "margin must be a whole number of frames >= 0, got 1.5"),
+    (float("inf"), "margin must be a whole number of frames >= 0, got inf"),
+    (float("nan"), "margin must be a whole number of frames >= 0, got nan"),
+    ("2", "margin must be a whole number of frames >= 0, got '2'"),
+])
+def test_hostile_margins_are_a_clear_message(tts, margin, message):
+    err = edit_error(tts, margin=margin)
+    assert (err.title, err.message) == ("Check the edit", message)
+
+
+@pytest.mark.parametrize("spans, message", [
+    ("nan:1", "Spans: a span needs 0 <= START <= END (finite seconds), got 'nan:1'"),
+    ("inf:inf", "Spans: a span needs 0 <= START <= END (finite seconds), got 'inf:inf'"),
+    ("-1:0.5", "Spans: a span needs 0 <= START <= END (finite seconds), got '-1:0.5'"),
+    ("1e308:1e309", "Spans: a span needs 0 <= START <= END (finite seconds), got '1e308:1e309'"),
+    ("0.3:0.5 " * 10000, "10000 span(s) for 1 change(s)"),
+    ("1e9:1e9", "span 1 (1e+09:1e+09 s) is outside the audio (0:1.500 s)"),
+])
+def test_hostile_spans_are_a_clear_message(tts, spans, message):
+    err = edit_error(tts, spans=spans)
+    assert err.title == "Check the edit" and err.message.startswith(message), err.message
+
+
+@pytest.mark.parametrize("audio, message", [
+    ((SR, np.zeros(0, "int16")), "input audio: expected non-empty audio samples"),
+    ((SR, np.full(SR, float("nan"), "float32")), "input audio: audio has NaN or infinite samples"),
+    ((-5, _tone(1.0)[1]), "input audio: an audio array needs its sample_rate (a positive integer), got -5"),
+    ((SR, np.zeros((SR, 2, 2), "int16")), "input audio: expected non-empty audio samples [T] or [T, C]"),
+    ((SR, _tone(61.0)[1]), "the input audio is 61.0 s, longer than max_duration=60 s"),
+])
+def test_hostile_recordings_are_a_clear_message(tts, audio, message):
+    err = edit_error(tts, audio=audio)
+    assert err.title == "Check the edit" and err.message.startswith(message), err.message
+
+
+def test_hostile_reference_is_a_clear_message(tts):
+    for ref_audio, message in (((SR, np.full(SR, np.inf, np.float32)), "reference audio: audio has NaN or infinite"),
+                               ((SR, np.zeros((0, 2), np.int16)), "reference audio: expected non-empty audio samples"),
+                               ((SR, np.zeros(SR, np.int16)), "reference audio is silent")):
+        with pytest.raises(gr.Error) as info:
+            app.synthesize_for_ui(tts, "Hi.", "tara", seed=0, ref_audio=ref_audio, ref_text="Something.")
+        assert info.value.title == "Check the reference" and info.value.message.startswith(message), info.value.message
+    with pytest.raises(gr.Error, match="The reference transcript is 11 characters long; the limit is 10"):
+        app.synthesize_for_ui(tts, "Hi.", "tara", max_chars=10, ref_audio=_tone(1.0), ref_text="x" * 11)
+
+
+def test_edit_controls_carry_caps(tts):
+    demo = app.build_demo(tts, max_duration=60.0, examples=[])
+    blocks = {b.elem_id: b for b in demo.blocks.values() if getattr(b, "elem_id", None)}
+    assert (blocks["edit_margin"].minimum, blocks["edit_margin"].maximum) == (0, 24)
+    assert (blocks["edit_steps"].minimum, blocks["edit_steps"].maximum) == (0, LIMIT_60)
+    assert (blocks["edit_seed"].minimum, blocks["edit_seed"].maximum) == (-1, MAX_SEED)
+    with pytest.raises(gr.Error, match="greater than maximum value 24"):
+        blocks["edit_margin"].preprocess(10**9)

@@ -2,7 +2,8 @@
 and tiny random codec), driven by the official ``openai`` package and raw HTTP.
 
 Server A (module fixture): API key, max batch 4, chunks of <= 40 characters: formats, streaming,
-concurrency + batching metrics, every bad request. Server B (max batch 1, max queue 2): a client
+concurrency + batching metrics, every bad request; reference voices (upload with the openai
+client's ``audio.voices.create``, list, speak with, delete; bad names and bad audio). Server B (max batch 1, max queue 2): a client
 that disconnects mid-stream frees its slot, a full queue answers 503 + Retry-After, SIGTERM
 finishes the stream in flight and refuses new work. In-process (TestClient): 500 bodies carry an
 id and no traceback; the library's cross-request hook matches ``synthesize``.
@@ -78,10 +79,15 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 @pytest.fixture(scope="module")
-def server_a(tiny_model_dir, tiny_codec_dir, tmp_path_factory):
+def voices_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("voices") / "data"  # not created: the first upload creates it
+
+
+@pytest.fixture(scope="module")
+def server_a(tiny_model_dir, tiny_codec_dir, tmp_path_factory, voices_dir):
     proc, url = _start(tiny_model_dir, tiny_codec_dir, "--api-key", KEY, "--max-batch", "4", "--batch-wait-ms", "50",
                        "--max-chunk-chars", "40", "--max-input-chars", "400", "--max-queue", "32",
-                       log_path=tmp_path_factory.mktemp("serve") / "a.log")
+                       "--data-dir", str(voices_dir), log_path=tmp_path_factory.mktemp("serve") / "a.log")
     yield url
     _stop(proc)
 
@@ -255,6 +261,259 @@ def test_other_errors_are_openai_shaped_and_the_server_still_answers(server_a, c
     assert counts['llada_tts_requests_total{status="400"}'] >= 1 and counts['llada_tts_requests_total{status="413"}'] >= 1
 
 
+# --- reference voices (server A) ---------------------------------------------------------------------
+
+SR = 24000
+REF_TEXT = "The cat sat on the mat."
+
+
+def tone_wav(seconds: float, amplitude: float = 0.2, seed: int = 0) -> bytes:
+    """A 16-bit WAV of a tone plus a little noise (something the codec encodes and is not silent)."""
+    t = np.arange(int(seconds * SR)) / SR
+    wave = amplitude * np.sin(2 * np.pi * 220 * t) + amplitude * 0.1 * np.random.default_rng(seed).standard_normal(len(t))
+    buf = io.BytesIO()
+    sf.write(buf, wave.astype(np.float32), SR, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
+
+
+AUTH = {"Authorization": f"Bearer {KEY}"}
+
+
+def _speak(url, voice, seed=5, text="We like to read books.", fmt="pcm"):
+    return httpx.post(f"{url}/v1/audio/speech", headers=AUTH, timeout=120,
+                      json={"model": "tts-1", "voice": voice, "input": text, "response_format": fmt, "seed": seed})
+
+
+def test_reference_voice_upload_list_speak_and_delete(client, server_a, voices_dir, tts):  # noqa: F811
+    wav = tone_wav(1.5)
+    assert not voices_dir.exists()  # created on the first upload
+    voice = client.audio.voices.create(name="ana_1", audio_sample=("ana.wav", wav, "audio/wav"), consent="not-used",
+                                       extra_body={"transcript": REF_TEXT})
+    assert (voice.id, voice.name, voice.object, voice.type) == ("ana_1", "ana_1", "audio.voice", "audio_sample")
+    extra = voice.model_extra
+    assert extra["transcript"] == REF_TEXT and extra["note"] is None
+    assert extra["seconds"] == round(18 * 2048 / SR, 3)  # 36000 samples -> 18 codec frames = 1.536 s
+    assert abs(voice.created_at - time.time()) < 120
+    # stored as safetensors (ids + metadata), never pickle
+    from safetensors import safe_open
+
+    stored = voices_dir / "ana_1.safetensors"
+    assert sorted(p.name for p in voices_dir.iterdir()) == ["ana_1.safetensors"]
+    with safe_open(str(stored), framework="numpy") as f:
+        meta, ids = f.metadata(), f.get_tensor("tokens")
+    assert meta["transcript"] == REF_TEXT and meta["format"] == "llada-tts-reference-voice/1"
+    ref = tts.reference(_wav_array(wav), REF_TEXT, sample_rate=SR)
+    np.testing.assert_array_equal(ids, ref.tokens.numpy())  # the same codec ids as the library's reference
+    # listed with the checkpoint's voices
+    listing = httpx.get(f"{server_a}/v1/audio/voices", headers=AUTH, timeout=10).json()
+    assert listing["voices"] == ["alice", "bob"] and listing["object"] == "list"
+    assert [v["id"] for v in listing["data"]] == ["ana_1"] and listing["data"][0]["transcript"] == REF_TEXT
+    # speech with it: reproducible (not batched), different from speech without it, same by name or by {"id"}
+    r1, r2 = _speak(server_a, "ana_1"), _speak(server_a, "ana_1")
+    assert r1.status_code == r2.status_code == 200, _show(r1)
+    assert r1.content == r2.content and len(r1.content) > 2 * 2048
+    by_id = client.audio.speech.create(model="tts-1", voice={"id": "ana_1"}, input="We like to read books.",
+                                       response_format="pcm", extra_body={"seed": 5}).content
+    assert by_id == r1.content
+    plain = _speak(server_a, "alice").content
+    assert plain != r1.content
+    # the server's audio is the library's continuation of that reference (same settings, same seed)
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the server (--threads 1)
+    try:
+        res = tts.synthesize("We like to read books.", None, reference=ref, seed=5, max_chunk_chars=40, min_length=1,
+                             **FAST)
+    finally:
+        torch.set_num_threads(threads)
+    got = np.frombuffer(r1.content, dtype="<i2")
+    want = (np.clip(res.waveform, -1, 1) * 32767).round().astype("<i2")
+    assert len(got) == len(want)
+    np.testing.assert_array_equal(got, want)
+    # SSE works too: deltas of the same audio, then done
+    with httpx.stream("POST", f"{server_a}/v1/audio/speech", headers=AUTH, timeout=60,
+                      json={"model": "tts-1", "voice": "ana_1", "input": "We like to read books.", "seed": 5,
+                            "response_format": "pcm", "stream_format": "sse"}) as r:
+        events = [json.loads(line[6:]) for line in r.iter_lines() if line.startswith("data: ")]
+    import base64
+
+    assert [e["type"] for e in events[:-1]] == ["speech.audio.delta"] * (len(events) - 1)
+    assert events[-1]["type"] == "speech.audio.done"
+    assert b"".join(base64.b64decode(e["audio"]) for e in events[:-1]) == r1.content
+    # delete: gone from the list, the disk and speech
+    deleted = client.audio.voices.delete("ana_1")
+    assert (deleted.id, deleted.deleted, deleted.object) == ("ana_1", True, "audio.voice.deleted")
+    assert not stored.exists()
+    assert httpx.get(f"{server_a}/v1/audio/voices", headers=AUTH, timeout=10).json()["data"] == []
+    r = _speak(server_a, "ana_1")
+    assert r.status_code == 400 and r.json()["error"]["code"] == "unknown_voice"
+    with pytest.raises(openai.NotFoundError, match="no reference voice 'ana_1'"):
+        client.audio.voices.delete("ana_1")
+    r = _speak(server_a, {"id": "ana_1"})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "voice"
+
+
+def _wav_array(data: bytes) -> np.ndarray:
+    wave, sr = sf.read(io.BytesIO(data), dtype="float32")
+    assert sr == SR
+    return wave
+
+
+BAD_VOICES = [  # (form fields, file (name, bytes) or None, status, param, code, message part)
+    ({"name": "../etc", "transcript": REF_TEXT}, ("a.wav", "tone"), 400, "name", "invalid_name", "name must be 1 to 64"),
+    ({"name": "a" * 65, "transcript": REF_TEXT}, ("a.wav", "tone"), 400, "name", "invalid_name", "got 'aaaa"),
+    ({"name": "", "transcript": REF_TEXT}, ("a.wav", "tone"), 400, "name", "invalid_name", "got ''"),
+    ({"name": "has space", "transcript": REF_TEXT}, ("a.wav", "tone"), 400, "name", "invalid_name", None),
+    ({"name": "émile", "transcript": REF_TEXT}, ("a.wav", "tone"), 400, "name", "invalid_name", None),
+    ({"transcript": REF_TEXT}, ("a.wav", "tone"), 400, "name", "invalid_name", "name is missing"),
+    ({"name": "alice", "transcript": REF_TEXT}, ("a.wav", "tone"), 409, "name", "voice_exists", "built-in voice"),
+    ({"name": "Alloy", "transcript": REF_TEXT}, ("a.wav", "tone"), 409, "name", "voice_exists", "built-in voice"),
+    ({"name": "ok_name"}, ("a.wav", "tone"), 400, "transcript", None, "transcript is missing"),
+    ({"name": "ok_name", "transcript": "   "}, ("a.wav", "tone"), 400, "transcript", None, "transcript is missing"),
+    ({"name": "ok_name", "transcript": "x" * 401}, ("a.wav", "tone"), 413, "transcript", "input_too_long", None),
+    ({"name": "ok_name", "transcript": REF_TEXT}, None, 400, "audio_sample", "invalid_audio", "audio_sample is missing"),
+    ({"name": "ok_name", "transcript": REF_TEXT, "audio_sample": "not a file"}, None, 400, "audio_sample",
+     "invalid_audio", "not a file"),
+    ({"name": "ok_name", "transcript": REF_TEXT}, ("a.wav", b"RIFF not really a wav"), 400, "audio_sample",
+     "invalid_audio", "reference audio: a.wav: "),
+    ({"name": "ok_name", "transcript": REF_TEXT}, ("a.wav", b""), 400, "audio_sample", "invalid_audio", "empty file"),
+    ({"name": "ok_name", "transcript": REF_TEXT}, ("quiet.wav", "silence"), 400, "audio_sample", "invalid_audio",
+     "reference audio is silent"),
+    ({"name": "ok_name", "transcript": REF_TEXT}, ("short.wav", "short"), 400, "audio_sample", "invalid_audio",
+     "reference audio is 0.20 s long; give at least 0.5 s"),
+    ({"name": "ok_name", "transcript": REF_TEXT, "type": "prompt"}, ("a.wav", "tone"), 400, "type", None,
+     "type must be audio_sample"),
+]
+
+
+@pytest.mark.parametrize("fields, upload, status, param, code, message", BAD_VOICES,
+                         ids=[f"{i}-{b[2]}-{b[3]}" for i, b in enumerate(BAD_VOICES)])
+def test_bad_voice_uploads_get_openai_shaped_errors_and_store_nothing(server_a, voices_dir, fields, upload, status,
+                                                                      param, code, message):
+    files = None
+    if upload is not None:
+        content = {"tone": tone_wav(1.0), "silence": tone_wav(1.0, amplitude=0.0),
+                   "short": tone_wav(0.2)}.get(upload[1], upload[1])
+        files = {"audio_sample": (upload[0], content, "audio/wav")}
+    else:
+        files = {"other": ("x.txt", b"x", "text/plain")}  # still multipart
+    r = httpx.post(f"{server_a}/v1/audio/voices", headers=AUTH, data=fields, files=files, timeout=60)
+    assert r.status_code == status, _show(r)
+    error = r.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"} and error["param"] == param, error
+    assert code is None or error["code"] == code, error
+    assert message is None or message in error["message"], error
+    assert "Traceback" not in r.text
+    names = [v["id"] for v in httpx.get(f"{server_a}/v1/audio/voices", headers=AUTH, timeout=10).json()["data"]]
+    assert "ok_name" not in names and not any(p.name.startswith("ok_name") for p in
+                                              (voices_dir.iterdir() if voices_dir.exists() else []))
+
+
+def test_voice_upload_needs_the_key_multipart_and_a_free_name(server_a, client):
+    wav = tone_wav(1.0)
+    r = httpx.post(f"{server_a}/v1/audio/voices", data={"name": "x", "transcript": REF_TEXT},
+                   files={"audio_sample": ("a.wav", wav, "audio/wav")}, timeout=30)
+    assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
+    r = httpx.post(f"{server_a}/v1/audio/voices", headers=AUTH, json={"name": "x", "transcript": REF_TEXT}, timeout=30)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_content_type"
+    assert httpx.get(f"{server_a}/v1/audio/voices", timeout=10).status_code == 401
+    assert httpx.delete(f"{server_a}/v1/audio/voices/x", timeout=10).status_code == 401
+    client.audio.voices.create(name="Case-Voice", audio_sample=("a.wav", wav, "audio/wav"), consent="-",
+                               extra_body={"transcript": REF_TEXT})
+    try:
+        for name in ("Case-Voice", "case-voice"):  # the same file on a case-insensitive disk: refused
+            with pytest.raises(openai.ConflictError, match="'Case-Voice' is already registered"):
+                client.audio.voices.create(name=name, audio_sample=("a.wav", wav, "audio/wav"), consent="-",
+                                           extra_body={"transcript": REF_TEXT})
+        r = _speak(server_a, "case-voice")  # names are case-sensitive
+        assert r.status_code == 400 and "registered reference voices: Case-Voice" in r.json()["error"]["message"]
+    finally:
+        client.audio.voices.delete("Case-Voice")
+
+
+def test_voice_store_refuses_other_codecs_and_skips_damaged_files(tmp_path, tts):  # noqa: F811
+    """In process: a voice encoded with another codec is a 400 naming it; a damaged file is left out
+    of the list and its use is a 500 with an id; an oversized upload is a 413 before it is read."""
+    from fastapi.testclient import TestClient
+
+    from llada_tts.server import Settings, create_app
+    from llada_tts.server.voices import VoiceStore
+
+    ref = tts.reference(_wav_array(tone_wav(1.0)), REF_TEXT, sample_rate=SR)
+    VoiceStore(tmp_path, codec="some/other-codec").save("elsewhere", ref)
+    (tmp_path / "broken.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
+    (tmp_path / "not a name.safetensors").write_bytes(b"")  # ignored: not a voice name
+    settings = Settings(data_dir=str(tmp_path), max_voice_bytes=50_000, sampler_defaults=dict(FAST))
+    with TestClient(create_app(tts, settings), raise_server_exceptions=False) as c:
+        assert [v["id"] for v in c.get("/v1/audio/voices").json()["data"]] == ["elsewhere"]
+        r = c.post("/v1/audio/speech", json={"model": "tts-1", "voice": "elsewhere", "input": "Hi."})
+        assert r.status_code == 400 and r.json()["error"]["code"] == "voice_codec_mismatch", _show(r)
+        assert "other-codec" in r.json()["error"]["message"]
+        r = c.post("/v1/audio/speech", json={"model": "tts-1", "voice": "broken", "input": "Hi."})
+        assert r.status_code == 500 and re.search(r"id [0-9a-f]{12}", r.json()["error"]["message"]), _show(r)
+        r = c.post("/v1/audio/voices", data={"name": "big", "transcript": REF_TEXT},
+                   files={"audio_sample": ("big.wav", tone_wav(2.0), "audio/wav")})  # 96 kB > 50 kB
+        assert r.status_code == 413 and r.json()["error"]["code"] == "file_too_large", _show(r)
+        assert r.json()["error"]["message"] == "the upload is over the limit (50000 bytes of audio)"
+        r = c.post("/v1/audio/voices", data={"name": "fits", "transcript": REF_TEXT},
+                   files={"audio_sample": ("fits.wav", tone_wav(1.0), "audio/wav")})  # 48 kB
+        assert r.status_code == 201, _show(r)
+        r = c.post("/v1/audio/speech", json={"model": "tts-1", "voice": "fits", "input": "Hi.", "response_format": "wav",
+                                             "seed": 1})
+        assert r.status_code == 200 and _decode(r.content, "wav")[1] == 24000
+
+
+def test_serve_refuses_a_data_dir_that_is_a_file(tmp_path):
+    f = tmp_path / "file"
+    f.write_text("x")
+    out = subprocess.run([sys.executable, "-m", "llada_tts", "serve", "--model", "m", "--data-dir", str(f)],
+                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 2 and f"--data-dir {f}: exists and is not a folder" in out.stderr, out.stderr
+
+
+def test_whole_requests_hold_a_slot_and_deliver_one_chunk():
+    """A request with a reference voice (``submit_whole``) takes a slot like any request, runs on the
+    model thread outside the batches, and delivers its audio as one chunk; cancelled before it runs,
+    it never runs."""
+    from types import SimpleNamespace
+
+    from llada_tts.server.errors import ApiError
+    from llada_tts.server.scheduler import Scheduler
+
+    async def scenario():
+        sched = Scheduler(tts=None, max_batch=4, max_queue=2)
+        gate, ran = threading.Event(), []
+
+        def slow():
+            gate.wait(10)
+            ran.append("slow")
+            return SimpleNamespace(wave="audio")
+
+        try:
+            a = sched.submit_whole(slow)
+            b = sched.submit_whole(lambda: ran.append("b"))
+            assert sched.queue_depth == 0 and sched.pick() == [] and len(sched.jobs) == 2  # never in a batch
+            with pytest.raises(ApiError) as e:
+                sched.submit_whole(slow)
+            assert e.value.status == 503
+            assert sched.cancel(b)  # still waiting behind a: never runs
+            gate.set()
+            assert await asyncio.wait_for(a.events.get(), 10) == ("chunk", SimpleNamespace(wave="audio"))
+            assert a.events.get_nowait() == ("done", None) and a.finished and a in sched.jobs
+            await asyncio.sleep(0.1)
+            assert ran == ["slow"]
+            failing = sched.submit_whole(lambda: 1 / 0)
+            kind, err = await asyncio.wait_for(failing.events.get(), 10)
+            assert kind == "error" and isinstance(err, ZeroDivisionError)
+        finally:
+            sched._executor.shutdown()
+
+    import asyncio
+
+    asyncio.run(scenario())
+
+
 # --- server B: slots, queue, shutdown -----------------------------------------------------------------
 
 LONG = " ".join(SENTENCES * 2)  # 16 chunks of one sentence each, sampled one per call (max batch 1)
@@ -266,7 +525,7 @@ HOLD = " ".join(SENTENCES * 5)
 def test_disconnect_frees_slot_full_queue_503_and_sigterm_drains(tiny_model_dir, tiny_codec_dir, tmp_path):
     proc, url = _start(tiny_model_dir, tiny_codec_dir, "--max-batch", "1", "--batch-wait-ms", "0", "--max-queue", "2",
                        "--max-chunk-chars", "30", "--max-input-chars", "1000", "--max-duration", "120",
-                       "--shutdown-timeout", "60",
+                       "--shutdown-timeout", "60", "--data-dir", str(tmp_path / "voices"),
                        log_path=tmp_path / "b.log")
     try:
         body = {"model": "tts-1", "voice": "alice", "input": LONG, "response_format": "pcm"}

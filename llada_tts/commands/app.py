@@ -13,8 +13,12 @@ from pathlib import Path
 from types import ModuleType
 
 HELP = "start the web demo (Gradio) on http://127.0.0.1:7860"
-DESCRIPTION = """Start the Gradio web demo: a text box, a voice, sampler settings, a Generate button, an audio
-player with a download button, and a status line (duration, wall time, real-time factor, NFE).
+DESCRIPTION = """Start the Gradio web demo. Speak tab: a text box, a voice, an optional reference recording +
+transcript (continue its voice), sampler settings, a Generate button, an audio player with a download
+button, a status line (duration, wall time, real-time factor, NFE) and the output's spectrogram.
+Edit tab: upload a recording, type what it says and what it should say (and the seconds of each
+change, unless Whisper is installed); get the edited audio and before / after spectrograms with the
+edited spans highlighted.
 
 It binds to 127.0.0.1 (this machine only) unless --host is given and never opens a public link
 unless --share. Needs a source checkout installed with pip install -e '.[app]'.

@@ -17,11 +17,17 @@ from llada_tts.commands.common import (
 from llada_tts.synthesis.defaults import DEFAULT_MAX_CHUNK_CHARS, DEFAULT_MAX_DURATION
 
 API_KEY_ENV = "LLADA_TTS_API_KEY"
+DEFAULT_DATA_DIR = "llada_tts_voices"
 HELP = "serve speech over HTTP with OpenAI's /v1/audio/speech API"
 DESCRIPTION = f"""Serve speech with OpenAI's API: POST /v1/audio/speech (wav, pcm, flac, and mp3 / opus where
 libsndfile writes them; stream_format audio or sse), GET /v1/models, /v1/audio/voices, /health and
 /metrics (Prometheus). Sampler options (steps, temperature, cfg_scale, method, cache, ...) are extra
 body fields; the sampler flags below set the server's defaults.
+
+Reference voices: POST /v1/audio/voices (multipart: name, audio_sample = a recording, transcript =
+what it says) encodes the recording once and stores it under --data-dir; GET /v1/audio/voices lists
+them, DELETE /v1/audio/voices/NAME removes one, and /v1/audio/speech with voice=NAME continues that
+voice. Requests with a reference voice are not batched (each runs alone, between batches).
 
 Requests arriving within --batch-wait-ms are split into chunks (as `say` splits them) and sampled
 together, up to --max-batch chunks per sample() call, round-robin over requests so a long text never
@@ -33,6 +39,7 @@ examples:
   LLADA_TTS_API_KEY=secret llada-tts serve --model ckpt/ --host 0.0.0.0 --port 8000 --max-batch 16
   python -c "from openai import OpenAI; OpenAI(base_url='http://127.0.0.1:8000/v1', api_key='secret')\\
 .audio.speech.create(model='tts-1', voice='tara', input='Hello.', response_format='wav').write_to_file('hi.wav')"
+  curl http://127.0.0.1:8000/v1/audio/voices -F name=ana -F audio_sample=@ana.wav -F transcript="What ana.wav says."
 
 The API key comes from --api-key or ${API_KEY_ENV}; without one, every client is served."""
 
@@ -62,6 +69,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                      help=f"refuse requests estimated longer than this many seconds (default {DEFAULT_MAX_DURATION:g})")
     net.add_argument("--max-chunk-chars", type=positive_int, default=None,
                      help=f"longest chunk in characters (default {DEFAULT_MAX_CHUNK_CHARS})")
+    net.add_argument("--data-dir", default=DEFAULT_DATA_DIR, metavar="DIR",
+                     help="folder of the reference voices uploaded with POST /v1/audio/voices (created on the "
+                          f"first upload; default ./{DEFAULT_DATA_DIR})")
     net.add_argument("--shutdown-timeout", type=positive_float, default=30.0,
                      help="on SIGTERM, seconds to let in-flight requests finish (default 30)")
     net.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's)")
@@ -103,6 +113,9 @@ def run(args: argparse.Namespace) -> int:
     if api_key is not None and not api_key.strip():
         raise CliError("--api-key is empty")
     defaults = sampler_defaults(args)
+    data_dir = Path(args.data_dir).expanduser()
+    if data_dir.exists() and not data_dir.is_dir():
+        raise CliError(f"--data-dir {args.data_dir}: exists and is not a folder")
     family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
@@ -134,9 +147,10 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings(model_name=name, api_key=api_key, max_batch=args.max_batch, batch_wait_ms=args.batch_wait_ms,
                         max_queue=args.max_queue, max_input_chars=args.max_input_chars,
                         max_duration=args.max_duration, max_chunk_chars=args.max_chunk_chars,
-                        sampler_defaults=defaults)
+                        sampler_defaults=defaults, data_dir=str(data_dir))
     app = create_app(tts, settings)
     state = app.state.llada
+    registered = len(state.voices.names())
 
     class Server(uvicorn.Server):
         def handle_exit(self, sig, frame):  # SIGTERM / SIGINT: refuse new requests, let in-flight ones finish
@@ -149,7 +163,8 @@ def run(args: argparse.Namespace) -> int:
                             access_log=args.log_level == "debug", lifespan="on")
     host, port = sock.getsockname()[:2]
     print(f"llada-tts serve: {name} on http://{host if family == socket.AF_INET else f'[{host}]'}:{port}/v1 "
-          f"(voices: {', '.join(tts.voices) or 'none'}; max batch {args.max_batch}; "
+          f"(voices: {', '.join(tts.voices) or 'none'}; {registered} reference voice(s) in {data_dir}; "
+          f"max batch {args.max_batch}; "
           f"{'API key required' if api_key else 'no API key'})", flush=True)
     Server(config).run(sockets=[sock])
     return 0

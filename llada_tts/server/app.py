@@ -1,5 +1,12 @@
 """The FastAPI app: OpenAI's ``POST /v1/audio/speech`` plus models, voices, health and metrics.
 
+Reference voices (``server.voices``): ``POST /v1/audio/voices`` (multipart: ``name``,
+``audio_sample`` file, ``transcript``) encodes a recording once and stores it under the data
+folder; ``GET /v1/audio/voices`` lists them with the checkpoint's voices; ``DELETE
+/v1/audio/voices/{name}`` removes one; ``/v1/audio/speech`` with ``voice`` = a registered name (or
+OpenAI's ``{"id": name}``) continues that voice. Such requests are not batched: each runs as one
+``synthesize(..., reference=...)`` call on the model thread (``Scheduler.submit_whole``).
+
 ``create_app(tts, settings)`` builds it around a loaded ``LladaTTS``; ``llada-tts serve`` runs it
 with uvicorn. Request validation happens on the event loop before admission (cheap, no model
 work): OpenAI's fields here, the sampler options (extra body fields: steps, temperature,
@@ -24,9 +31,10 @@ from fastapi import Request  # module level: the routes' annotations are resolve
 from llada_tts.server.audio import MEDIA_TYPES, available_formats
 from llada_tts.server.errors import ApiError, bad_request, internal, overloaded
 from llada_tts.server.metrics import Metrics
-from llada_tts.server.request import OPENAI_MODELS, guess_param, parse_speech, read_json
+from llada_tts.server.request import OPENAI_MODELS, guess_param, parse_speech, read_json, read_voice_form
 from llada_tts.server.scheduler import Scheduler
 from llada_tts.server.streams import audio_stream, chunk_error, first_event, sse_stream
+from llada_tts.server.voices import MAX_VOICE_BYTES, VoiceStore
 
 log = logging.getLogger("llada_tts.server")
 
@@ -42,6 +50,8 @@ class Settings:
     max_duration: float | None = 60.0
     max_chunk_chars: int | None = None
     sampler_defaults: dict = field(default_factory=dict)  # option name -> value (server-wide, request overrides)
+    data_dir: str = "llada_tts_voices"  # reference voices (created on the first upload)
+    max_voice_bytes: int = MAX_VOICE_BYTES  # an uploaded recording's size limit
 
 
 class State:
@@ -53,6 +63,10 @@ class State:
         self.formats = available_formats()
         self.scheduler: Scheduler | None = None
         self.draining = False
+        from llada_tts.server.request import OPENAI_VOICES
+
+        self.voices = VoiceStore(settings.data_dir, getattr(tts, "codec_source", None),
+                                 reserved=(*tts.voices, *OPENAI_VOICES))
 
 
 def create_app(tts, settings: Settings | None = None):
@@ -85,7 +99,7 @@ def create_app(tts, settings: Settings | None = None):
 
     @app.exception_handler(ApiError)
     async def _api_error(request, e: ApiError):
-        if request.url.path == "/v1/audio/speech":
+        if request.url.path == "/v1/audio/speech" and request.method == "POST":
             state.metrics.request_done(e.status)
         return error_response(e)
 
@@ -162,8 +176,33 @@ def create_app(tts, settings: Settings | None = None):
     @app.get("/v1/audio/voices")
     async def voices(request: Request):
         authorize(request)
-        return {"voices": tts.voices, "default": None if tts.voices else "(no voices: any OpenAI voice name "
+        return {"object": "list", "data": [v.body() for v in state.voices.list()],
+                "voices": tts.voices, "default": None if tts.voices else "(no voices: any OpenAI voice name "
                 "speaks with the checkpoint's default voice)"}
+
+    @app.post("/v1/audio/voices")
+    async def create_voice(request: Request):
+        if state.draining:
+            raise overloaded("the server is shutting down; retry on another replica", code="shutting_down")
+        authorize(request)
+        form = await read_voice_form(request, settings)
+        try:
+            state.voices.check_free(form["name"])
+            data = await form["audio"].read()
+            if not data:
+                raise bad_request("audio_sample is an empty file", param="audio_sample", code="invalid_audio")
+            ref = await state.scheduler.run(lambda: _encode_reference(tts, data, form["filename"], form["transcript"]))
+            voice = state.voices.save(form["name"], ref)
+        finally:
+            await form["form"].close()
+        log.info("registered reference voice %r (%.2f s)", voice.name, voice.seconds)
+        return JSONResponse(voice.body(), status_code=201)
+
+    @app.delete("/v1/audio/voices/{voice_id}")
+    async def delete_voice(voice_id: str, request: Request):
+        authorize(request)
+        state.voices.delete(voice_id)
+        return {"id": voice_id, "object": "audio.voice.deleted", "deleted": True}
 
     @app.post("/v1/audio/speech")
     async def speech(request: Request):
@@ -178,7 +217,10 @@ def create_app(tts, settings: Settings | None = None):
                               max_duration=settings.max_duration, **req["chunking"], **req["options"])
         except ValueError as e:  # SynthesisError: the library's one-line message
             raise bad_request(str(e), param=guess_param(str(e), req)) from None
-        job = state.scheduler.submit(run)
+        if req["reference"] is None:
+            job = state.scheduler.submit(run)
+        else:  # not batched: one synthesize call with the reference, on the model thread
+            job = state.scheduler.submit_whole(lambda: _speak_with_reference(tts, req, run.seed, settings))
         request_id = uuid.uuid4().hex[:16]
         try:
             first = await first_event(job, request)
@@ -191,10 +233,63 @@ def create_app(tts, settings: Settings | None = None):
             return JSONResponse({}, status_code=499)
         if first[0] == "error":
             state.scheduler.cancel(job)
-            raise chunk_error(first[1])
+            raise _whole_error(first[1]) if job.whole else chunk_error(first[1])
         stream = audio_stream if req["stream_format"] == "audio" else sse_stream
         media = MEDIA_TYPES[req["response_format"]] if req["stream_format"] == "audio" else "text/event-stream"
         return SpeechResponse(job, started, stream(state, job, first, req, started), media_type=media,
                               headers={"x-request-id": request_id, "cache-control": "no-store"})
 
     return app
+
+
+class _Audio:
+    """A request's whole audio as one chunk of its stream."""
+
+    def __init__(self, wave):
+        self.wave = wave
+
+
+def _speak_with_reference(tts, req: dict, seed: int, settings: Settings) -> _Audio:
+    """Model thread: the request's whole text continuing its reference voice (``prepare`` has checked it)."""
+    res = tts.synthesize(req["input"], None, reference=req["reference"], seed=seed, speed=req["speed"],
+                         max_duration=settings.max_duration, **req["chunking"], **req["options"])
+    return _Audio(res.waveform)
+
+
+def _whole_error(e: BaseException) -> ApiError:
+    """A request that runs whole failed before any audio: the library's refusals of its input are
+    400s (e.g. a reference whose canvas is over the memory cap), no audio is 500 no_audio."""
+    from llada_tts.synthesis.errors import NoAudioError
+
+    if isinstance(e, ValueError) and not isinstance(e, NoAudioError):
+        return bad_request(str(e))
+    return chunk_error(e)
+
+
+def _encode_reference(tts, data: bytes, filename: str, transcript: str):
+    """Model thread: an uploaded recording (bytes of any soundfile format) + transcript -> ``Reference``.
+    A bad recording or transcript is a 400 naming the field."""
+    import os
+    import re
+    import tempfile
+    import warnings
+
+    suffix = os.path.splitext(filename or "")[1].lower()
+    suffix = suffix if re.fullmatch(r"\.[a-z0-9]{1,5}", suffix) else ".audio"
+    fd, path = tempfile.mkstemp(prefix="llada-tts-voice-", suffix=suffix)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        with warnings.catch_warnings():  # a trimmed reference carries its note (returned to the client)
+            warnings.simplefilter("ignore")
+            return tts.reference(path, transcript)
+    except ValueError as e:  # SynthesisError: one line naming the problem
+        message = str(e).replace(path, filename or "the upload").replace(" (--ref-text)", "")
+        param = "transcript" if message.startswith("reference: no transcript") else "audio_sample"
+        raise bad_request(message, param=param, code="invalid_audio" if param == "audio_sample" else "invalid_value") \
+            from None
+    finally:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass

@@ -54,17 +54,7 @@ def parse_speech(body: dict, state) -> dict:
                        code="input_too_long")
     if not text.strip():
         raise bad_request("input is empty: nothing to say", param="input")
-    voice = body.get("voice")
-    if tts.voices:
-        if voice not in tts.voices:
-            raise bad_request(f"unknown voice {_short(voice)}; this model has: {', '.join(tts.voices)}",
-                              param="voice", code="unknown_voice")
-    elif voice not in (None, "", *OPENAI_VOICES):
-        raise bad_request(f"unknown voice {_short(voice)}; this model has no named voices: omit voice or use one of "
-                          f"OpenAI's ({', '.join(OPENAI_VOICES)}) for its default voice", param="voice",
-                          code="unknown_voice")
-    else:
-        voice = None
+    voice, reference = speech_voice(body.get("voice"), state)
     default_format = "mp3" if "mp3" in state.formats else "wav"
     fmt = body.get("response_format", default_format)
     if fmt not in state.formats:
@@ -101,7 +91,112 @@ def parse_speech(body: dict, state) -> dict:
     options = merge_options(settings.sampler_defaults, extras)
     chunking = {} if settings.max_chunk_chars is None else {"max_chunk_chars": settings.max_chunk_chars}
     return dict(input=text, voice=voice, response_format=fmt, speed=float(speed), stream_format=stream_format,
-                seed=seed, options=options, chunking=chunking)
+                seed=seed, options=options, chunking=chunking, reference=reference)
+
+
+def speech_voice(voice, state) -> tuple[str | None, object]:
+    """``voice`` of a speech request -> (the checkpoint's voice name or None, a registered reference
+    voice's ``Reference`` or None). A registered voice is named as it was registered, or as
+    OpenAI's custom voice object ``{"id": name}``; it speaks with the checkpoint's default voice tag."""
+    tts, store = state.tts, state.voices
+    if isinstance(voice, dict):
+        voice_id = voice.get("id")
+        if set(voice) != {"id"} or not isinstance(voice_id, str):
+            raise bad_request(f"voice must be a voice name or {{\"id\": NAME}}, got {_short(voice)}", param="voice",
+                              code="unknown_voice")
+        if voice_id in tts.voices:
+            return voice_id, None
+        if voice_id not in store:
+            raise bad_request(f"unknown voice id {_short(voice_id)}; registered reference voices: "
+                              f"{_names(store.names())}", param="voice", code="unknown_voice")
+        return None, store.load(voice_id)
+    if isinstance(voice, str) and voice not in tts.voices and voice not in OPENAI_VOICES and voice in store:
+        return None, store.load(voice)
+    registered = store.names()
+    also = f"; registered reference voices: {_names(registered)}" if registered else ""
+    if tts.voices:
+        if voice not in tts.voices:
+            raise bad_request(f"unknown voice {_short(voice)}; this model has: {', '.join(tts.voices)}{also}",
+                              param="voice", code="unknown_voice")
+        return voice, None
+    if voice not in (None, "", *OPENAI_VOICES):
+        raise bad_request(f"unknown voice {_short(voice)}; this model has no named voices: omit voice or use one of "
+                          f"OpenAI's ({', '.join(OPENAI_VOICES)}) for its default voice{also}", param="voice",
+                          code="unknown_voice")
+    return None, None
+
+
+async def read_voice_form(request, settings) -> dict:
+    """``POST /v1/audio/voices``'s multipart form, read whole within the size limit (413 past it):
+    ``{"name", "audio" (an UploadFile), "filename", "transcript", "form"}`` (close ``form`` after).
+    Fields: ``name``; the recording as ``audio_sample`` (OpenAI's name) or ``audio``; ``transcript``
+    (or ``text``); ``type`` must be ``audio_sample`` when given; OpenAI's ``consent`` is ignored."""
+    from starlette.datastructures import UploadFile
+    from starlette.requests import Request
+
+    from llada_tts.server.voices import VoiceStore
+
+    kind = request.headers.get("content-type", "")
+    if not kind.startswith("multipart/form-data"):
+        raise bad_request("POST /v1/audio/voices takes multipart/form-data with the fields name, audio_sample (the "
+                          "recording) and transcript (what it says)", code="invalid_content_type")
+    limit = settings.max_voice_bytes + 65536 + 4 * settings.max_input_chars
+    length = request.headers.get("content-length")
+    mib = settings.max_voice_bytes / 2**20
+    too_big = (f"the upload is over the limit ({f'{mib:g} MiB' if mib >= 1 else f'{settings.max_voice_bytes} bytes'} "
+               "of audio)")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise ApiError(413, too_big, param="audio_sample", code="file_too_large")
+    data = bytearray()
+    async for part in request.stream():
+        data += part
+        if len(data) > limit:
+            raise ApiError(413, too_big, param="audio_sample", code="file_too_large")
+    sent = False
+
+    async def replay():
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": bytes(data), "more_body": False}
+
+    try:
+        form = await Request(request.scope, replay).form(max_files=2, max_fields=16)
+    except Exception as e:  # noqa: BLE001  starlette's MultiPartException / a malformed body
+        raise bad_request(f"the multipart body could not be read ({type(e).__name__}: {str(e)[:80]})",
+                          code="invalid_form") from None
+    try:
+        name = form.get("name")
+        if name is None:
+            raise bad_request("name is missing: the name to register the voice under", param="name",
+                              code="invalid_name")
+        VoiceStore.check_name(name)
+        kind = form.get("type", "audio_sample")
+        if kind != "audio_sample":
+            raise bad_request(f"type must be audio_sample (a recording and its transcript), got {_short(kind)}",
+                              param="type")
+        audio = form.get("audio_sample", form.get("audio"))
+        if not isinstance(audio, UploadFile):
+            raise bad_request("audio_sample is missing or not a file: upload the recording as a multipart file",
+                              param="audio_sample", code="invalid_audio")
+        if audio.size is not None and audio.size > settings.max_voice_bytes:
+            raise ApiError(413, too_big, param="audio_sample", code="file_too_large")
+        transcript = form.get("transcript", form.get("text"))
+        if not isinstance(transcript, str) or not transcript.strip():
+            raise bad_request("transcript is missing: give the words the recording says", param="transcript")
+        if len(transcript) > settings.max_input_chars:
+            raise ApiError(413, f"transcript has {len(transcript)} characters, more than the limit of "
+                           f"{settings.max_input_chars}", param="transcript", code="input_too_long")
+    except BaseException:
+        await form.close()
+        raise
+    return {"name": name, "audio": audio, "filename": audio.filename or "", "transcript": transcript.strip(),
+            "form": form}
+
+
+def _names(names: list[str], n: int = 20) -> str:
+    return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "") if names else "none"
 
 
 def merge_options(defaults: dict, request: dict) -> dict:

@@ -35,6 +35,13 @@ slot back; rows already in the running batch finish and are discarded.
 
 Seeds: a batch draws from one generator seeded with its first row's seed + chunk index, so a
 request's audio is reproducible from its seed only when it is sampled alone (``--max-batch 1``).
+
+Requests that are not batched (``submit_whole``): a request speaking with a registered reference
+voice runs as one ``synthesize(..., reference=...)`` call on the same model thread, between batches
+(``sample_chunks`` takes no reference: every row of a batch would need the reference's ids at the
+start of its canvas). It holds a slot like any request and its audio arrives as one piece when the
+whole text is done; with the same seed it is reproducible at any ``--max-batch``. ``run`` runs
+other model work (encoding an uploaded voice) on that thread too, outside the slots.
 """
 from __future__ import annotations
 
@@ -44,6 +51,7 @@ import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 from llada_tts.server.errors import overloaded
 from llada_tts.server.metrics import Metrics
@@ -62,6 +70,9 @@ class Job:
     next_chunk: int = 0  # the next chunk to put in a batch
     finished: bool = False  # no more chunks will be sampled (all delivered, failed or cancelled)
     submitted: float = field(default_factory=time.perf_counter)
+    whole: bool = False  # runs outside the batches (``submit_whole``)
+    future: object = None  # its model-thread call, while one is pending
+
 
     @property
     def pending(self) -> int:
@@ -112,11 +123,37 @@ class Scheduler:
         self._wake.set()
         return job
 
+    def submit_whole(self, fn) -> Job:
+        """Admit a request that runs as one call ``fn() -> audio`` (an object with ``.wave``) on the
+        model thread, outside the batches (see the module docstring); 503 like ``submit``. Its events
+        are one ``("chunk", audio)`` and ``("done", None)``, or one ``("error", exception)``."""
+        if len(self.jobs) >= self.max_queue:
+            raise overloaded(f"the server is busy: {len(self.jobs)} requests are in progress (--max-queue "
+                             f"{self.max_queue}); retry shortly")
+        job = Job(SimpleNamespace(plans=[None], options={}), ("whole",), next_chunk=1, whole=True)
+        self.jobs.add(job)
+        self._update_gauges()
+        job.future = self._executor.submit(fn)  # cancel() of a call not started yet is immediate
+
+        def done(f):
+            job.future = None
+            if not f.cancelled():
+                self._deliver(job, 0, f.exception() or f.result())
+
+        asyncio.wrap_future(job.future).add_done_callback(done)  # delivered on the event loop
+        return job
+
+    async def run(self, fn):
+        """``fn()`` on the model thread (after the batch in progress), outside the slots."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
     def cancel(self, job: Job) -> bool:
         """The request is over (response sent, failed, or client gone): drop its pending chunks and
         give its slot back. Idempotent; True when this call gave the slot back. Its rows in a
         running batch finish and are discarded."""
         self._stop_sampling(job)
+        if job.future is not None:  # not started yet: never runs; running: finishes and is discarded
+            job.future.cancel()
         if job not in self.jobs:
             return False
         self.jobs.discard(job)
