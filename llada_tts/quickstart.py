@@ -10,7 +10,8 @@ saved to ``OUT/logs/<stage>.log``)::
     4 train    python recipes/tts_train.py --config OUT/train.yaml          (mixed text + TTS rows)
     5 say      llada-tts say "..." --model OUT/train/checkpoint-epoch-N --codec demo -o OUT/sample.wav
                (--min-length 0.8: a barely trained model would otherwise end the speech at once)
-    6 voice    llada-tts say "..." --model demo -o OUT/demo_voice.wav  (the shipped demo voice: real speech)
+    6 voice    llada-tts say "..." --model demo -o OUT/demo_voice.wav  (the shipped demo voice; only when
+               this installation carries it)
 
 A stage that finished is recorded in ``OUT/.quickstart/<stage>.json`` with the settings it ran
 with; a rerun skips it while its settings and outputs are unchanged (``force`` redoes all), and
@@ -227,6 +228,13 @@ def codec_label(s: Settings) -> str:
     return "the given codec"
 
 
+def demo_voice_installed() -> bool:
+    """True when the package carries the shipped demo voice (stage 6 speaks with it)."""
+    from llada_tts.demo_voice import DEMO_DIR
+
+    return (DEMO_DIR / "config.json").is_file()
+
+
 def stages(s: Settings) -> list[Stage]:
     out = s.out
     corpus_key = {"sentences": s.sentences, "holdout": s.holdout, "voices": list(s.voices), "seed": s.seed}
@@ -244,9 +252,8 @@ def stages(s: Settings) -> list[Stage]:
               [out / "dataset" / "build_info.json", out / "text.jsonl"], data_key),
         Stage("train", f"train a {s.model_size} LLaDA-TTS on mixed text + TTS rows", [out / "train.yaml"], train_key),
         Stage("say", "synthesise a sentence with llada-tts say", [out / "sample.wav"], say_key),
-        Stage("voice", "speak the same sentence with the shipped demo voice", [out / "demo_voice.wav"],
-              {**corpus_key, "text": s.text, "voice": s.voice}),
-    ]
+    ] + ([Stage("voice", "speak the same sentence with the shipped demo voice", [out / "demo_voice.wav"],
+                {**corpus_key, "text": s.text, "voice": s.voice})] if demo_voice_installed() else [])
 
 
 def commands(stage: Stage, s: Settings, redo: bool, resume: bool = False) -> list[list[str]]:

@@ -66,7 +66,8 @@ def test_stage_keys_cascade(tmp_path):
     more_epochs = {st.name: st.key for st in qs.stages(replace(s, epochs=3))}
     other_voices = {st.name: st.key for st in qs.stages(replace(s, voices=("en-us",)))}
     assert [n for n in keys if keys[n] != more_epochs[n]] == ["train", "say"]
-    assert [n for n in keys if keys[n] != other_voices[n]] == ["corpus", "dataset", "train", "say", "voice"]
+    voice = ["voice"] if qs.demo_voice_installed() else []
+    assert [n for n in keys if keys[n] != other_voices[n]] == ["corpus", "dataset", "train", "say", *voice]
     corpus = qs.stages(s)[0]
     (tmp_path / "corpus").mkdir()
     (tmp_path / "corpus" / "corpus_info.json").write_text("{}")
@@ -136,7 +137,9 @@ def test_reduced_quickstart_end_to_end_then_skips(tmp_path, capsys):
     assert (wav.samplerate, wav.channels) == (24000, 1)
     assert wav.frames > 0 and wav.frames % 2048 == 0
     # 6 voice: the shipped demo voice spoke the same sentence (its intelligibility: tests/test_demo_voice.py)
-    assert sf.info(str(out / "demo_voice.wav")).frames % 2048 == 0
+    assert (out / "demo_voice.wav").is_file() == qs.demo_voice_installed()
+    if qs.demo_voice_installed():
+        assert sf.info(str(out / "demo_voice.wav")).frames % 2048 == 0
     # the summary names every stage's output, the commands and the honest quality note
     for where in (out / "corpus", "demo", out / "dataset", ckpt, out / "sample.wav"):
         assert f"-> {where}" in printed
@@ -150,7 +153,7 @@ def test_reduced_quickstart_end_to_end_then_skips(tmp_path, capsys):
     before = (out / "sample.wav").stat().st_mtime_ns, ckpt.stat().st_mtime_ns
     assert main(["quickstart", "--reduced", "--out", str(out), "-q"]) == 0
     again = capsys.readouterr().out
-    assert again.count("up to date") == 6 and "$ " not in again
+    assert again.count("up to date") == len(qs.stages(qs.Settings(out=out))) and "$ " not in again
     assert f"-> {out / 'sample.wav'}" in again
     assert ((out / "sample.wav").stat().st_mtime_ns, ckpt.stat().st_mtime_ns) == before
 
