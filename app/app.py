@@ -108,7 +108,7 @@ def check_text(text: str | None, max_chars: int) -> str:
     return text
 
 
-def to_int16(wave: "np.ndarray") -> "np.ndarray":
+def to_int16(wave: np.ndarray) -> np.ndarray:
     """float waveform in [-1, 1] -> int16 PCM, clipped (gradio would peak-normalise floats instead)."""
     import numpy as np
 
@@ -170,7 +170,7 @@ def seed_value(seed) -> int | None:
 def synthesize_for_ui(tts, text: str, voice: str | None = None, *, seed=-1, duration=0.0, speed=1.0,
                       max_chars: int = 1000, max_duration: float = 60.0, progress: bool = False,
                       ref_audio=None, ref_text: str | None = None,
-                      **sampler) -> tuple[tuple[int, "np.ndarray"], str]:
+                      **sampler) -> tuple[tuple[int, np.ndarray], str]:
     """Validate the UI's inputs, synthesise, return ``((sample_rate, int16 waveform), status line)``.
 
     voice "(none)"/empty: no voice; seed < 0 or empty: random (the status line shows the one used);
@@ -258,7 +258,7 @@ def reference_for_ui(tts, ref_audio, ref_text: str | None, max_chars: int = 1000
             return tts.reference(audio[0], ref_text, sample_rate=audio[1])
     except SynthesisError as e:
         raise fail(str(e)) from None
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:  # noqa: BLE001  the server logs the traceback, the user gets one line
         log.exception("reading the reference failed")
         raise gr.Error(f"Reading the reference failed ({type(e).__name__}: {first_line(e)}); see the server log.",
                        print_exception=False) from None
@@ -336,7 +336,7 @@ def edit_for_ui(tts, audio, text: str, to: str, spans: str | None = None, voice:
                        seed=seed_value(seed), margin=margin, max_duration=max_duration, **sampler_options(**sampler))
     except SynthesisError as e:
         raise fail(str(e)) from None
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:  # noqa: BLE001  the server logs the traceback, the user gets one line
         log.exception("edit failed")
         raise gr.Error(f"The edit failed ({type(e).__name__}: {first_line(e)}); see the server log.",
                        print_exception=False) from None
@@ -376,7 +376,7 @@ def span_columns(spans, sample_rate: int, hop: int, width: int) -> list[tuple[in
     return out
 
 
-def mel_filterbank(sample_rate: int, n_fft: int, bands: int) -> "np.ndarray":
+def mel_filterbank(sample_rate: int, n_fft: int, bands: int) -> np.ndarray:
     """[bands, n_fft // 2 + 1] triangular HTK-mel filters from 0 Hz to Nyquist."""
     import numpy as np
 
@@ -392,7 +392,7 @@ def mel_filterbank(sample_rate: int, n_fft: int, bands: int) -> "np.ndarray":
 
 
 def spectrogram_image(wave, sample_rate: int, spans=(), *, hop: int | None = None, n_fft: int = 1024,
-                      dynamic_range_db: float = 80.0) -> "np.ndarray":
+                      dynamic_range_db: float = 80.0) -> np.ndarray:
     """An RGB image [H, W, 3] uint8 of ``wave``'s log-mel spectrogram (low frequencies at the
     bottom, one column per ``hop`` samples), with a ruler strip on top whose ``HIGHLIGHT``
     columns are ``spans`` (seconds; ``span_columns``), the spans tinted and bordered, and a tick
@@ -432,7 +432,7 @@ def spectrogram_image(wave, sample_rate: int, spans=(), *, hop: int | None = Non
 
 # ----------------------------------------------------------------------------- UI
 
-def build_demo(tts, max_chars: int = 1000, examples=EXAMPLES, max_duration: float = 60.0) -> "gr.Blocks":
+def build_demo(tts, max_chars: int = 1000, examples=EXAMPLES, max_duration: float = 60.0) -> gr.Blocks:
     """The Blocks app around a loaded pipeline (call ``.queue(...)`` and ``.launch(...)`` on it)."""
     import gradio as gr
 
@@ -445,7 +445,8 @@ def build_demo(tts, max_chars: int = 1000, examples=EXAMPLES, max_duration: floa
     methods, remaskings, caches = (OPTIONS[k].choices for k in ("method", "remasking", "cache"))
     cfg, temp, thr, block = (OPTIONS[k] for k in ("cfg_scale", "temperature", "threshold", "block_length"))
     voices = list(tts.voices)
-    voice_info = "one the model was trained with" if voices else "this checkpoint lists no voices; type one or keep (none)"
+    voice_info = ("one the model was trained with" if voices
+                  else "this checkpoint lists no voices; type one or keep (none)")
     with gr.Blocks(title="llada-tts", delete_cache=(3600, 3600)) as demo:
         gr.Markdown("# llada-tts\nSpeech from a masked-diffusion language model over SNAC codec tokens. "
                     "**Speak**: type text, pick a voice, press **Generate**. **Edit**: change words of a recording.")
@@ -457,7 +458,8 @@ def build_demo(tts, max_chars: int = 1000, examples=EXAMPLES, max_duration: floa
                                           placeholder="Type what to say...", elem_id="text")
                         with gr.Row():
                             voice = gr.Dropdown(choices=[NO_VOICE, *voices], value=voices[0] if voices else NO_VOICE,
-                                                allow_custom_value=True, label="Voice", elem_id="voice", info=voice_info)
+                                                allow_custom_value=True, label="Voice", elem_id="voice",
+                                                info=voice_info)
                             seed = gr.Number(value=-1, precision=0, minimum=-1, maximum=MAX_SEED, label="Seed",
                                              info="-1 = random (shown below)", elem_id="seed")
                         with gr.Accordion("Reference voice (optional): continue a recording's voice", open=False):
@@ -472,9 +474,11 @@ def build_demo(tts, max_chars: int = 1000, examples=EXAMPLES, max_duration: floa
                         with gr.Accordion("Advanced", open=False):
                             with gr.Row():
                                 method = gr.Dropdown(choices=list(methods), value=methods[1], label="Method")
-                                remasking = gr.Dropdown(choices=list(remaskings), value=remaskings[0], label="Remasking")
+                                remasking = gr.Dropdown(choices=list(remaskings), value=remaskings[0],
+                                                        label="Remasking")
                                 cache = gr.Dropdown(choices=list(caches), value=caches[0], label="KV cache",
-                                                    elem_id="cache", info="prefix / dual: faster, approximate (Fast-dLLM)")
+                                                    elem_id="cache",
+                                                    info="prefix / dual: faster, approximate (Fast-dLLM)")
                             with gr.Row():
                                 steps = gr.Number(value=0, precision=0, minimum=0, maximum=limit, label="Steps",
                                                   elem_id="steps",
@@ -528,7 +532,8 @@ def build_demo(tts, max_chars: int = 1000, examples=EXAMPLES, max_duration: floa
                             edit_margin = gr.Number(value=DEFAULT_MARGIN_FRAMES, precision=0, minimum=0, maximum=24,
                                                     label="Margin (frames)", elem_id="edit_margin",
                                                     info="re-generated on each side of a span (85 ms each)")
-                            edit_voice = gr.Dropdown(choices=[NO_VOICE, *voices], value=voices[0] if voices else NO_VOICE,
+                            edit_voice = gr.Dropdown(choices=[NO_VOICE, *voices],
+                                                     value=voices[0] if voices else NO_VOICE,
                                                      allow_custom_value=True, label="Voice", elem_id="edit_voice",
                                                      info=voice_info)
                             edit_seed = gr.Number(value=-1, precision=0, minimum=-1, maximum=MAX_SEED, label="Seed",
@@ -547,7 +552,8 @@ def build_demo(tts, max_chars: int = 1000, examples=EXAMPLES, max_duration: floa
                                       interactive=False, buttons=["download"], elem_id="edit_after")
 
         def generate(text, voice, seed, ref_audio, ref_text, method, remasking, cache, steps, block_length,
-                     threshold, cfg_scale, temperature, duration, speed, progress=gr.Progress(track_tqdm=True)):
+                     threshold, cfg_scale, temperature, duration, speed,
+                     progress=gr.Progress(track_tqdm=True)):  # noqa: B008  Gradio's documented idiom (it injects the tracker)
             progress(0, desc="Synthesizing")
             (sr, wave), line = synthesize_for_ui(
                 tts, text, voice, seed=seed, duration=duration, speed=speed, max_chars=max_chars,
@@ -577,7 +583,7 @@ def run(args: argparse.Namespace) -> int:
     """Load the model, start the server, block until Ctrl-C. Bad options or files: one line, exit 2."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported: no phoning home
     try:
-        import gradio  # noqa: F401
+        import gradio  # noqa: F401  only checks that the app extra is installed
     except ImportError:
         print("error: the web demo needs gradio: pip install -e '.[app]'", file=sys.stderr)
         return 2

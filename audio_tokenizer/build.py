@@ -225,7 +225,7 @@ class _Encoder:
 
             try:
                 self._codec = SnacCodec.from_pretrained(self.cfg.codec, device=self.cfg.device)
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:  # noqa: BLE001  hub/OS/format errors all mean "cannot load"
                 raise InputError(f"cannot load codec {self.cfg.codec!r}: {first_line(e)}") from e
         return self._codec
 

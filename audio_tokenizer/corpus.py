@@ -70,7 +70,8 @@ def _clause(rng: random.Random) -> str:
     if kind == 3:
         return f"{c(_NAMES)} felt {c(_FEELINGS)} when {_a(c(_ADJS))} {noun} appeared in the {c(_PLACES)}"
     if kind == 4:
-        return f"the train leaves at {number_to_words(rng.randint(1, 12))} o'clock from platform {number_to_words(rng.randint(1, 20))}"
+        return (f"the train leaves at {number_to_words(rng.randint(1, 12))} o'clock "
+                f"from platform {number_to_words(rng.randint(1, 20))}")
     return f"we {c(_VERBS)} {_a(c(_ADJS))} {noun} in {year_to_words(rng.randint(1900, 2030))}"
 
 

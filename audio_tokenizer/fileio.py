@@ -191,14 +191,15 @@ class RunLock:
         for _ in range(5):
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
+            except FileExistsError as e:
                 text, info = self._holder()
                 why = self._stale(text, info)
                 if why is None:
                     who = (f"pid {info['pid']} on {info['host']}" if info and isinstance(info.get("pid"), int)
                            else "a process that is starting")
                     raise RunLockedError(f"{self.folder} is in use by a live run ({who}; lock {self.path}): wait for "
-                                         f"it to end, or choose another folder; if no run is live, delete {self.path}")
+                                         f"it to end, or choose another folder; if no run is live, delete "
+                                         f"{self.path}") from e
                 if why != "gone" and self._holder()[0] == text:  # unchanged since read: remove the stale lock
                     self.path.unlink(missing_ok=True)
                     notes.append(f"took over the stale lock {self.path} ({why})")

@@ -45,7 +45,7 @@ def is_heldout_word(word: str) -> bool:
     return zlib.crc32(word.encode("utf-8")) % HELDOUT_ONE_IN == 0 and word not in _template_words()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def vocabulary(split: str) -> dict[str, tuple[str, ...]]:
     """{'noun': ..., 'verb': ..., 'adj': ...} of plain lower-case words of ``split`` ('train'/'heldout')."""
     if split not in SPLITS:
@@ -104,7 +104,7 @@ def make_open_sentences(n: int, seed: int = 0, split: str = "train") -> list[str
     raise ValueError(f"could not make {n} distinct sentences; ask for fewer")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _heldout_set() -> frozenset[str]:
     return frozenset(w for words in vocabulary("heldout").values() for w in words)
 

@@ -283,6 +283,9 @@ def table(result: dict) -> str:
     def both(fn, digits=3):
         return _fmt(fn(d), digits), _fmt(fn(a), digits)
 
+    def sampled(mode, key, digits=3):  # one sampled-eval metric of both models
+        return both(lambda m: m["eval"][mode][key], digits)
+
     rows = [
         ("parameters, non-embedding", *both(lambda m: m["params"]["non_embedding"])),
         ("parameters, total (tied embedding = head)", *both(lambda m: m["params"]["total"])),
@@ -302,14 +305,13 @@ def table(result: dict) -> str:
     ]
     for mode, label in (("constrained", "sampled"), ("free", "sampled, unconstrained")):
         rows += [
-            (f"{label}: token accuracy (position-wise)", *both(lambda m: m["eval"][mode]["token_accuracy"])),
-            (f"{label}: token accuracy, off-mode tokens only",
-             *both(lambda m: m["eval"][mode]["token_accuracy_off_mode"])),
-            (f"{label}: valid-frame fraction", *both(lambda m: m["eval"][mode]["valid_fraction"])),
-            (f"{label}: length error, mean (frames)", *both(lambda m: m["eval"][mode]["length_error_mean"], 1)),
-            (f"{label}: length error, mean abs (frames)", *both(lambda m: m["eval"][mode]["length_error_abs"], 1)),
-            (f"{label}: ended with end_of_speech (fraction)", *both(lambda m: m["eval"][mode]["ended_fraction"], 2)),
-            (f"{label}: seconds per sentence", *both(lambda m: m["eval"][mode]["seconds_per_sentence"], 1)),
+            (f"{label}: token accuracy (position-wise)", *sampled(mode, "token_accuracy")),
+            (f"{label}: token accuracy, off-mode tokens only", *sampled(mode, "token_accuracy_off_mode")),
+            (f"{label}: valid-frame fraction", *sampled(mode, "valid_fraction")),
+            (f"{label}: length error, mean (frames)", *sampled(mode, "length_error_mean", 1)),
+            (f"{label}: length error, mean abs (frames)", *sampled(mode, "length_error_abs", 1)),
+            (f"{label}: ended with end_of_speech (fraction)", *sampled(mode, "ended_fraction", 2)),
+            (f"{label}: seconds per sentence", *sampled(mode, "seconds_per_sentence", 1)),
         ]
     lines = ["| metric (held-out) | diffusion (LLaDA) | autoregressive |", "|---|---:|---:|"]
     lines += [f"| {m} | {x} | {y} |" for m, x, y in rows]

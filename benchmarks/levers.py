@@ -23,7 +23,7 @@ import torch
 
 from audio_tokenizer import layout as L
 from llada_tts.data import collate
-from llada_tts.model import count_parameters, config_for_size, create_model
+from llada_tts.model import config_for_size, count_parameters, create_model
 from llada_tts.training.optim import build_optimizer
 from llada_tts.training.step import diffusion_step, step_generator
 

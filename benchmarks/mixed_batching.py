@@ -341,7 +341,7 @@ def table(args, results: dict, ratios: list[float], n_rows: int, n_train: int, o
         ev = res["eval"]
         cells = " | ".join(f"{ev['ratios'][r]['ce']:.3f} | {ev['ratios'][r]['acc']:.3f}" for r in ratios)
         lines.append(f"| {name} | {res.get('updates', 0)} | {cells} | {ev['elbo']:.3f} |")
-    lines += ["", f"### Training logs (metrics.jsonl; loss/accuracy = mean over the last quarter of the updates)", "",
+    lines += ["", "### Training logs (metrics.jsonl; loss/accuracy = mean over the last quarter of the updates)", "",
               "| arm | code | updates | wall s | loss_audio | accuracy_audio | loss_text | loss_fill | "
               "TTS fill fraction | crops | prompt drops |", "|" + "---|" * 11]
     for name, res in results.items():
@@ -350,9 +350,9 @@ def table(args, results: dict, ratios: list[float], n_rows: int, n_train: int, o
         lg = res["logs"]
         fill = (f"{old_fill:.3f} (computed)" if name == "old" else fmt(lg["tts_fill_fraction"]))
         text = fmt(lg["loss_text"]) + (" (incl. TTS fill)" if name == "old" else "")
-        lines.append(f"| {name} | {res['code']} | {lg['final_step']} | {fmt(res['seconds'], '.0f')} | {fmt(lg['loss_audio'])} | "
-                     f"{fmt(lg['accuracy_audio'])} | {text} | {fmt(lg['loss_fill'])} | {fill} | "
-                     f"{fmt(lg['crops'], 'g')} | {fmt(lg['prompt_drops'], 'g')} |")
+        lines.append(f"| {name} | {res['code']} | {lg['final_step']} | {fmt(res['seconds'], '.0f')} | "
+                     f"{fmt(lg['loss_audio'])} | {fmt(lg['accuracy_audio'])} | {text} | {fmt(lg['loss_fill'])} | "
+                     f"{fill} | {fmt(lg['crops'], 'g')} | {fmt(lg['prompt_drops'], 'g')} |")
     steps = sorted(next(iter(r["logs"]["curve"] for r in results.values() if "logs" in r)))
     arms = [n for n, r in results.items() if "logs" in r]
     lines += ["", "### loss_audio at equal updates (each logged window)", "",

@@ -23,6 +23,7 @@ depend on the weights (fixed step counts and shapes), so they run once, on the f
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import time
 
@@ -131,20 +132,22 @@ def main(argv: list[str] | None = None) -> None:
                              _valid(res.generated[0])))
             x = res.sequences
             with torch.no_grad():
-                _, fwd = _timed(lambda: model(x).logits[:, -1].sum(), 1)
+                _, fwd = _timed(lambda: model(x).logits[:, -1].sum(), 1)  # noqa: B023  _timed calls it at once
             official_note = (f"official-loop forward (whole canvas, full {cfg.vocab_size}-way head at every "
                              f"position): {fwd:.2f} s -> x{steps} steps ~ {fwd * steps:.0f} s (extrapolated, not run)")
         thr = dict(steps=gen, threshold=a.threshold, **base)
         plain = None
         if peak != 1.0:  # an unsure model takes one step per token: uncached/prefix rows take minutes
-            plain, secs = _timed(lambda: sample(model, prompt, SamplerConfig(**thr)), a.runs)
-            rows.append(_row(f"threshold {a.threshold} {tag}", plain.nfe, secs, gen, ref_secs, _valid(plain.generated[0])))
+            plain, secs = _timed(functools.partial(sample, model, prompt, SamplerConfig(**thr)), a.runs)
+            rows.append(_row(f"threshold {a.threshold} {tag}", plain.nfe, secs, gen, ref_secs,
+                             _valid(plain.generated[0])))
         variants = [("prefix", "one"), ("dual", "one"), ("dual", "schedule")]
         for mode, floor in variants if plain is not None else variants[1:]:
             config = SamplerConfig(use_cache=True, cache_mode=mode, threshold_floor=floor,
                                    **{**thr, "steps": steps if floor == "schedule" else gen})
-            res, secs = _timed(lambda: sample(model, prompt, config), a.runs)
-            agree = "" if plain is None or floor != "one" else f"{(res.generated == plain.generated).float().mean():.0%}"
+            res, secs = _timed(functools.partial(sample, model, prompt, config), a.runs)
+            agree = ("" if plain is None or floor != "one"
+                     else f"{(res.generated == plain.generated).float().mean():.0%}")
             name = f"threshold {a.threshold}" + (f" (>= schedule of {steps} steps)" if floor == "schedule" else "")
             rows.append(_row(f"{name} + {mode} cache {tag}", f"{res.nfe} ({res.nfe_cached})", secs,
                              gen, ref_secs, _valid(res.generated[0]), agree))
@@ -155,9 +158,10 @@ def main(argv: list[str] | None = None) -> None:
             ids = torch.tensor([prompt])
             proc = LogitsProcessorList([AudioSlotProcessor(len(prompt))])
             with torch.no_grad():
-                out, secs = _timed(lambda: ar.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=gen,
-                                                       min_new_tokens=gen, do_sample=False, use_cache=True,
-                                                       logits_processor=proc, pad_token_id=L.PAD_ID), a.runs)
+                out, secs = _timed(functools.partial(ar.generate, ids, attention_mask=torch.ones_like(ids),
+                                                     max_new_tokens=gen, min_new_tokens=gen, do_sample=False,
+                                                     use_cache=True, logits_processor=proc, pad_token_id=L.PAD_ID),
+                                   a.runs)
             rows.append(_row("autoregressive + KV cache (causal, same size)", gen, secs, gen, ref_secs,
                              _valid(out[0, len(prompt):])))
     _print(rows)

@@ -8,7 +8,8 @@ Two server processes are started on free localhost ports (``llada-tts serve --po
 on (``--max-batch N``, default 16) and off (``--max-batch 1``), each warmed up with three requests.
 At each concurrency C the two are driven in turn (so a drift in the machine's load hits both) by C
 client threads, each sending ``--requests`` requests one after another (a bounded load: C x
-requests in all, each with a timeout). Every request asks for pcm over the streaming response and reads it to the end. Reported per run:
+requests in all, each with a timeout). Every request asks for pcm over the streaming response and
+reads it to the end. Reported per run:
 
     audio s / wall s   seconds of audio received / wall time of the run (throughput)
     p50 / p95 latency  request sent -> last byte
@@ -25,7 +26,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -153,7 +153,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default=None, help="checkpoint (default: a tiny random one built in --work-dir)")
     p.add_argument("--codec", default=None, help="codec (default with the tiny model: the tiny random codec)")
-    p.add_argument("--work-dir", default=None, help="where the tiny model/codec and server logs go (default: a temp dir)")
+    p.add_argument("--work-dir", default=None,
+                   help="where the tiny model/codec and server logs go (default: a temp dir)")
     p.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
     p.add_argument("--requests", type=int, default=3, help="requests per client thread (default 3)")
     p.add_argument("--max-batch", type=int, default=16, help="the batching arm's --max-batch (default 16)")
@@ -172,7 +173,7 @@ def main(argv=None) -> int:
     arms = [(f"on (max batch {args.max_batch})", args.max_batch), ("off (max batch 1)", 1)]
     servers = []
     try:  # both servers up at once; the arms alternate at each concurrency, so drift in the machine's load
-        for label, max_batch in arms:  # hits both alike
+        for _label, max_batch in arms:  # hits both alike
             servers.append(Server(args, max_batch, work / f"server_b{max_batch}.log"))
         for server in servers:
             for text in TEXTS[:3]:  # warm-up
@@ -191,8 +192,8 @@ def main(argv=None) -> int:
         for server in servers:
             server.stop()
     rows.sort(key=lambda r: (not r["batching"].startswith("on"), r["concurrency"]))
-    print(f"\nllada-tts serve load (model {Path(str(args.model)).name}, codec {Path(str(args.codec)).name}, {args.steps} steps, "
-          f"{args.threads} torch thread(s), {args.device}; {args.requests} requests per client)\n")
+    print(f"\nllada-tts serve load (model {Path(str(args.model)).name}, codec {Path(str(args.codec)).name}, "
+          f"{args.steps} steps, {args.threads} torch thread(s), {args.device}; {args.requests} requests per client)\n")
     print("| batching | concurrency | requests | errors | audio s / wall s | p50 latency (s) | p95 latency (s) "
           "| p50 TTFA (s) | p95 TTFA (s) | mean rows per sample() |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -202,7 +203,8 @@ def main(argv=None) -> int:
     by = {(r["batching"].startswith("on"), r["concurrency"]): r for r in rows}
     for c in args.concurrency:
         if (True, c) in by and (False, c) in by and by[(False, c)]["throughput"] > 0:
-            print(f"\nconcurrency {c}: batching gives {by[(True, c)]['throughput'] / by[(False, c)]['throughput']:.2f}x "
+            gain = by[(True, c)]["throughput"] / by[(False, c)]["throughput"]
+            print(f"\nconcurrency {c}: batching gives {gain:.2f}x "
                   "the throughput of --max-batch 1", end="")
     print()
     return 1 if any(r["errors"] for r in rows) else 0

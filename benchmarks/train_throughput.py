@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         bare = bare_step(cfg, batch, device)
         ours_iter = trainer.updates()
         ours_t, bare_t = [], []
-        for i in range(total):  # interleaved, so both see the same machine load
+        for _ in range(total):  # interleaved, so both see the same machine load
             ours_t.append(timed(lambda: next(ours_iter), device))
             bare_t.append(timed(bare, device))
         for _ in ours_iter:  # finish (final checkpoint; not timed)

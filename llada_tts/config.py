@@ -25,7 +25,6 @@ from pathlib import Path
 import yaml
 
 from audio_tokenizer import layout as L
-
 from llada_tts.fileio import write_atomic
 
 log = logging.getLogger(__name__)
@@ -58,29 +57,45 @@ class TrainConfig:
     """Every setting of a training run (see the sample config for each key's meaning)."""
 
     # --- data ---
-    TTS_dataset: str | None = _f(None, "TTS rows: a datasets.save_to_disk folder (python -m audio_tokenizer) or a hub name", "data")
-    text_QA_dataset: str | None = _f(None, "text rows: pretraining JSONL ({text}/{input_ids}) or SFT JSONL (messages/conversations or input_ids+prompt_length); absent = TTS only", "data")
-    text_format: str = _f("auto", "how to read text_QA_dataset: auto (look at the first record), text (pretraining, packed) or sft", "data")
-    ratio: float | None = _f(None, "fraction of training SAMPLES that are text, held over batches (each batch is all text or all TTS; N text batches per TTS batch = N/(N+1)); with both datasets strictly between 0 and 1, default 0.5", "data")
-    voice_type: str = _f("all", "TTS voices to train on: all, or a comma-separated list of names from the dataset's voice column", "data")
-    max_length: int = _f(2048, "longest row in tokens; a longer row stops the run before training (or is dropped with drop_long_rows)", "data")
+    TTS_dataset: str | None = _f(None, "TTS rows: a datasets.save_to_disk folder "
+                                 "(python -m audio_tokenizer) or a hub name", "data")
+    text_QA_dataset: str | None = _f(None, "text rows: pretraining JSONL ({text}/{input_ids}) or SFT JSONL "
+                                     "(messages/conversations or input_ids+prompt_length); absent = TTS only", "data")
+    text_format: str = _f("auto", "how to read text_QA_dataset: auto (look at the first "
+                          "record), text (pretraining, packed) or sft", "data")
+    ratio: float | None = _f(None, "fraction of training SAMPLES that are text, held over batches (each batch is "
+                             "all text or all TTS; N text batches per TTS batch = N/(N+1)); with both datasets "
+                             "strictly between 0 and 1, default 0.5", "data")
+    voice_type: str = _f("all", "TTS voices to train on: all, or a comma-separated list of "
+                         "names from the dataset's voice column", "data")
+    max_length: int = _f(2048, "longest row in tokens; a longer row stops the run before training "
+                         "(or is dropped with drop_long_rows)", "data")
     drop_long_rows: bool = _f(False, "drop rows longer than max_length (with a warning) instead of stopping", "data")
-    random_length_prob: float = _f(0.01, "LLaDA pretraining: chance that a batch's pretraining text rows are cropped to a random length (logged as crops)", "data")
+    random_length_prob: float = _f(0.01, "LLaDA pretraining: chance that a batch's pretraining text rows are cropped "
+                                   "to a random length (logged as crops)", "data")
     num_workers: int = _f(0, "DataLoader worker processes", "data")
     # --- model ---
-    model_name: str = _f("tiny", "llada-tts checkpoint, plain Llama-3 checkpoint (hub id or folder; vocabulary is extended), or a size (tiny, small, 1b, 3b) for a fresh model", "model")
-    tokenizer_name: str | None = _f(None, "tokenizer hub id or folder, or 'offline' (byte-level test tokenizer); default: model_name", "model")
-    gradient_checkpointing: bool = _f(False, "recompute activations in the backward pass (less memory, ~30% slower)", "model")
+    model_name: str = _f("tiny", "llada-tts checkpoint, plain Llama-3 checkpoint (hub id or folder; vocabulary is "
+                         "extended), or a size (tiny, small, 1b, 3b) for a fresh model", "model")
+    tokenizer_name: str | None = _f(None, "tokenizer hub id or folder, or 'offline' (byte-level "
+                                    "test tokenizer); default: model_name", "model")
+    gradient_checkpointing: bool = _f(False, "recompute activations in the backward "
+                                      "pass (less memory, ~30% slower)", "model")
     attn_implementation: str = _f("sdpa", "attention kernel: sdpa, eager or flash_attention_2", "model")
-    compact_embeddings: bool = _f(False, "fresh model only: embeddings hold only the ~29k rows the offline byte tokenizer, the control tokens and the audio codes use, not 156,940 (the checkpoint and AdamW carry no dead rows; loading for inference restores Orpheus ids)", "model")
-    slot_masks: bool = _f(False, "fresh model only: a masked position is fed with one of 7 per-slot mask tokens (its SNAC frame phase), and TTS prompts are padded to whole frames", "model")
-    audio_loss: str = _f("full", "full: cross-entropy over every id; slot: an audio target over its frame slot's 4096 codes + stream ends only, as the sampler decodes (~40x cheaper head for hidden 256)", "model")
+    compact_embeddings: bool = _f(False, "fresh model only: embeddings hold only the ~29k rows the offline byte "
+                                  "tokenizer, the control tokens and the audio codes use, not 156,940 (the checkpoint "
+                                  "and AdamW carry no dead rows; loading for inference restores Orpheus ids)", "model")
+    slot_masks: bool = _f(False, "fresh model only: a masked position is fed with one of 7 per-slot mask tokens (its "
+                          "SNAC frame phase), and TTS prompts are padded to whole frames", "model")
+    audio_loss: str = _f("full", "full: cross-entropy over every id; slot: an audio target over its frame slot's 4096 "
+                         "codes + stream ends only, as the sampler decodes (~40x cheaper head for hidden 256)", "model")
     # --- optimisation ---
     epochs: int = _f(1, "passes over the TTS rows (over the text rows for text-only training)", "training")
     max_steps: int | None = _f(None, "stop after this many optimizer updates (all epochs when unset)", "training")
     batch_size: int = _f(8, "rows per process per forward pass", "training")
     gradient_accumulation_steps: int = _f(1, "forward passes per optimizer update", "training")
-    number_processes: int | None = _f(None, "expected process count; must match `accelerate launch --num_processes` (unset: whatever was launched)", "training")
+    number_processes: int | None = _f(None, "expected process count; must match `accelerate launch "
+                                      "--num_processes` (unset: whatever was launched)", "training")
     learning_rate: float = _f(5e-5, "peak AdamW learning rate", "training")
     weight_decay: float = _f(0.0, "AdamW weight decay (not applied to norms, biases or embeddings)", "training")
     lr_scheduler_type: str = _f("linear", "linear, cosine or constant, each after a linear warmup", "training")
@@ -88,21 +103,27 @@ class TrainConfig:
     warmup_steps: int | None = _f(None, "warmup in optimizer updates (overrides warmup_ratio)", "training")
     warmup_epochs: float | None = _f(None, "warmup in epochs (overrides warmup_ratio)", "training")
     max_grad_norm: float | None = _f(1.0, "clip the gradient norm to this (null or 0: no clipping)", "training")
-    mixed_precision: str = _f("auto", "auto (the accelerate launch setting if any, else bf16 on a bf16 GPU, else fp32), no, bf16, fp16", "training")
+    mixed_precision: str = _f("auto", "auto (the accelerate launch setting if any, else bf16 on a "
+                              "bf16 GPU, else fp32), no, bf16, fp16", "training")
     seed: int = _f(42, "seed for initialisation, data order and masks", "training")
     eps: float = _f(1e-3, "LLaDA forward process: p_mask = (1 - eps) * t + eps", "training")
-    prompt_drop_prob: float = _f(0.1, "classifier-free guidance: fraction of TTS rows whose whole text prompt is masked, exactly as the sampler's unconditional pass (cfg_scale) masks it; no loss on it", "training")
+    prompt_drop_prob: float = _f(0.1, "classifier-free guidance: fraction of TTS rows whose whole text "
+                                 "prompt is masked, exactly as the sampler's unconditional pass "
+                                 "(cfg_scale) masks it; no loss on it", "training")
     # --- fixed by the token layout (checked) ---
     pad_token: int = _f(L.PAD_ID, "TTS fill token; fixed by the Orpheus layout", "layout")
     num_audio_tokens: int = _f(L.NUM_AUDIO_TOKENS, "audio ids (7 x 4096); fixed by the layout", "layout")
     num_special_tokens: int = _f(L.NUM_SPECIAL_TOKENS, "Orpheus control tokens; fixed by the layout", "layout")
-    mask_token_id: int = _f(L.MASK_ID, "diffusion mask id; fixed by the layout (126336 of older scripts is a real Llama-3 token)", "layout")
+    mask_token_id: int = _f(L.MASK_ID, "diffusion mask id; fixed by the layout (126336 of "
+                            "older scripts is a real Llama-3 token)", "layout")
     # --- saving and logging ---
     save_folder: str = _f("checkpoints_llada_tts", "where checkpoint-epoch-N/ folders and logs go", "output")
     save_epochs: float = _f(1.0, "save every this many epochs (0.5 = twice per epoch)", "output")
-    project_name: str = _f("llada-tts", "wandb project name (tensorboard writes to <logging_dir or save_folder/runs>/<run_name>)", "output")
+    project_name: str = _f("llada-tts", "wandb project name (tensorboard writes to "
+                           "<logging_dir or save_folder/runs>/<run_name>)", "output")
     run_name: str = _f("llada-tts-run", "tracker run name", "output")
-    report_to: str = _f("tensorboard", "tensorboard, wandb, both (comma-separated) or none; metrics.jsonl is always written", "output")
+    report_to: str = _f("tensorboard", "tensorboard, wandb, both (comma-separated) or "
+                        "none; metrics.jsonl is always written", "output")
     logging_dir: str | None = _f(None, "tensorboard folder (default: <save_folder>/runs)", "output")
     logging_steps: int = _f(10, "log metrics every this many optimizer updates", "output")
 
@@ -121,7 +142,8 @@ class TrainConfig:
                 need(math.isfinite(value), f.name, "must be a finite number")
         need(self.TTS_dataset is not None or self.text_QA_dataset is not None, "TTS_dataset",
              "set TTS_dataset and/or text_QA_dataset")
-        need(self.ratio is None or 0.0 <= self.ratio <= 1.0, "ratio", "must be in [0, 1] (fraction of samples that are text)")
+        need(self.ratio is None or 0.0 <= self.ratio <= 1.0, "ratio",
+             "must be in [0, 1] (fraction of samples that are text)")
         need(self.text_format in TEXT_FORMATS, "text_format", f"must be one of {TEXT_FORMATS}")
         need(self.max_length >= 2, "max_length", "must be >= 2")
         need(0.0 <= self.random_length_prob <= 1.0, "random_length_prob", "must be in [0, 1]")
@@ -150,8 +172,10 @@ class TrainConfig:
         need(self.audio_loss in ("full", "slot"), "audio_loss", "must be full or slot")
         need(0.0 < self.eps <= 1.0, "eps", "must be in (0, 1]")
         need(self.pad_token == L.PAD_ID, "pad_token", f"is fixed at {L.PAD_ID} by the Orpheus layout")
-        need(self.num_audio_tokens == L.NUM_AUDIO_TOKENS, "num_audio_tokens", f"is fixed at {L.NUM_AUDIO_TOKENS} (7 x 4096)")
-        need(self.num_special_tokens == L.NUM_SPECIAL_TOKENS, "num_special_tokens", f"is fixed at {L.NUM_SPECIAL_TOKENS}")
+        need(self.num_audio_tokens == L.NUM_AUDIO_TOKENS, "num_audio_tokens",
+             f"is fixed at {L.NUM_AUDIO_TOKENS} (7 x 4096)")
+        need(self.num_special_tokens == L.NUM_SPECIAL_TOKENS, "num_special_tokens",
+             f"is fixed at {L.NUM_SPECIAL_TOKENS}")
         need(self.mask_token_id == L.MASK_ID, "mask_token_id", f"is fixed at {L.MASK_ID} (a dedicated token; "
              "126336 of older scripts is an ordinary Llama-3 token)")
         need(self.save_epochs > 0, "save_epochs", "must be > 0")
@@ -175,7 +199,7 @@ class TrainConfig:
             return 0.0
         return 0.5 if self.ratio is None else float(self.ratio)
 
-    def resolved(self, base: str | Path | None = None) -> "TrainConfig":
+    def resolved(self, base: str | Path | None = None) -> TrainConfig:
         """A copy with derived values filled in (ratio; relative paths made absolute against ``base``, default
         the current folder: see :func:`absolute_path`), warning where a value cannot apply. A run stores this
         in its train_config.yaml, so the run means the same from any folder."""
@@ -260,7 +284,8 @@ def coerce(key: str, value, where: str = "config"):
         return str(value)
     except (TypeError, ValueError):
         name = getattr(base, "__name__", str(base))
-        raise ValueError(f"{key} in {where} must be {'an' if name[0] in 'aeiou' else 'a'} {name}, got {value!r}") from None
+        raise ValueError(f"{key} in {where} must be {'an' if name[0] in 'aeiou' else 'a'} {name}, "
+                         f"got {value!r}") from None
 
 
 def _canonical(key: str, where: str) -> str:

@@ -53,11 +53,13 @@ def export_voice(checkpoint: str | Path, out_dir: str | Path, readme: str | None
 
     checkpoint = Path(checkpoint)
     model = load_model(checkpoint, dtype=torch.float32, expand=False).to(torch.float16)
-    extra = {META_FILE: (checkpoint / META_FILE).read_text(encoding="utf-8")} if (checkpoint / META_FILE).is_file() else {}
+    extra = ({META_FILE: (checkpoint / META_FILE).read_text(encoding="utf-8")}
+             if (checkpoint / META_FILE).is_file() else {})
     if readme:
         extra["README.md"] = readme
     out = save_model(model, out_dir, extra_files=extra)
-    if not adapters.is_compact(model) or getattr(model.config, adapters.ROWS_KEY) != [list(r) for r in adapters.BYTE_ROWS]:
+    if (not adapters.is_compact(model)
+            or getattr(model.config, adapters.ROWS_KEY) != [list(r) for r in adapters.BYTE_ROWS]):
         for name in TOKENIZER_FILES + ("chat_template.jinja", "special_tokens_map.json"):
             if (checkpoint / name).is_file():
                 shutil.copy2(checkpoint / name, out / name)

@@ -206,7 +206,8 @@ def say_text(s: Settings) -> str:
     if s.text:
         return s.text
     held = heldout_sentences(s.out)  # never spoken in the corpus; ~45 characters is about the 3 s of the rows
-    return min(held, key=lambda x: (abs(len(x) - SAY_CHARS), x)) if held else "The quick brown fox jumps over the lazy dog."
+    return (min(held, key=lambda x: (abs(len(x) - SAY_CHARS), x)) if held
+            else "The quick brown fox jumps over the lazy dog.")
 
 
 # --- the stages -----------------------------------------------------------------------------------
@@ -246,7 +247,8 @@ def stages(s: Settings) -> list[Stage]:
         Stage("corpus", "speak a small corpus with eSpeak NG", [out / "corpus" / "corpus_info.json"], corpus_key),
         Stage("codec", ("create an UNTRAINED tiny SNAC-layout codec and the offline tokenizer" if s.untrained_codec
                         else "save the offline tokenizer (codec: " + codec_label(s) + ")"),
-              [out / "tokenizer" / "tokenizer.json"] + ([s.codec_dir / "model.safetensors"] if s.untrained_codec else []),
+              [out / "tokenizer" / "tokenizer.json"]
+              + ([s.codec_dir / "model.safetensors"] if s.untrained_codec else []),
               codec_key),
         Stage("dataset", "tokenise the corpus into Orpheus rows, write text rows",
               [out / "dataset" / "build_info.json", out / "text.jsonl"], data_key),
@@ -483,8 +485,8 @@ def closing_text(s: Settings, report: dict) -> str:
         f"This run only shows that the pipeline works end to end offline (`say` ran with --min-length "
         f"{s.say_min_length:g} only because a barely trained model otherwise ends the speech at once; trained "
         "checkpoints need no such guard). For real speech:",
-        f"  # 1. tokenise real speech with the trained SNAC codec and a Llama-3 tokenizer (hub ids or local folders)",
-        f"  python -m audio_tokenizer build --input MY_CORPUS --output data/my_tok \\",
+        "  # 1. tokenise real speech with the trained SNAC codec and a Llama-3 tokenizer (hub ids or local folders)",
+        "  python -m audio_tokenizer build --input MY_CORPUS --output data/my_tok \\",
         f"      --tokenizer meta-llama/Llama-3.2-1B-Instruct --codec {REAL_CODEC}",
         "  # 2. train from a Llama-3.2-1B base on one GPU (edit TTS_dataset / text_QA_dataset in the config)",
         "  python recipes/tts_train.py --config recipes/configs/llama3_1b_single_gpu.yaml --TTS_dataset data/my_tok",

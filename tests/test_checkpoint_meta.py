@@ -54,7 +54,8 @@ def test_trainer_checkpoint_has_meta_and_loads_into_lladatts(tmp_path, offline_t
     from llada_tts.training import Trainer
 
     cfg = TrainConfig(TTS_dataset=str(tmp_path / "tts"), max_length=64, model_name="tiny", tokenizer_name="offline",
-                      batch_size=2, max_steps=1, mixed_precision="no", report_to="none", save_folder=str(tmp_path / "run"))
+                      batch_size=2, max_steps=1, mixed_precision="no", report_to="none",
+                      save_folder=str(tmp_path / "run"))
     result = Trainer(cfg).train()
     meta = json.loads((result.checkpoint / META_FILE).read_text())
     assert meta == {"voices": ["leo", "tara"], "codec": str(tiny_codec_dir), "chars_per_second": round(14 / 3, 4),

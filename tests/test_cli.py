@@ -85,7 +85,8 @@ def test_parser_has_the_shared_contract():
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
     assert set(sub.choices) == set(COMMANDS)
-    assert COMMANDS == ("say", "edit", "voices", "info", "app", "eval", "tokenizer", "quickstart", "serve", "generate", "score")
+    assert COMMANDS == ("say", "edit", "voices", "info", "app", "eval", "tokenizer", "quickstart", "serve", "generate",
+                        "score")
 
 
 def test_tokenizer_command_saves_a_layout_checked_tokenizer(capsys, tmp_path):
@@ -131,12 +132,14 @@ def test_same_seed_same_bytes_other_seed_differs_stream_matches(capsys, tmp_path
         assert code == 0, err
     a, b, c, s = ((tmp_path / f"{n}.wav").read_bytes() for n in "abcs")
     assert a == b and a != c
-    assert sf.read(tmp_path / "s.wav", dtype="int16")[0].tolist() == sf.read(tmp_path / "a.wav", dtype="int16")[0].tolist()
+    assert (sf.read(tmp_path / "s.wav", dtype="int16")[0].tolist()
+            == sf.read(tmp_path / "a.wav", dtype="int16")[0].tolist())
 
 
 def test_text_from_a_file_and_from_stdin(capsys, tmp_path, model_args, monkeypatch):
     (tmp_path / "in.txt").write_text("Hi.\n", encoding="utf-8")
-    code, _, _ = say(capsys, "-i", tmp_path / "in.txt", "-o", tmp_path / "f.wav", "--seed", 0, "-q", *FAST_ARGS, *model_args)
+    code, _, _ = say(capsys, "-i", tmp_path / "in.txt", "-o", tmp_path / "f.wav", "--seed", 0, "-q", *FAST_ARGS,
+                     *model_args)
     assert code == 0
     monkeypatch.setattr(sys, "stdin", io.StringIO("Hi.\n"))
     code, stdout, _ = say(capsys, "-", "-o", tmp_path / "s.wav", "--seed", 0, "-q", *FAST_ARGS, *model_args)
@@ -169,7 +172,8 @@ def test_bad_input_gives_one_line_and_exit_2(capsys, tmp_path, model_args, tiny_
         (["Hi.", "-o", wav, "--method", "magic", *model_args], "argument --method: invalid choice: 'magic'"),
         (["Hi.", "-o", wav, "--block-length", "30", *model_args], "must be a multiple of 7"),
         (["Hi.", "-o", wav, "--speed", "0", *model_args], "argument --speed: must be a finite number > 0"),
-        (["Hi.", "-o", wav, "--threshold", "0.9", "--remasking", "random", *model_args], "use remasking low_confidence"),
+        (["Hi.", "-o", wav, "--threshold", "0.9", "--remasking", "random", *model_args],
+         "use remasking low_confidence"),
         (["Hello there. " * 10, "-o", wav, "--max-duration", "1", *model_args], "more than max_duration=1 s"),
     ]
     for args, pattern in cases:
@@ -206,18 +210,21 @@ def test_info(capsys, model_args, tiny_model_dir, tiny_codec_dir):
     info = json.loads(capsys.readouterr().out)
     c = info["checkpoint"]
     assert c["source"] == str(tiny_model_dir.resolve())
-    assert (c["layers"], c["hidden_size"], c["vocab_size"], c["is_causal"], c["dtype"]) == (2, 64, L.VOCAB_SIZE, False, "float32")
+    assert ((c["layers"], c["hidden_size"], c["vocab_size"], c["is_causal"], c["dtype"])
+            == (2, 64, L.VOCAB_SIZE, False, "float32"))
     assert c["voices"] == VOICES and c["chars_per_second"] == CHARS_PER_SECOND
     assert c["parameters"] == L.VOCAB_SIZE * 64 + c["non_embedding_parameters"]  # tied embeddings counted once
     assert info["codec"]["source"] == str(tiny_codec_dir) and info["codec"]["sample_rate"] == 24000
     assert info["codec"]["levels"] == 3 and info["codec"]["level_rates_hz"] == [11.719, 23.438, 46.875]
     lay = info["layout"]
-    assert (lay["mask_id"], lay["audio_offset"], lay["tokens_per_frame"], lay["tokens_per_second"]) == (156938, 128266, 7, 82.031)
+    assert ((lay["mask_id"], lay["audio_offset"], lay["tokens_per_frame"], lay["tokens_per_second"])
+            == (156938, 128266, 7, 82.031))
     assert info["device"] == "cpu"
     assert main(["info", *model_args]) == 0
     text = capsys.readouterr().out
-    for expected in ("is_causal     false (bidirectional attention)", "voices        alice, bob", "mask id       156938",
-                     "audio ids     128266 .. 156937", "24000 Hz, 3 levels", "82.031 tokens/s", "device      cpu"):
+    for expected in ("is_causal     false (bidirectional attention)", "voices        alice, bob",
+                     "mask id       156938", "audio ids     128266 .. 156937", "24000 Hz, 3 levels", "82.031 tokens/s",
+                     "device      cpu"):
         assert expected in text, expected
 
 

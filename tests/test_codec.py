@@ -14,8 +14,7 @@ from snac import SNAC
 
 from audio_tokenizer import audio_io
 from audio_tokenizer import layout as L
-from audio_tokenizer.codec import (SNAC_24KHZ_CONFIG, TINY_CONFIG, SnacCodec, check_config,
-                                   create_random_codec)
+from audio_tokenizer.codec import SNAC_24KHZ_CONFIG, TINY_CONFIG, SnacCodec, check_config, create_random_codec
 
 SEED = 0
 

@@ -13,10 +13,17 @@ import torch
 
 from audio_tokenizer import layout as L
 from llada_tts.data import (
-    MixtureDataset, MixtureSampler, collate, fill_positions, load_pretrain_rows, load_sft_rows, load_text_rows,
+    MixtureDataset,
+    MixtureSampler,
+    collate,
+    fill_positions,
+    load_pretrain_rows,
+    load_sft_rows,
+    load_text_rows,
     load_tts_rows,
 )
-from llada_tts.data.convert import alpaca_to_jsonl, main as convert_main, sharegpt_to_jsonl
+from llada_tts.data.convert import main as convert_main
+from llada_tts.data.convert import sharegpt_to_jsonl
 from llada_tts.diffusion import forward_process, masked_diffusion_loss
 
 A = L.AUDIO_OFFSET
@@ -203,7 +210,8 @@ def test_resume_refuses_changed_settings():
 
 
 @pytest.mark.parametrize("kw, match", [
-    ({"ratio": 1.5}, "fraction"), ({"n_text": 0}, "text rows but there are none"), ({"n_tts": 0}, "TTS rows but there are none"),
+    ({"ratio": 1.5}, "fraction"), ({"n_text": 0}, "text rows but there are none"),
+    ({"n_tts": 0}, "TTS rows but there are none"),
     ({"rank": 2}, "rank"), ({"n_tts": 3, "batch_size": 4}, "cannot fill"),
 ])
 def test_sampler_rejects_bad_settings(kw, match):
@@ -371,7 +379,8 @@ def test_sft_errors_name_the_line(tmp_path, offline_tokenizer, record, match):
 
 
 def test_sft_drop_long(tmp_path, caplog):
-    f = _jsonl(tmp_path / "s.jsonl", [{"input_ids": [1] * 9, "prompt_length": 1}, {"input_ids": [1, 2], "prompt_length": 1}])
+    f = _jsonl(tmp_path / "s.jsonl",
+               [{"input_ids": [1] * 9, "prompt_length": 1}, {"input_ids": [1, 2], "prompt_length": 1}])
     with pytest.raises(ValueError, match=r"line 1: 9 ids > max_length 8"):
         load_sft_rows(f, None, 8, progress=False)
     with caplog.at_level(logging.WARNING, logger="llada_tts.data.text"):

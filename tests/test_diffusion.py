@@ -63,26 +63,26 @@ def _reference_pretrain(logits, ids, m, p_mask):
 
 def _reference_sft(logits, ids, m, p_mask, prompt_lengths):
     """LLaDA GUIDELINES SFT loss (answer length includes trailing EOS fill)."""
-    b, l = ids.shape
-    prompt_mask = torch.arange(l)[None, :] < prompt_lengths[:, None]
-    answer_lengths = torch.sum((1 - prompt_mask.int()), dim=-1, keepdim=True).repeat(1, l)
+    b, seq_len = ids.shape
+    prompt_mask = torch.arange(seq_len)[None, :] < prompt_lengths[:, None]
+    answer_lengths = torch.sum((1 - prompt_mask.int()), dim=-1, keepdim=True).repeat(1, seq_len)
     token_loss = F.cross_entropy(logits[m], ids[m], reduction="none") / p_mask[m]
     return torch.sum(token_loss / answer_lengths[m]) / b
 
 
 def test_normalizer_L_is_pretraining_and_answer_length_is_sft():
     g = torch.Generator().manual_seed(0)
-    b, l, v = 4, 11, 13
-    logits = torch.randn(b, l, v, generator=g)
-    ids = torch.randint(0, v, (b, l), generator=g)
+    b, seq_len, v = 4, 11, 13
+    logits = torch.randn(b, seq_len, v, generator=g)
+    ids = torch.randint(0, v, (b, seq_len), generator=g)
     prompt_lengths = torch.tensor([0, 3, 5, 10])
-    maskable = torch.arange(l)[None, :] >= prompt_lengths[:, None]
+    maskable = torch.arange(seq_len)[None, :] >= prompt_lengths[:, None]
     _, m, p = forward_process(ids, torch.ones_like(maskable), MASK, generator=g)
-    loss, _ = masked_diffusion_loss(logits, ids, m, p, torch.full((b,), float(l)))
+    loss, _ = masked_diffusion_loss(logits, ids, m, p, torch.full((b,), float(seq_len)))
     torch.testing.assert_close(loss, _reference_pretrain(logits, ids, m, p))
     _, m, p = forward_process(ids, maskable, MASK, generator=g)
     assert m.any()
-    loss, _ = masked_diffusion_loss(logits, ids, m, p, (l - prompt_lengths).float())
+    loss, _ = masked_diffusion_loss(logits, ids, m, p, (seq_len - prompt_lengths).float())
     torch.testing.assert_close(loss, _reference_sft(logits, ids, m, p, prompt_lengths))
 
 
@@ -119,16 +119,16 @@ def test_loss_rejects_shape_mismatch():
 
 def test_prompt_never_masked_and_noisy_ids_exact():
     g = torch.Generator().manual_seed(1)
-    b, l = 16, 24
-    ids = torch.randint(0, 50, (b, l), generator=g)
-    prompt = torch.randint(0, l, (b,), generator=g)
-    maskable = torch.arange(l)[None, :] >= prompt[:, None]
-    seen = torch.zeros(b, l, dtype=torch.bool)
+    b, seq_len = 16, 24
+    ids = torch.randint(0, 50, (b, seq_len), generator=g)
+    prompt = torch.randint(0, seq_len, (b,), generator=g)
+    maskable = torch.arange(seq_len)[None, :] >= prompt[:, None]
+    seen = torch.zeros(b, seq_len, dtype=torch.bool)
     for _ in range(200):
         noisy, m, p = forward_process(ids, maskable, MASK, generator=g)
         assert not (m & ~maskable).any()
         assert torch.equal(noisy, torch.where(m, torch.full_like(ids, MASK), ids))
-        assert torch.equal(p, p[:, :1].expand(b, l)) and p.dtype == torch.float32
+        assert torch.equal(p, p[:, :1].expand(b, seq_len)) and p.dtype == torch.float32
         seen |= m
     assert torch.equal(seen, maskable)  # every answer position gets masked at some point
     _, m, _ = forward_process(ids, maskable, MASK, t=torch.ones(b))

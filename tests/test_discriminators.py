@@ -4,8 +4,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from audio_tokenizer.training.discriminators import (BandSTFTDiscriminator, Discriminators, discriminator_loss,
-                                                     generator_losses)
+from audio_tokenizer.training.discriminators import (
+    BandSTFTDiscriminator,
+    Discriminators,
+    discriminator_loss,
+    generator_losses,
+)
 
 
 def test_feature_matching_sums_every_map_of_every_discriminator_as_dac():

@@ -12,7 +12,12 @@ import soundfile as sf
 
 from audio_tokenizer import espeak
 from audio_tokenizer.corpus import (
-    InputError, make_corpus, make_sentences, number_to_words, read_metadata, year_to_words,
+    InputError,
+    make_corpus,
+    make_sentences,
+    number_to_words,
+    read_metadata,
+    year_to_words,
 )
 from llada_tts.synthesis.text import normalize_text
 

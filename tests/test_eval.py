@@ -166,7 +166,7 @@ def test_faster_whisper_errors(tmp_path):
         get_asr(f"faster-whisper:{tmp_path}")
     (tmp_path / "model.bin").write_bytes(b"")
     try:
-        import faster_whisper  # noqa: F401
+        import faster_whisper  # noqa: F401  only checks whether the optional package is installed
     except ImportError:
         with pytest.raises(ASRError, match="pip install faster-whisper"):
             get_asr(f"faster-whisper:{tmp_path}")
@@ -348,7 +348,8 @@ def test_eval_command_writes_a_consistent_report(tiny_dirs, tmp_path, capsys):
     model, _, codec = tiny_dirs
     meta = _metadata_folder(tmp_path / "corpus")
     out = tmp_path / "report"
-    code, stdout, err = _cli(["eval", "--model", str(model), "--codec", str(codec), "--texts", str(meta / "metadata.csv"),
+    code, stdout, err = _cli(["eval", "--model", str(model), "--codec", str(codec),
+                              "--texts", str(meta / "metadata.csv"),
                               "--limit", "2", "--out", str(out), "--save-audio", "--seed", "3", "--device", "cpu",
                               "--method", "fixed_length", "--steps", str(FAST["steps"]), "--no-warmup"], capsys)
     assert code == 0, err

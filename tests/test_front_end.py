@@ -7,9 +7,9 @@ import threading
 
 import datasets
 import pytest
+from synthesis_fixtures import FAST, tiny_codec_dir, tiny_model_dir  # noqa: F401  (fixtures)
 
 from audio_tokenizer import layout as L
-
 from audio_tokenizer.__main__ import main
 from audio_tokenizer.build import BuildConfig, build
 from audio_tokenizer.corpus import InputError, make_corpus
@@ -22,7 +22,6 @@ from llada_tts.checkpoint_meta import (
     read_meta,
 )
 from llada_tts.prompts import tts_prompt, tts_row
-from synthesis_fixtures import FAST, tiny_codec_dir, tiny_model_dir  # noqa: F401  (fixtures)
 
 HUMAN = [128259, 128000]  # start_of_human, BOS
 TAIL = [128009, 128260, 128261, 128257]  # end_of_text, end_of_human, start_of_ai, start_of_speech
@@ -143,7 +142,7 @@ def _build_args(corpus, out, tok_dir, codec_dir, *extra):
 
 
 def test_build_writes_phoneme_prompts_and_records_the_front_end(tmp_path, ipa_corpus, offline_tokenizer_dir,
-                                                               tiny_codec_dir):  # noqa: F811
+                                                               tiny_codec_dir):
     out = tmp_path / "ipa"
     assert main(_build_args(ipa_corpus, out, offline_tokenizer_dir, tiny_codec_dir, "--front-end", "espeak-ipa")) == 0
     ds = datasets.load_from_disk(str(out))
@@ -162,7 +161,7 @@ def test_build_writes_phoneme_prompts_and_records_the_front_end(tmp_path, ipa_co
     assert dataset_front_end(out) == "espeak-ipa"
 
 
-def test_another_front_end_is_another_run(tmp_path, ipa_corpus, offline_tokenizer_dir, tiny_codec_dir):  # noqa: F811
+def test_another_front_end_is_another_run(tmp_path, ipa_corpus, offline_tokenizer_dir, tiny_codec_dir):
     cfg = BuildConfig(input=str(ipa_corpus), output=str(tmp_path / "o"), tokenizer=str(offline_tokenizer_dir),
                       codec=str(tiny_codec_dir), shard_size=2)
     info = build(cfg, progress=False)
@@ -188,7 +187,7 @@ def test_another_front_end_is_another_run(tmp_path, ipa_corpus, offline_tokenize
 # --- synthesis -------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def ipa_tts(tmp_path_factory, tiny_model_dir, tiny_codec_dir):  # noqa: F811
+def ipa_tts(tmp_path_factory, tiny_model_dir, tiny_codec_dir):
     """The tiny checkpoint with ``"front_end": "espeak-ipa"`` in its llada_tts.json."""
     from llada_tts.synthesis import LladaTTS
 
@@ -233,7 +232,7 @@ def test_a_phoneme_checkpoint_gets_phoneme_prompts(ipa_tts, seen_prompts):
     assert seen_prompts == [want] * 3
 
 
-def test_info_shows_the_front_end(ipa_tts, tiny_model_dir, tiny_codec_dir):  # noqa: F811
+def test_info_shows_the_front_end(ipa_tts, tiny_model_dir, tiny_codec_dir):
     from llada_tts.commands.info import describe
     from llada_tts.synthesis import LladaTTS
 

@@ -30,7 +30,7 @@ FAST = ["--gen-length", "16", "--block-length", "4", "--steps", "8"]
 
 
 @pytest.fixture(scope="module")
-def model_tok(text_checkpoint):  # noqa: F811
+def model_tok(text_checkpoint):
     return loaded(text_checkpoint)
 
 
@@ -69,7 +69,7 @@ def reference(model, tok, ids, method, seed, gen_length=16, block_length=4, step
 # --- the reference output ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("method", ["fixed_length", "semi_autoregressive_padding", "semi_autoregressive_origin"])
-def test_generate_equals_the_reference_generate_per_method(capsys, text_checkpoint, model_tok, method):  # noqa: F811
+def test_generate_equals_the_reference_generate_per_method(capsys, text_checkpoint, model_tok, method):
     """Greedy tokens with guidance and seeded random remasking (so the order and the tokens both
     depend on the model and the seed); printed (streamed) text = the reference's, then a newline."""
     model, tok = model_tok
@@ -82,7 +82,7 @@ def test_generate_equals_the_reference_generate_per_method(capsys, text_checkpoi
 
 
 @pytest.mark.parametrize("remasking", ["low_confidence", "random"])
-def test_origin_equals_an_independent_block_by_block_generate(capsys, text_checkpoint, model_tok, remasking):  # noqa: F811
+def test_origin_equals_an_independent_block_by_block_generate(capsys, text_checkpoint, model_tok, remasking):
     """semi_autoregressive_origin against ``generate()`` (a separate implementation): the canvas grows
     one block at a time, so block k is ``generate()`` of one block after the prompt + the k committed
     blocks, until a block holds an end of text. Sampled at temperature 1 (the greedy tiny model repeats
@@ -104,7 +104,7 @@ def test_origin_equals_an_independent_block_by_block_generate(capsys, text_check
     assert out == answer_text(tok, answer_ids(grown, stop)) + "\n"
 
 
-def test_temperature_sampling_follows_the_seed(capsys, text_checkpoint, model_tok):  # noqa: F811
+def test_temperature_sampling_follows_the_seed(capsys, text_checkpoint, model_tok):
     model, tok = model_tok
     args = [PROMPT, "--model", text_checkpoint, *FAST, "--temperature", 1]
     code, out, _ = run(capsys, *args, "--seed", 7)
@@ -123,7 +123,7 @@ def test_answer_is_cut_at_end_of_text_and_never_shows_mask_or_fill(offline_token
     assert answer_text(offline_tokenizer, [104, L.MASK_ID, L.PAD_ID, 105]) == "hi"  # specials are never printed
 
 
-def test_semi_autoregressive_output_streams_block_by_block(capsys, text_checkpoint, monkeypatch):  # noqa: F811
+def test_semi_autoregressive_output_streams_block_by_block(capsys, text_checkpoint, monkeypatch):
     """Each finished block is written (and flushed) before the next one is decoded."""
     import sys
 
@@ -142,7 +142,7 @@ def test_semi_autoregressive_output_streams_block_by_block(capsys, text_checkpoi
 
 # --- chat -----------------------------------------------------------------------------------------
 
-def test_chat_renders_the_checkpoints_chat_template(capsys, text_checkpoint, model_tok, monkeypatch):  # noqa: F811
+def test_chat_renders_the_checkpoints_chat_template(capsys, text_checkpoint, model_tok, monkeypatch):
     model, tok = model_tok
     seen = []
     real = sample
@@ -167,8 +167,8 @@ def test_chat_renders_the_checkpoints_chat_template(capsys, text_checkpoint, mod
     assert seen[-1] == prompt_ids(tok, "hello") == [L.BOS_ID, *tok("hello", add_special_tokens=False)["input_ids"]]
 
 
-def test_repl_keeps_the_conversation_resets_and_quits_cleanly_on_eof(capsys, text_checkpoint, model_tok,  # noqa: F811
-                                                                      monkeypatch):  # noqa: F811
+def test_repl_keeps_the_conversation_resets_and_quits_cleanly_on_eof(capsys, text_checkpoint, model_tok,
+                                                                      monkeypatch):
     seen = []
     real = sample
 
@@ -189,7 +189,7 @@ def test_repl_keeps_the_conversation_resets_and_quits_cleanly_on_eof(capsys, tex
     assert out.count(">>> ") == 5  # a prompt per line read, and one more that met EOF
 
 
-def test_repl_exit_command_and_a_first_prompt(capsys, text_checkpoint, monkeypatch):  # noqa: F811
+def test_repl_exit_command_and_a_first_prompt(capsys, text_checkpoint, monkeypatch):
     seen = []
     real = sample
     monkeypatch.setattr("llada_tts.sampling.sample", lambda m, ids, c, **kw: seen.append(ids) or real(m, ids, c, **kw))
@@ -244,19 +244,19 @@ def test_bad_input_is_one_line_before_loading(capsys, tmp_path, args, message):
     assert code == 2 and out == "" and message in one_error_line(err)
 
 
-def test_gen_length_need_not_divide_for_fixed_length(capsys, text_checkpoint):  # noqa: F811
+def test_gen_length_need_not_divide_for_fixed_length(capsys, text_checkpoint):
     code, _, err = run(capsys, "hi", "--model", text_checkpoint, "--method", "fixed_length", "--gen-length", 6,
                        "--block-length", 4, "--steps", 6)
     assert code == 0, err
 
 
-def test_a_tts_only_checkpoint_is_refused(capsys, tmp_path, text_checkpoint):  # noqa: F811
+def test_a_tts_only_checkpoint_is_refused(capsys, tmp_path, text_checkpoint):
     tts = tts_only_copy(text_checkpoint, tmp_path / "tts_ckpt")
     code, out, err = run(capsys, "hi", "--model", tts)
     assert code == 2 and out == "" and "TTS-only checkpoint" in one_error_line(err)
 
 
-def test_a_prompt_longer_than_the_context_is_refused(capsys, text_checkpoint, model_tok):  # noqa: F811
+def test_a_prompt_longer_than_the_context_is_refused(capsys, text_checkpoint, model_tok):
     context = model_tok[0].config.max_position_embeddings
     code, out, err = run(capsys, "x" * context, "--model", text_checkpoint, *FAST)
     line = one_error_line(err)
@@ -290,7 +290,7 @@ def test_gen_length_above_the_cap_is_refused_by_the_api(value):
     assert text_options({"gen_length": MAX_GEN_LENGTH, "method": "fixed_length"})["gen_length"] == MAX_GEN_LENGTH
 
 
-def test_gen_length_never_exceeds_the_models_context(capsys, text_checkpoint, model_tok, monkeypatch):  # noqa: F811
+def test_gen_length_never_exceeds_the_models_context(capsys, text_checkpoint, model_tok, monkeypatch):
     """Under the cap but over the model's context with the prompt: one line, and the sampler never runs
     (from the command, and from the API, which checks it too)."""
     model, tok = model_tok
@@ -315,7 +315,8 @@ def test_generate_text_streams_pieces_that_join_to_the_answer(model_tok):
                            on_block=pieces.append)
     assert "".join(pieces) == result.text and result.text == answer_text(tok, result.ids)
     assert not set(result.ids) & set(text_stop_ids()) and L.MASK_ID not in result.ids
-    again = generate_text(model, tok, prompt_ids(tok, PROMPT), text_options(options), generator=text_generator(model, 1))
+    again = generate_text(model, tok, prompt_ids(tok, PROMPT), text_options(options),
+                          generator=text_generator(model, 1))
     assert (again.text, again.ids) == (result.text, result.ids)  # validated options are accepted as they are
     assert text_options({"cache": "none"})["cache"] == "none" and text_options({})["steps"] == 128
 
@@ -324,7 +325,7 @@ def test_generate_text_streams_pieces_that_join_to_the_answer(model_tok):
 
 @pytest.mark.parametrize("error", [RuntimeError("CUDA out of memory. Tried to allocate 2 GiB\nmore detail"),
                                    ValueError("something odd\nsecond line")])
-def test_repl_a_failing_turn_is_one_line_and_the_conversation_goes_on(capsys, text_checkpoint, model_tok,  # noqa: F811
+def test_repl_a_failing_turn_is_one_line_and_the_conversation_goes_on(capsys, text_checkpoint, model_tok,
                                                                     monkeypatch, error):
     seen = []
     real = sample

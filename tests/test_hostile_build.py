@@ -79,7 +79,8 @@ def test_long_audio_is_skipped_from_its_header_without_being_decoded(
     assert _skipped(out) == {"long": "too long: 90.00 s > 30 s"}
     assert info["counts"]["rows"] == 1
     # the same holds for a Hugging Face dataset whose audio is raw bytes
-    hf = datasets.Dataset.from_dict({"audio": [{"bytes": (corpus / "wavs" / "long.wav").read_bytes(), "path": "long.wav"}],
+    hf = datasets.Dataset.from_dict({"audio": [{"bytes": (corpus / "wavs" / "long.wav").read_bytes(),
+                                                "path": "long.wav"}],
                                      "text": ["Ninety seconds."]})
     hf.save_to_disk(str(tmp_path / "hf"))
     decoded.clear()
@@ -201,7 +202,7 @@ def test_zero_width_spaces_are_dropped_from_kept_text(tmp_path, corpus, offline_
     assert datasets.load_from_disk(str(tmp_path / "o"))["text"] == ["Zerowidth here."]
 
 
-def test_zero_width_text_is_empty_for_say(tmp_path, capsys, tiny_model_dir, tiny_codec_dir):  # noqa: F811
+def test_zero_width_text_is_empty_for_say(tmp_path, capsys, tiny_model_dir, tiny_codec_dir):
     from llada_tts.cli import main as llada_main
     from llada_tts.synthesis.text import normalize_text
 

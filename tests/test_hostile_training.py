@@ -500,8 +500,8 @@ def test_codec_truncated_state_is_one_line_exit_2(codec_run, tmp_path, capsys, t
 
 
 def test_codec_temp_folders_of_a_killed_save_are_tidied(codec_run, tmp_path):
-    from audio_tokenizer.training.trainer import CodecTrainer
     from audio_tokenizer.training.config import load_config
+    from audio_tokenizer.training.trainer import CodecTrainer
 
     out, args = codec_copy(codec_run, tmp_path)
     (out / ".checkpoint.partial" / "training_state").mkdir(parents=True)

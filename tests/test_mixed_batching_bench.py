@@ -35,7 +35,8 @@ def test_arm_configs_are_valid_current_configs(tmp_path):
     nodrop = build_config(script.train_config(args, data, "new-nodrop", tmp_path / "run"))
     assert new.prompt_drop_prob == 0.1 and nodrop.prompt_drop_prob == 0.0
     assert new.max_steps == nodrop.max_steps == 7 and new.ratio == 0.25 and new.max_length == 512
-    assert "prompt_drop_prob" not in script.train_config(args, data, "old", tmp_path / "run")  # the old trainer has no such key
+    # the old trainer has no such key
+    assert "prompt_drop_prob" not in script.train_config(args, data, "old", tmp_path / "run")
 
 
 def test_bad_arms_are_refused(capsys):

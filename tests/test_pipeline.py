@@ -81,8 +81,10 @@ def test_equal_power_crossfade_and_joined_length():
     out = join(chunks, 10)
     assert len(out) == 230 - 2 * 10
     t = (np.arange(10) + 0.5) / 10
-    ref = np.concatenate([chunks[0][:90], chunks[0][90:] * np.cos(np.pi / 2 * t) + chunks[1][:10] * np.sin(np.pi / 2 * t),
-                          chunks[1][10:40], chunks[1][40:] * np.cos(np.pi / 2 * t) + chunks[2][:10] * np.sin(np.pi / 2 * t),
+    ref = np.concatenate([chunks[0][:90],
+                          chunks[0][90:] * np.cos(np.pi / 2 * t) + chunks[1][:10] * np.sin(np.pi / 2 * t),
+                          chunks[1][10:40],
+                          chunks[1][40:] * np.cos(np.pi / 2 * t) + chunks[2][:10] * np.sin(np.pi / 2 * t),
                           chunks[2][10:]])
     np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-6)
     assert crossfade_samples(24000, 40) == 960
@@ -130,7 +132,8 @@ def test_same_seed_same_waveform_other_seed_differs(tts):
 @pytest.mark.slow
 def test_long_text_is_chunked_and_joined_with_crossfades(tts):
     result = tts.synthesize(LONG, voice="alice", seed=1, max_chunk_chars=25, batch_size=2, **FAST)
-    assert [c.text for c in result.chunks] == ["The cat sat on the mat.", "A dog ran in the park.", "We like to read books."]
+    assert [c.text for c in result.chunks] == ["The cat sat on the mat.", "A dog ran in the park.",
+                                               "We like to read books."]
     assert result.overlap == 960
     assert len(result.waveform) == sum(c.samples for c in result.chunks) - 2 * 960
     assert all(c.samples == c.frames * SPF for c in result.chunks)

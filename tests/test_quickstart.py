@@ -32,7 +32,8 @@ def test_commands_are_the_product_commands(tmp_path):
     stages = {st.name: st for st in qs.stages(s)}
     corpus = qs.commands(stages["corpus"], s, redo=False)[0]
     assert corpus[:4] == [sys.executable, "-m", "audio_tokenizer", "corpus"]
-    assert corpus[corpus.index("--n") + 1] == "80" and corpus[corpus.index("--voices") + 1] == ",".join(qs.DEFAULT_VOICES)
+    assert corpus[corpus.index("--n") + 1] == "80"
+    assert corpus[corpus.index("--voices") + 1] == ",".join(qs.DEFAULT_VOICES)
     build = qs.commands(stages["dataset"], s, redo=False)[0]
     assert build[:4] == [sys.executable, "-m", "audio_tokenizer", "build"]
     assert build[build.index("--codec") + 1] == "demo"  # the shipped codec by default

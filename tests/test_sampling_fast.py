@@ -207,10 +207,12 @@ def test_kv_cache_uses_the_supported_cache_argument(mode):
 
 def test_transformers_has_an_upper_bound():
     import re
-    import tomllib
     from pathlib import Path
 
-    deps = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]["dependencies"]
+    import tomllib
+
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    deps = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
     spec = next(d for d in deps if d.startswith("transformers"))
     upper = re.search(r"<\s*([\d.]+)", spec)
     assert upper and tuple(map(int, upper.group(1).split("."))) <= (5, 40), spec

@@ -20,7 +20,7 @@ TEXT = "the cat sat on the mat."
 
 
 @pytest.fixture(scope="module")
-def model_tok(text_checkpoint):  # noqa: F811
+def model_tok(text_checkpoint):
     return loaded(text_checkpoint)
 
 
@@ -108,7 +108,7 @@ def test_a_uniform_model_scores_exactly_log_v_per_token():
 
 # --- the command ----------------------------------------------------------------------------------
 
-def test_score_command_reports_json_and_a_summary_reproducibly(capsys, tmp_path, text_checkpoint,  # noqa: F811
+def test_score_command_reports_json_and_a_summary_reproducibly(capsys, tmp_path, text_checkpoint,
                                                                model_tok):
     model, tok = model_tok
     path = write_jsonl(tmp_path / "held.jsonl", [
@@ -144,7 +144,7 @@ def test_score_command_reports_json_and_a_summary_reproducibly(capsys, tmp_path,
     assert rows[0]["nll"] == pytest.approx(elbo_nll(model, ids[:1], ids[1:], mc_samples=8, generator=gen).nll)
 
 
-def test_chat_pairs_and_pretokenised_rows(capsys, tmp_path, text_checkpoint, model_tok):  # noqa: F811
+def test_chat_pairs_and_pretokenised_rows(capsys, tmp_path, text_checkpoint, model_tok):
     _, tok = model_tok
     path = write_jsonl(tmp_path / "qa.jsonl", [{"prompt": "say it", "answer": "a dog ran."}])
     code, out, _ = run(capsys, "--model", text_checkpoint, "--input", path, "--mc-samples", 2, "--chat")
@@ -157,7 +157,7 @@ def test_chat_pairs_and_pretokenised_rows(capsys, tmp_path, text_checkpoint, mod
 
 
 @pytest.mark.parametrize("prompt, answer", [("say it", "a dog ran."), ("  hi there ", " we like tea.  \n")])
-def test_chat_prompt_answer_scores_exactly_as_the_same_messages(capsys, tmp_path, text_checkpoint, prompt,  # noqa: F811
+def test_chat_prompt_answer_scores_exactly_as_the_same_messages(capsys, tmp_path, text_checkpoint, prompt,
                                                                 answer):
     """--chat {"prompt", "answer"} is the conversation [user, assistant]: the same ids, bytes and numbers
     as that conversation written as "messages" (or ShareGPT "conversations"), spaces included."""
@@ -217,20 +217,20 @@ def _one_line(err: str) -> str:
     ('{"prompt": "a", "answer": ""}\n', "the answer is empty"),
     ('{"text": "' + "x" * 2100 + '"}\n', "> the model's context of 2048 tokens"),
 ])
-def test_bad_input_is_one_line(capsys, tmp_path, text_checkpoint, content, message):  # noqa: F811
+def test_bad_input_is_one_line(capsys, tmp_path, text_checkpoint, content, message):
     path = tmp_path / "in.jsonl"
     path.write_text(content)
     code, out, err = run(capsys, "--model", text_checkpoint, "--input", path, "--mc-samples", 1)
     assert code == 2 and out == "" and message in _one_line(err)
 
 
-def test_a_tts_only_checkpoint_is_refused(capsys, tmp_path, text_checkpoint):  # noqa: F811
+def test_a_tts_only_checkpoint_is_refused(capsys, tmp_path, text_checkpoint):
     path = write_jsonl(tmp_path / "in.jsonl", [{"text": TEXT}])
     tts = tts_only_copy(text_checkpoint, tmp_path / "tts_ckpt")
     code, out, err = run(capsys, "--model", tts, "--input", path)
     assert code == 2 and out == "" and "TTS-only checkpoint" in _one_line(err)
 
 
-def test_a_missing_input_file_is_one_line(capsys, tmp_path, text_checkpoint):  # noqa: F811
+def test_a_missing_input_file_is_one_line(capsys, tmp_path, text_checkpoint):
     code, _, err = run(capsys, "--model", text_checkpoint, "--input", tmp_path / "nope.jsonl")
     assert code == 2 and "nope.jsonl" in _one_line(err)

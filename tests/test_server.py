@@ -3,7 +3,8 @@ and tiny random codec), driven by the official ``openai`` package and raw HTTP.
 
 Server A (module fixture): API key, max batch 4, chunks of <= 40 characters: formats, streaming,
 concurrency + batching metrics, every bad request; reference voices (upload with the openai
-client's ``audio.voices.create``, list, speak with, delete; bad names and bad audio). Server B (max batch 1, max queue 2): a client
+client's ``audio.voices.create``, list, speak with, delete; bad names and bad audio).
+Server B (max batch 1, max queue 2): a client
 that disconnects mid-stream frees its slot, a full queue answers 503 + Retry-After, SIGTERM
 finishes the stream in flight and refuses new work. In-process (TestClient): 500 bodies carry an
 id and no traceback; the library's cross-request hook matches ``synthesize``.
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from synthesis_fixtures import FAST, tiny_codec_dir, tiny_model_dir, tts, silent_model_dir  # noqa: F401
+from synthesis_fixtures import FAST, silent_model_dir, tiny_codec_dir, tiny_model_dir, tts  # noqa: F401  (fixtures)
 
 httpx = pytest.importorskip("httpx")
 openai = pytest.importorskip("openai")
@@ -140,7 +141,8 @@ def test_speech_create_decodes_to_24khz_audio_of_plausible_length(client, server
 def test_served_model_name_speed_and_sampler_extras(client, server_a):
     name = httpx.get(f"{server_a}/v1/models", headers={"Authorization": f"Bearer {KEY}"}).json()["data"][0]["id"]
     slow = client.audio.speech.create(model=name, voice="bob", input="We like to read books.", response_format="pcm",
-                                      speed=0.5, extra_body={"steps": 4, "temperature": 0.0, "cache": "none", "seed": 7})
+                                      speed=0.5,
+                                      extra_body={"steps": 4, "temperature": 0.0, "cache": "none", "seed": 7})
     fast = client.audio.speech.create(model="tts-1-hd", voice="bob", input="We like to read books.",
                                       response_format="pcm", speed=2.0)
     assert len(slow.content) > 2 * len(fast.content)  # speed scales the duration
@@ -258,7 +260,8 @@ def test_other_errors_are_openai_shaped_and_the_server_still_answers(server_a, c
     data = client.audio.speech.create(model="tts-1", voice="alice", input="Still here.", response_format="wav").content
     assert _decode(data, "wav")[1] == 24000
     counts = _metric(server_a, "llada_tts_requests_total")
-    assert counts['llada_tts_requests_total{status="400"}'] >= 1 and counts['llada_tts_requests_total{status="413"}'] >= 1
+    assert counts['llada_tts_requests_total{status="400"}'] >= 1
+    assert counts['llada_tts_requests_total{status="413"}'] >= 1
 
 
 # --- reference voices (server A) ---------------------------------------------------------------------
@@ -270,7 +273,8 @@ REF_TEXT = "The cat sat on the mat."
 def tone_wav(seconds: float, amplitude: float = 0.2, seed: int = 0) -> bytes:
     """A 16-bit WAV of a tone plus a little noise (something the codec encodes and is not silent)."""
     t = np.arange(int(seconds * SR)) / SR
-    wave = amplitude * np.sin(2 * np.pi * 220 * t) + amplitude * 0.1 * np.random.default_rng(seed).standard_normal(len(t))
+    wave = (amplitude * np.sin(2 * np.pi * 220 * t)
+            + amplitude * 0.1 * np.random.default_rng(seed).standard_normal(len(t)))
     buf = io.BytesIO()
     sf.write(buf, wave.astype(np.float32), SR, format="WAV", subtype="PCM_16")
     return buf.getvalue()
@@ -284,7 +288,7 @@ def _speak(url, voice, seed=5, text="We like to read books.", fmt="pcm"):
                       json={"model": "tts-1", "voice": voice, "input": text, "response_format": fmt, "seed": seed})
 
 
-def test_reference_voice_upload_list_speak_and_delete(client, server_a, voices_dir, tts):  # noqa: F811
+def test_reference_voice_upload_list_speak_and_delete(client, server_a, voices_dir, tts):
     wav = tone_wav(1.5)
     assert not voices_dir.exists()  # created on the first upload
     voice = client.audio.voices.create(name="ana_1", audio_sample=("ana.wav", wav, "audio/wav"), consent="not-used",
@@ -361,7 +365,8 @@ def _wav_array(data: bytes) -> np.ndarray:
 
 
 BAD_VOICES = [  # (form fields, file (name, bytes) or None, status, param, code, message part)
-    ({"name": "../etc", "transcript": REF_TEXT}, ("a.wav", "tone"), 400, "name", "invalid_name", "name must be 1 to 64"),
+    ({"name": "../etc", "transcript": REF_TEXT}, ("a.wav", "tone"), 400, "name", "invalid_name",
+     "name must be 1 to 64"),
     ({"name": "a" * 65, "transcript": REF_TEXT}, ("a.wav", "tone"), 400, "name", "invalid_name", "got 'aaaa"),
     ({"name": "", "transcript": REF_TEXT}, ("a.wav", "tone"), 400, "name", "invalid_name", "got ''"),
     ({"name": "has space", "transcript": REF_TEXT}, ("a.wav", "tone"), 400, "name", "invalid_name", None),
@@ -372,7 +377,8 @@ BAD_VOICES = [  # (form fields, file (name, bytes) or None, status, param, code,
     ({"name": "ok_name"}, ("a.wav", "tone"), 400, "transcript", None, "transcript is missing"),
     ({"name": "ok_name", "transcript": "   "}, ("a.wav", "tone"), 400, "transcript", None, "transcript is missing"),
     ({"name": "ok_name", "transcript": "x" * 401}, ("a.wav", "tone"), 413, "transcript", "input_too_long", None),
-    ({"name": "ok_name", "transcript": REF_TEXT}, None, 400, "audio_sample", "invalid_audio", "audio_sample is missing"),
+    ({"name": "ok_name", "transcript": REF_TEXT}, None, 400, "audio_sample", "invalid_audio",
+     "audio_sample is missing"),
     ({"name": "ok_name", "transcript": REF_TEXT, "audio_sample": "not a file"}, None, 400, "audio_sample",
      "invalid_audio", "not a file"),
     ({"name": "ok_name", "transcript": REF_TEXT}, ("a.wav", b"RIFF not really a wav"), 400, "audio_sample",
@@ -432,7 +438,7 @@ def test_voice_upload_needs_the_key_multipart_and_a_free_name(server_a, client):
         client.audio.voices.delete("Case-Voice")
 
 
-def test_voice_store_refuses_other_codecs_and_skips_damaged_files(tmp_path, tts):  # noqa: F811
+def test_voice_store_refuses_other_codecs_and_skips_damaged_files(tmp_path, tts):
     """In process: a voice encoded with another codec is a 400 naming it; a damaged file is left out
     of the list and its use is a 500 with an id; an oversized upload is a 413 before it is read."""
     from fastapi.testclient import TestClient
@@ -459,8 +465,8 @@ def test_voice_store_refuses_other_codecs_and_skips_damaged_files(tmp_path, tts)
         r = c.post("/v1/audio/voices", data={"name": "fits", "transcript": REF_TEXT},
                    files={"audio_sample": ("fits.wav", tone_wav(1.0), "audio/wav")})  # 48 kB
         assert r.status_code == 201, _show(r)
-        r = c.post("/v1/audio/speech", json={"model": "tts-1", "voice": "fits", "input": "Hi.", "response_format": "wav",
-                                             "seed": 1})
+        r = c.post("/v1/audio/speech", json={"model": "tts-1", "voice": "fits", "input": "Hi.",
+                                             "response_format": "wav", "seed": 1})
         assert r.status_code == 200 and _decode(r.content, "wav")[1] == 24000
 
 
@@ -585,7 +591,7 @@ def test_disconnect_frees_slot_full_queue_503_and_sigterm_drains(tiny_model_dir,
 
 # --- in process: internal errors, the library hook -------------------------------------------------------
 
-def test_internal_errors_have_an_id_and_no_traceback(tts, silent_model_dir, tiny_codec_dir, caplog):  # noqa: F811
+def test_internal_errors_have_an_id_and_no_traceback(tts, silent_model_dir, tiny_codec_dir, caplog):
     from fastapi.testclient import TestClient
 
     from llada_tts.server import Settings, create_app
@@ -609,7 +615,7 @@ def test_internal_errors_have_an_id_and_no_traceback(tts, silent_model_dir, tiny
         assert c.get("/health").json()["status"] == "ok"
 
 
-def test_sample_chunks_batches_runs_and_matches_synthesize_for_a_lone_chunk(tts):  # noqa: F811
+def test_sample_chunks_batches_runs_and_matches_synthesize_for_a_lone_chunk(tts):
     a = tts.prepare("The cat sat on the mat.", "alice", seed=3, **FAST)
     b = tts.prepare("A dog ran. We like to read books.", "bob", seed=4, max_chunk_chars=12, **FAST)
     alone = tts.sample_chunks([(a, 0)])[0]
@@ -696,5 +702,6 @@ def test_the_server_goes_through_the_synthesis_api():
                 mods |= {a.name for a in node.names}
             elif isinstance(node, ast.ImportFrom) and node.module:
                 mods.add(node.module)
-        bad = {m for m in mods if m.startswith("llada_tts") and not m.startswith(("llada_tts.server", "llada_tts.synthesis"))}
+        bad = {m for m in mods
+               if m.startswith("llada_tts") and not m.startswith(("llada_tts.server", "llada_tts.synthesis"))}
         assert not bad and "torch" not in mods, f"{f.name} imports {bad or 'torch'}"

@@ -208,8 +208,8 @@ def test_text_fraction_of_trained_batches_matches_ratio(data, tmp_path):
 @pytest.fixture(scope="module")
 def uneven(data, offline_tokenizer):
     """TTS rows of three lengths (prompts differ) and text packed to max_length 64."""
-    cols = toy_tts_rows(offline_tokenizer, n_rows=12, frames=2, codes=4, texts=["hi", "hello there", "a much longer one"],
-                        voices=["a"])
+    cols = toy_tts_rows(offline_tokenizer, n_rows=12, frames=2, codes=4,
+                        texts=["hi", "hello there", "a much longer one"], voices=["a"])
     datasets.Dataset.from_dict(cols).save_to_disk(str(data["dir"] / "uneven"))
     return str(data["dir"] / "uneven")
 
@@ -273,7 +273,8 @@ def test_bad_tts_data_stops_before_training(data, tmp_path, capsys, case, match)
 def test_bad_text_data_and_settings_stop_before_training(data, tmp_path, capsys):
     bad = tmp_path / "t.jsonl"
     bad.write_text('{"text": "ok"}\n{"txt": "typo"}\n')
-    args = ["--model_name", "tiny", "--tokenizer_name", "offline", "--save_folder", str(tmp_path), "--report_to", "none"]
+    args = ["--model_name", "tiny", "--tokenizer_name", "offline", "--save_folder", str(tmp_path),
+            "--report_to", "none"]
     assert main(["--text_QA_dataset", str(bad), *args], recipe="pretrain") == 2
     assert f"error: text_QA_dataset {bad}: {bad} line 2: expected a 'text'" in capsys.readouterr().err
     (tmp_path / "empty.jsonl").write_text("")

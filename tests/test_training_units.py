@@ -307,7 +307,8 @@ def test_both_trainers_share_one_definition_of_each_rule():
     from audio_tokenizer.training import state
     from audio_tokenizer.training import trainer as codec_trainer
     from llada_tts import training
-    from llada_tts.training import checkpoint, logging as run_logging
+    from llada_tts.training import checkpoint
+    from llada_tts.training import logging as run_logging
 
     assert training.NonFiniteLossError is codec_trainer.NonFiniteLossError is state.NonFiniteLossError
     assert run_logging.json_line is fileio.json_line

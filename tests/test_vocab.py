@@ -23,7 +23,7 @@ def test_offline_tokenizer_has_exact_layout(offline_tokenizer):
 def test_text_is_bytes_and_round_trips(offline_tokenizer):
     ids = encode_text(offline_tokenizer, "héllo, wörld")
     assert ids[0] == L.BOS_ID
-    assert ids[1:] == list("héllo, wörld".encode("utf-8"))
+    assert ids[1:] == list("héllo, wörld".encode())
     assert offline_tokenizer.decode(ids[1:]) == "héllo, wörld"
 
 

@@ -52,16 +52,21 @@ class CodecTrainConfig:
     w_dc: float = opt(10.0, "absolute mean (DC) error", "loss")
     w_commit: float = opt(0.25, "VQ commitment (encoder to code)", "loss")
     w_codebook: float = opt(1.0, "VQ codebook (code to encoder)", "loss")
-    adversarial: bool = opt(False, "multi-period + multi-band STFT discriminators with feature matching (DAC); slow on CPU", "gan")
-    adv_start_step: int = opt(0, "turn the adversarial losses on at this step (reconstruction-only warm-up before)", "gan")
+    adversarial: bool = opt(False, "multi-period + multi-band STFT discriminators with "
+                            "feature matching (DAC); slow on CPU", "gan")
+    adv_start_step: int = opt(0, "turn the adversarial losses on at this step "
+                              "(reconstruction-only warm-up before)", "gan")
     w_adv: float = opt(0.07, "LSGAN generator loss (DAC's 1 : 15 against mel, for w_mel 1)", "gan")
     w_feature: float = opt(0.13, "discriminator feature matching L1 (DAC's 2 : 15 against mel)", "gan")
     disc_channels: int = opt(32, "discriminator width (DAC: 32)", "gan")
     disc_learning_rate: float | None = opt(None, "discriminator AdamW learning rate (default: learning_rate)", "gan")
     init_codebooks: bool = opt(True, "initialise every codebook from encoder outputs on data before step 1", "guard")
-    recenter_rate: float = opt(0.1, "per step, each level's in_proj bias -= rate x batch mean of its projections", "guard")
-    restart_every: int = opt(100, "every N steps, re-seed codes unused in those N steps from encoder outputs (0 = off)", "guard")
-    output_dir: str = opt("outputs/codec", "run folder: checkpoint/, snapshots/, codec/ (final), metrics.jsonl", "output")
+    recenter_rate: float = opt(0.1, "per step, each level's in_proj bias -= "
+                               "rate x batch mean of its projections", "guard")
+    restart_every: int = opt(100, "every N steps, re-seed codes unused in those N "
+                             "steps from encoder outputs (0 = off)", "guard")
+    output_dir: str = opt("outputs/codec", "run folder: checkpoint/, "
+                          "snapshots/, codec/ (final), metrics.jsonl", "output")
     log_every: int = opt(25, "log losses and codebook stats every N steps", "output")
     save_every: int = opt(200, "write the resumable checkpoint every N steps", "output")
     snapshot_every: int = opt(0, "also keep an fp16 codec folder snapshots/step-N every N steps (0 = off)", "output")
@@ -83,15 +88,16 @@ class CodecTrainConfig:
             need(getattr(self, key) >= 1, key, ">= 1")
         need(self.disc_channels >= 1, "disc_channels", ">= 1")
         need(self.disc_learning_rate is None or self.disc_learning_rate > 0, "disc_learning_rate", "> 0 or null")
-        for key in ("adv_start_step", "warmup_steps", "restart_every", "snapshot_every", "eval_every", "eval_utterances", "threads"):
+        for key in ("adv_start_step", "warmup_steps", "restart_every", "snapshot_every", "eval_every",
+                    "eval_utterances", "threads"):
             need(getattr(self, key) >= 0, key, ">= 0")
         need(self.learning_rate > 0, "learning_rate", "> 0")
         need(0 <= self.decay_fraction <= 1, "decay_fraction", "in [0, 1]")
         need(0 < self.final_lr_ratio <= 1, "final_lr_ratio", "in (0, 1]")
         need(self.gain_db_min <= self.gain_db_max <= 0, "gain_db_max", ">= gain_db_min and <= 0")
         need(self.mixed_precision in ("no", "bf16", "fp16"), "mixed_precision", "no, bf16 or fp16")
-        for key in ("w_adv", "w_feature", "w_mel", "w_linear_mel", "w_wave", "w_dc", "w_commit", "w_codebook", "recenter_rate",
-                    "max_grad_norm"):
+        for key in ("w_adv", "w_feature", "w_mel", "w_linear_mel", "w_wave", "w_dc", "w_commit", "w_codebook",
+                    "recenter_rate", "max_grad_norm"):
             need(getattr(self, key) >= 0, key, ">= 0")
 
     def model_config(self) -> tuple[dict, Path | None]:

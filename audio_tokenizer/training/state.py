@@ -158,7 +158,8 @@ def old_format_message(where: str | Path, model_hint: str) -> str:
             f"--resume no longer loads because unpickling can run code; {model_hint}")
 
 
-def check_state(folder: str | Path, process_index: int = 0, model_hint: str = "start a new run from its weights") -> None:
+def check_state(folder: str | Path, process_index: int = 0,
+                model_hint: str = "start a new run from its weights") -> None:
     """TrainingStateError unless ``folder`` looks like a complete state in this format (cheap: no tensors read)."""
     folder = Path(folder)
     if is_old_format(folder):

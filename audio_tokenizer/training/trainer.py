@@ -40,12 +40,12 @@ from audio_tokenizer.errors import first_line
 from audio_tokenizer.fileio import LOCK_FILE, clean_temp_dirs, json_line, partial_dir, replace_dir, write_atomic
 from audio_tokenizer.training import guard
 from audio_tokenizer.training import state as safe_state
-from audio_tokenizer.training.state import NonFiniteLossError
 from audio_tokenizer.training.config import FREE_KEYS, CodecTrainConfig
-from audio_tokenizer.training.discriminators import Discriminators, discriminator_loss, generator_losses
 from audio_tokenizer.training.data import CropSampler, load_corpus_audio
+from audio_tokenizer.training.discriminators import Discriminators, discriminator_loss, generator_losses
 from audio_tokenizer.training.losses import dc_loss, mel_losses
 from audio_tokenizer.training.model import CodecForTraining
+from audio_tokenizer.training.state import NonFiniteLossError
 
 RUN_CONFIG, STATE_FILE, STATE_DIR = "run_config.yaml", "trainer_state.json", "training_state"
 DISC_FILE = "discriminator.safetensors"
@@ -332,7 +332,8 @@ class CodecTrainer:
             tmp.mkdir(parents=True)
             _write_checkpoint(tmp, self.model_config, self.codec)
             if self.disc is not None:
-                state = {k: v.detach().cpu().contiguous() for k, v in self.acc.unwrap_model(self.disc).state_dict().items()}
+                state = {k: v.detach().cpu().contiguous()
+                         for k, v in self.acc.unwrap_model(self.disc).state_dict().items()}
                 save_file(state, str(tmp / DISC_FILE))
             (tmp / STATE_FILE).write_text(json.dumps({"step": self.step}) + "\n")
         self.acc.wait_for_everyone()

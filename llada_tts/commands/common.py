@@ -55,7 +55,8 @@ def frame_multiple(text: str) -> int:
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--model", "-m", default=None, metavar="DIR_OR_ID",
-                   help=f"checkpoint folder, hub id, or demo (the voice shipped in the package; default: ${MODEL_ENV}, else {DEFAULT_MODEL})")
+                   help=f"checkpoint folder, hub id, or demo (the voice shipped in the package; "
+                        f"default: ${MODEL_ENV}, else {DEFAULT_MODEL})")
     g.add_argument("--codec", default=None, metavar="DIR_OR_ID",
                    help="SNAC 24 kHz codec folder or hub id (default: the checkpoint's recorded codec, "
                         "else hubertsiuzdak/snac_24khz)")

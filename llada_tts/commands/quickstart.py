@@ -40,7 +40,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"comma-separated eSpeak voices (default {','.join(d.voices)})")
     p.add_argument("--epochs", type=positive_int, default=None, help=f"training epochs (default {d.epochs})")
     p.add_argument("--max-steps", type=positive_int, default=None,
-                   help=f"stop training after this many updates (default: all epochs; --reduced {REDUCED['max_steps']})")
+                   help=f"stop training after this many updates (default: all epochs; "
+                        f"--reduced {REDUCED['max_steps']})")
     p.add_argument("--model-size", choices=("tiny", "small"), default=d.model_size,
                    help=f"fresh model size (default {d.model_size}; small is ~10 M parameters and much slower)")
     p.add_argument("--codec", default=None, metavar="DIR_OR_ID",

@@ -57,7 +57,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     net.add_argument("--api-key", default=None,
                      help=f"require 'Authorization: Bearer KEY' (default: ${API_KEY_ENV}; unset = no key)")
     net.add_argument("--served-model-name", default=None,
-                     help="the model id clients may name besides tts-1 / tts-1-hd (default: the checkpoint's folder name)")
+                     help="the model id clients may name besides tts-1 / tts-1-hd "
+                          "(default: the checkpoint's folder name)")
     net.add_argument("--max-batch", type=positive_int, default=8, help="most chunks per sample() call (default 8)")
     net.add_argument("--batch-wait-ms", type=non_negative_int, default=20,
                      help="how long an idle server gathers requests before sampling (default 20)")

@@ -42,7 +42,7 @@ def forward_process(
                          f"got {maskable.dtype} {tuple(maskable.shape)}")
     if not 0.0 < eps <= 1.0:
         raise ValueError(f"eps must be in (0, 1], got {eps}")
-    b, l = input_ids.shape
+    b, seq_len = input_ids.shape
     device = input_ids.device
     draw_on = _draw_device(generator, device)
     if t is None:
@@ -53,8 +53,8 @@ def forward_process(
             raise ValueError(f"t must have shape ({b},), got {tuple(t.shape)}")
         if bool(((t < 0) | (t > 1)).any()):
             raise ValueError("t must lie in [0, 1]")
-    p_mask = ((1.0 - eps) * t.float() + eps)[:, None].expand(b, l).contiguous()  # [B, L] float32
-    u = torch.rand((b, l), generator=generator, device=draw_on).to(device)  # [B, L]
+    p_mask = ((1.0 - eps) * t.float() + eps)[:, None].expand(b, seq_len).contiguous()  # [B, L] float32
+    u = torch.rand((b, seq_len), generator=generator, device=draw_on).to(device)  # [B, L]
     masked = (u < p_mask) & maskable  # [B, L]
     noisy_ids = torch.where(masked, torch.full_like(input_ids, mask_id), input_ids)  # [B, L]
     return noisy_ids, masked, p_mask

@@ -37,16 +37,16 @@ def masked_diffusion_loss(
     still backpropagates (zero gradients).
     """
     _check(logits, targets, masked)
-    b, l, _ = logits.shape
-    if p_mask.shape != (b, l):
-        raise ValueError(f"p_mask must be [B, L] = {(b, l)}, got {tuple(p_mask.shape)}")
+    b, seq_len, _ = logits.shape
+    if p_mask.shape != (b, seq_len):
+        raise ValueError(f"p_mask must be [B, L] = {(b, seq_len)}, got {tuple(p_mask.shape)}")
     if normalizer.shape != (b,):
         raise ValueError(f"normalizer must be [B] = ({b},), got {tuple(normalizer.shape)}")
     normalizer = normalizer.to(device=logits.device, dtype=torch.float32)
     if bool((normalizer <= 0).any()):
         raise ValueError("normalizer must be > 0 for every row (answer length or sequence length)")
     ce = F.cross_entropy(logits[masked].float(), targets[masked].long(), reduction="none")  # [N]
-    weighted_ce = torch.zeros((b, l), dtype=torch.float32, device=logits.device)
+    weighted_ce = torch.zeros((b, seq_len), dtype=torch.float32, device=logits.device)
     weighted_ce = weighted_ce.masked_scatter(masked, ce / p_mask[masked].float())  # [B, L]
     loss = (weighted_ce.sum(dim=1) / normalizer).mean()
     return loss, weighted_ce

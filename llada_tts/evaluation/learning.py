@@ -122,7 +122,8 @@ def next_token_loss(model, input_ids: torch.Tensor, maskable: torch.Tensor,
 
 
 @torch.no_grad()
-def next_token_predictions(model, input_ids: torch.Tensor, prompt_length: int) -> tuple[torch.Tensor, torch.Tensor, float]:
+def next_token_predictions(model, input_ids: torch.Tensor,
+                           prompt_length: int) -> tuple[torch.Tensor, torch.Tensor, float]:
     """Teacher-forced next-token prediction on one row's answer: (pred [N], target [N], NLL per
     answer token); target j is answer offset j."""
     ids = input_ids.reshape(1, -1)

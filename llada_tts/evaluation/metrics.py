@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 
-from audio_tokenizer.judge import corpus_wer, edit_distance, normalize_words, wer, word_errors  # noqa: F401
+from audio_tokenizer.judge import corpus_wer, edit_distance, normalize_words, wer, word_errors  # noqa: F401  re-exported
 from llada_tts.sampling.constraints import DEFAULT_CHARS_PER_SECOND
 from llada_tts.synthesis.text import normalize_text
 

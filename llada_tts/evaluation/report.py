@@ -149,7 +149,7 @@ def evaluate_item(tts, item: EvalItem, index: int, *, asr=None, seed: int = 0, v
     if asr is not None:
         try:
             transcript = asr.transcribe(res.waveform, res.sample_rate)
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:  # noqa: BLE001  a failed transcription is a row, not a crash
             return _failed(row, f"ASR failed: {_first_line(e)}", asr)
         errors, n = word_errors(item.text, transcript)
         row.update(transcript=transcript, word_errors=errors, ref_words=n,

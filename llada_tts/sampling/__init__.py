@@ -4,7 +4,7 @@ Fast-dLLM-style threshold parallel decoding and block KV cache.
     generate(model, prompt_ids, *, gen_length, steps, block_length, ...)  official LLaDA algorithm
     sample(model, prompt_ids, SamplerConfig(...)) -> SampleResult           everything else
 """
-from llada_tts.sampling.config import METHODS, REMASKING, SampleResult, SamplerConfig
+from llada_tts.sampling.config import METHODS, REMASKING, SamplerConfig, SampleResult
 from llada_tts.sampling.constraints import (
     AUDIO_END_IDS,
     allowed_ids,

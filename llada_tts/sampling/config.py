@@ -84,7 +84,7 @@ class SamplerConfig:
         further steps are no-ops (the result is the same; the cap keeps ``steps`` from sizing memory)."""
         return min(self.steps // self.num_blocks, self.block)
 
-    def validate(self) -> "SamplerConfig":
+    def validate(self) -> SamplerConfig:
         """Raise ValueError naming the fix for any inconsistent setting; return self."""
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}; choose one of {METHODS}")

@@ -24,7 +24,7 @@ from llada_tts.data.collate import FILL
 from llada_tts.diffusion import mask_prompt
 from llada_tts.model import position_ids_from_mask
 from llada_tts.sampling.batch import left_pad
-from llada_tts.sampling.config import SampleResult, SamplerConfig
+from llada_tts.sampling.config import SamplerConfig, SampleResult
 from llada_tts.sampling.constraints import end_allowed, forbid_ends, slot_candidates, slots_of
 from llada_tts.sampling.runner import FullLogitsRunner, HFRunner, is_hf_causal_lm
 from llada_tts.sampling.schedule import get_num_transfer_tokens, predict_tokens, select_threshold, select_top_k

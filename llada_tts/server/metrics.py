@@ -77,7 +77,8 @@ class Metrics:
             lines += [f'llada_tts_requests_total{{status="{s}"}} {n}' for s, n in sorted(self.requests.items())]
             for name, value, help_ in (("queue_depth", self.queue_depth, "Chunks waiting to be sampled."),
                                        ("active_requests", self.active,
-                                        "Speech requests admitted whose response is not over (bounded by --max-queue).")):
+                                        "Speech requests admitted whose response is not over "
+                                        "(bounded by --max-queue).")):
                 lines += [f"# HELP llada_tts_{name} {help_}", f"# TYPE llada_tts_{name} gauge",
                           f"llada_tts_{name} {value}"]
             for name, hist, help_ in (
@@ -88,5 +89,6 @@ class Metrics:
                 lines += [f"# HELP llada_tts_{name} {help_}", f"# TYPE llada_tts_{name} histogram",
                           *hist.lines(f"llada_tts_{name}")]
             lines += ["# HELP llada_tts_audio_seconds_total Seconds of audio produced.",
-                      "# TYPE llada_tts_audio_seconds_total counter", f"llada_tts_audio_seconds_total {self.audio_seconds:.3f}"]
+                      "# TYPE llada_tts_audio_seconds_total counter",
+                      f"llada_tts_audio_seconds_total {self.audio_seconds:.3f}"]
         return "\n".join(lines) + "\n"

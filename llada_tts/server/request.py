@@ -39,7 +39,7 @@ async def read_json(request, settings) -> dict:
 
 def parse_speech(body: dict, state) -> dict:
     """OpenAI's fields checked here; every other field is a sampler option (checked by the library)."""
-    settings, tts = state.settings, state.tts
+    settings = state.settings
     model = body.get("model")
     if not isinstance(model, str) or model not in (*OPENAI_MODELS, settings.model_name):
         raise bad_request(f"unknown model {_short(model)}; this server speaks as "
@@ -218,7 +218,8 @@ def guess_param(message: str, req: dict) -> str | None:
     if message.startswith("unknown sampler option"):
         return None
     for name, option in OPTIONS.items():
-        if name in req["options"] and (message.startswith(f"{option.what} ") or message.startswith(f"unknown {option.what} ")
+        if name in req["options"] and (message.startswith(f"{option.what} ")
+                                       or message.startswith(f"unknown {option.what} ")
                                        or f"{name}=" in message):
             return name
     if message.startswith(("text is empty", "the request needs")):

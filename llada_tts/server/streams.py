@@ -121,8 +121,9 @@ async def sse_stream(state, job, first, req: dict, started: float):
             yield _sse({"type": "error", **chunk_error(e.cause).body()})
             return
         frames = round(counted[0] / 2048)
-        yield _sse({"type": "speech.audio.done", "usage": {"input_tokens": len(req["input"]), "output_tokens": 7 * frames,
-                                                           "total_tokens": len(req["input"]) + 7 * frames}})
+        yield _sse({"type": "speech.audio.done",
+                    "usage": {"input_tokens": len(req["input"]), "output_tokens": 7 * frames,
+                              "total_tokens": len(req["input"]) + 7 * frames}})
     except (asyncio.CancelledError, GeneratorExit):
         status = 499
         raise

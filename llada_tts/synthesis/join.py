@@ -64,7 +64,8 @@ class Joiner:
         if self.tail is not None:  # a chunk shorter than the previous tail: crossfade what there is
             k = len(self.pending)
             fade_out, fade_in = equal_power(k)
-            parts += [self.tail[:-k] if k else self.tail, self.tail[len(self.tail) - k:] * fade_out + self.pending * fade_in]
+            parts += [self.tail[:-k] if k else self.tail,
+                      self.tail[len(self.tail) - k:] * fade_out + self.pending * fade_in]
             self.tail, self.pending = None, np.zeros(0, dtype=np.float32)
         else:
             self.tail, self.pending = self.pending, np.zeros(0, dtype=np.float32)

@@ -130,13 +130,13 @@ class LladaTTS:
     # --- loading --------------------------------------------------------------------------------
     @classmethod
     def from_pretrained(cls, model: str, codec: str | None = None, device: str | torch.device = "cpu",
-                        dtype: torch.dtype | None = None) -> "LladaTTS":
+                        dtype: torch.dtype | None = None) -> LladaTTS:
         """Load a checkpoint (local folder or hub id: weights, tokenizer, llada_tts.json) and a codec
         (folder or hub id; None: the checkpoint's recorded codec, else SNAC 24 kHz). SynthesisError
         (one line) for anything unusable."""
-        from audio_tokenizer.codec import DEFAULT_CODEC, SnacCodec
         from safetensors import SafetensorError
 
+        from audio_tokenizer.codec import DEFAULT_CODEC, SnacCodec
         from llada_tts import demo_voice
         from llada_tts.model import load_model
         from llada_tts.vocab import build_offline_tokenizer, load_tokenizer
@@ -178,7 +178,8 @@ class LladaTTS:
         try:
             snac = SnacCodec.from_pretrained(codec_name, device=device)
         except SafetensorError as e:
-            raise SynthesisError(f"codec: the weights of {codec_name} are damaged or incomplete ({first_line(e)})") from e
+            raise SynthesisError(f"codec: the weights of {codec_name} are damaged or incomplete "
+                                 f"({first_line(e)})") from e
         except (OSError, ValueError) as e:
             raise SynthesisError(f"codec: {first_line(e)}") from e
         return cls(net, tokenizer, snac, meta, source=str(path.resolve()) if local else name, codec_source=codec_name)
@@ -406,7 +407,8 @@ class LladaTTS:
                                f"({what}); try another seed, more steps or another voice")
         wave = self.codec.decode(report.tokens, seed=seed) if decode else None
         bad = len(report.bad_frames) + (1 if report.trailing_tokens else 0)
-        info = ChunkInfo(text=plan.text, frames=report.frames_kept, canvas_frames=config.gen_length // L.SLOTS_PER_FRAME,
+        info = ChunkInfo(text=plan.text, frames=report.frames_kept,
+                         canvas_frames=config.gen_length // L.SLOTS_PER_FRAME,
                          nfe=nfe, valid_fraction=report.frames_kept / (report.frames_kept + bad), bad_frames=bad,
                          samples=report.frames_kept * L.SAMPLES_PER_FRAME, ended=report.ended_by is not None)
         return _ChunkAudio(info, report.tokens, wave)

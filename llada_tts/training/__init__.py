@@ -9,5 +9,5 @@ from llada_tts.training.logging import read_metrics
 from llada_tts.training.step import StepOutput, diffusion_step, step_generator
 from llada_tts.training.trainer import NonFiniteLossError, Trainer, TrainResult
 
-__all__ = ["NonFiniteLossError", "StepOutput", "Trainer", "TrainResult", "TrainerState", "diffusion_step", "find_latest",
-           "read_metrics", "read_state", "step_generator"]
+__all__ = ["NonFiniteLossError", "StepOutput", "Trainer", "TrainResult", "TrainerState", "diffusion_step",
+           "find_latest", "read_metrics", "read_state", "step_generator"]

@@ -59,7 +59,8 @@ def usage(prog: str, recipe: str) -> str:
              "  --overwrite_output_dir       a fresh run into a save_folder that holds a run: delete that run's",
              "                               checkpoints, metrics.jsonl and train_config.yaml first",
              "  --create-sample-config [P]   write a commented sample config and exit", "",
-             "multi-GPU: accelerate launch --config_file recipes/accelerate/ddp.yaml " + prog.split()[-1] + " --config ...",
+             "multi-GPU: accelerate launch --config_file recipes/accelerate/ddp.yaml " + prog.split()[-1]
+             + " --config ...",
              "",
              "config keys:"]
     for f in dataclasses.fields(TrainConfig):
@@ -111,8 +112,13 @@ def main(argv: list[str] | None = None, recipe: str = "tts", prog: str | None = 
                              "pass only one")
         base = None
         if resume_flag and not config_flag:  # resume from the run's own effective config (overrides included)
-            from llada_tts.training.checkpoint import (CONFIG_FILE, config_base, find_latest, old_format_checkpoints,
-                                                      read_state)
+            from llada_tts.training.checkpoint import (
+                CONFIG_FILE,
+                config_base,
+                find_latest,
+                old_format_checkpoints,
+                read_state,
+            )
 
             given = {ALIASES.get(k, k): v for k, v in parse_overrides(argv).items()}
             if resume is None:  # the latest checkpoint of save_folder (from the command line, or the default)

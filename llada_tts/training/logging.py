@@ -17,7 +17,7 @@ from accelerate.tracking import GeneralTracker, TensorBoardTracker, WandBTracker
 from accelerate.utils import is_tensorboard_available, is_wandb_available
 from tqdm.auto import tqdm
 
-from audio_tokenizer.fileio import json_line  # noqa: F401  (one metrics.jsonl format for both trainers)
+from audio_tokenizer.fileio import json_line  # one metrics.jsonl format for both trainers
 from llada_tts.config import TrainConfig
 
 log = logging.getLogger(__name__)

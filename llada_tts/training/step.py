@@ -202,7 +202,8 @@ def _ids(model, rows: torch.Tensor) -> torch.Tensor:
     return adapters.row_ids(net.config.llada_rows).to(rows.device)[rows]
 
 
-def accuracy_counts(pred: torch.Tensor, target: torch.Tensor, fill: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+def accuracy_counts(pred: torch.Tensor, target: torch.Tensor,
+                    fill: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """``{all,text,audio,fill}_{correct,total}`` for predictions and targets of masked tokens ([N]
     each; ``fill`` [N] bool marks fill targets); the split is ``diffusion.loss_breakdown``'s."""
     hit = pred == target
