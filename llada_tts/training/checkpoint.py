@@ -181,6 +181,31 @@ def check_fsdp_state(ckpt: str | Path) -> None:
             f"does not load because unpickling can run code; {_model_hint(ckpt)}")
 
 
+def full_state_dict(accelerator: Accelerator, model) -> dict:
+    """The consolidated weights of an FSDP model on the main process (collective: call on every process).
+    accelerate gathers them with ``offload_to_cpu=True``, which crashes FSDP1 on CPU processes (SIGSEGV
+    in torch 2.13); there the weights are already in host memory, so they are gathered without it. The
+    gathered dict holds a separate copy per name of a tied weight (embeddings = head): the names are
+    pointed back at one tensor, so that save_pretrained stores it once, as without FSDP."""
+    if accelerator.device.type != "cpu" or accelerator.is_fsdp2:
+        state_dict = accelerator.get_state_dict(model)
+    else:
+        from torch.distributed.fsdp import FullStateDictConfig, StateDictType
+        from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+
+        with FSDP.state_dict_type(model, StateDictType.FULL_STATE_DICT,
+                                  FullStateDictConfig(offload_to_cpu=False, rank0_only=True)):
+            state_dict = model.state_dict()
+    aliases: dict[int, list[str]] = {}
+    for name, p in accelerator.unwrap_model(model).named_parameters(remove_duplicate=False):
+        aliases.setdefault(id(p), []).append(name)
+    for names in aliases.values():
+        present = [n for n in names if n in state_dict]
+        for name in present[1:]:
+            state_dict[name] = state_dict[present[0]]
+    return state_dict
+
+
 def save_checkpoint(accelerator: Accelerator, model, tokenizer, cfg: TrainConfig, state: TrainerState,
                     out_dir: str | Path, optimizer, scheduler) -> Path:
     """Write a complete checkpoint atomically; call on every process (they all take part)."""
@@ -190,7 +215,7 @@ def save_checkpoint(accelerator: Accelerator, model, tokenizer, cfg: TrainConfig
     if accelerator.is_main_process:
         shutil.rmtree(tmp, ignore_errors=True)
     accelerator.wait_for_everyone()
-    state_dict = accelerator.get_state_dict(model) if fsdp else None  # collective under FSDP
+    state_dict = full_state_dict(accelerator, model) if fsdp else None  # collective under FSDP
     if accelerator.is_main_process:
         extra = {CONFIG_FILE: to_yaml(cfg, header="resolved llada-tts training config"),
                  STATE_FILE: json.dumps(asdict(state), indent=1), META_FILE: checkpoint_meta(cfg).to_json()}
@@ -211,6 +236,28 @@ def save_checkpoint(accelerator: Accelerator, model, tokenizer, cfg: TrainConfig
     return out
 
 
+def init_optimizer_state(optimizer) -> None:
+    """Give a fresh optimizer its state tensors (AdamW: step, zero moments) without moving any weight: one
+    step with zero gradients at learning rate 0. FSDP's sharded load (accelerate.load_state, through
+    torch.distributed.checkpoint) fills only the state entries the optimizer already holds, so on a fresh
+    optimizer it would restore no AdamW moments at all and the resumed run would silently differ."""
+    import torch
+
+    opt = getattr(optimizer, "optimizer", optimizer)  # accelerate's AcceleratedOptimizer wraps it
+    if opt.state:
+        return
+    lrs = [group["lr"] for group in opt.param_groups]
+    for group in opt.param_groups:
+        group["lr"] = 0.0
+        for p in group["params"]:
+            if p.requires_grad:
+                p.grad = torch.zeros_like(p)
+    opt.step()
+    for group, lr in zip(opt.param_groups, lrs):
+        group["lr"] = lr
+    opt.zero_grad(set_to_none=True)
+
+
 def load_training_state(accelerator: Accelerator, ckpt: str | Path, optimizer, scheduler) -> None:
     """Restore optimizer, LR scheduler, gradient scaler and RNG states (model weights are loaded from the
     folder itself); ValueError (one line) when they are missing, damaged or in the old pickled format."""
@@ -218,6 +265,7 @@ def load_training_state(accelerator: Accelerator, ckpt: str | Path, optimizer, s
     folder = Path(ckpt) / STATE_DIR
     if fsdp:
         check_fsdp_state(ckpt)  # accelerate.load_state never sees a pickle
+        init_optimizer_state(optimizer)
         try:
             accelerator.load_state(str(folder / FSDP_DIR))
         except Exception as e:  # noqa: BLE001  truncated shards: one line

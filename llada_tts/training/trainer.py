@@ -14,6 +14,7 @@ non-finite loss stops the run (:class:`NonFiniteLossError`) before it is logged 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import os
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import set_seed
+from accelerate.utils import DistributedType, set_seed
 
 from audio_tokenizer.training.state import NonFiniteLossError, build_holding, take_run_lock
 from llada_tts.config import TrainConfig, load_config, save_config
@@ -47,6 +48,39 @@ def resolve_precision(setting: str) -> str | None:
     if os.environ.get("ACCELERATE_MIXED_PRECISION"):
         return None  # let the launcher's config decide
     return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+
+
+def fsdp_requested() -> bool:
+    """True when the launcher asked for FSDP (``accelerate launch`` with ``distributed_type: FSDP``)."""
+    return os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true"
+
+
+def make_accelerator(mixed_precision: str) -> Accelerator:
+    """The run's Accelerator. Without CUDA (``cpu=True``), processes started by torchrun form a gloo group
+    (MULTI_CPU); accelerate then ignores an FSDP launch config and would train plain DDP, so an FSDP launch
+    on CPU is switched to FSDP here (accelerate's plugin, from the launcher's ``FSDP_*`` settings). Under FSDP
+    with bf16 the buffers (RoPE's ``inv_freq``) stay fp32, as in DDP and at inference; accelerate's default
+    policy would round them to bf16."""
+    acc = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=resolve_precision(mixed_precision))
+    if fsdp_requested() and acc.distributed_type == DistributedType.MULTI_CPU:
+        from accelerate.state import PartialState
+        from accelerate.utils import FullyShardedDataParallelPlugin
+
+        plugin = FullyShardedDataParallelPlugin()
+        if acc.mixed_precision != "no":
+            plugin.set_mixed_precision(acc.mixed_precision)
+        acc.state.fsdp_plugin = plugin
+        acc.state.distributed_type = PartialState._shared_state["distributed_type"] = DistributedType.FSDP
+        acc.state.device = PartialState._shared_state["device"] = torch.device("cpu")  # FSDP: not 'cpu:0'
+    if fsdp_requested() and acc.distributed_type != DistributedType.FSDP and acc.num_processes > 1:
+        raise ValueError(f"the launcher asked for FSDP but accelerate set up {acc.distributed_type}; "
+                         "refusing to train without FSDP")
+    if acc.distributed_type == DistributedType.FSDP:
+        plugin = acc.state.fsdp_plugin
+        policy = plugin.mixed_precision_policy  # FSDP1's MixedPrecision (a dataclass) has buffer_dtype
+        if getattr(policy, "buffer_dtype", None) not in (None, torch.float32):
+            plugin.mixed_precision_policy = dataclasses.replace(policy, buffer_dtype=torch.float32)
+    return acc
 
 
 class FiniteWatch:
@@ -84,10 +118,12 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, resume: str | Path | None = None, overwrite: bool = False):
         self.cfg = cfg.resolved()
         c = self.cfg
-        # cpu=True without CUDA: processes started by torchrun then form a gloo (MULTI_CPU) group
-        self.accelerator = Accelerator(cpu=not torch.cuda.is_available(),
-                                       mixed_precision=resolve_precision(c.mixed_precision))
+        self.accelerator = make_accelerator(c.mixed_precision)
         acc = self.accelerator
+        if c.audio_loss == "slot" and acc.distributed_type == DistributedType.FSDP:
+            raise ValueError("audio_loss: slot does not run under FSDP (its loss reads the output head's weight "
+                             "outside the forward pass, where FSDP holds only this process's shard of it): use "
+                             "audio_loss: full, or launch with DDP (recipes/accelerate/ddp.yaml)")
         if c.number_processes is not None and c.number_processes != acc.num_processes:
             raise ValueError(f"number_processes is {c.number_processes} but this run has {acc.num_processes} "
                              f"process(es): launch with `accelerate launch --num_processes {c.number_processes} ...` "
