@@ -345,3 +345,16 @@ def test_a_killed_folder_swap_is_put_right_by_clean_temp_dirs(tmp_path, monkeypa
     assert (final / "v").read_text() == "1" and sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint"]
     assert lines[0].startswith(f"restored {final} from .checkpoint.old-")
     assert lines[1] == f"removed {tmp} (left by an interrupted save)"
+
+
+def test_resume_refuses_settings_it_would_silently_ignore_or_break():
+    from llada_tts.config import TrainConfig
+    from llada_tts.training.checkpoint import TrainerState, check_resumable
+
+    saved = TrainConfig(TTS_dataset="d", learning_rate=1e-3, max_steps=100).to_dict()
+    state = TrainerState(num_processes=1)
+    check_resumable(saved, TrainConfig(TTS_dataset="d", learning_rate=1e-3, max_steps=400), 1, state)  # schedule: ok
+    with pytest.raises(ValueError, match=r"learning_rate: 0.001 -> 0.002.*model_name"):
+        check_resumable(saved, TrainConfig(TTS_dataset="d", learning_rate=2e-3), 1, state)
+    with pytest.raises(ValueError, match=r"data order would change: batch_size: 8 -> 4"):
+        check_resumable(saved, TrainConfig(TTS_dataset="d", learning_rate=1e-3, batch_size=4), 1, state)

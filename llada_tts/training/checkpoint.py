@@ -46,6 +46,8 @@ FSDP_DIR = "fsdp"  # inside STATE_DIR, FSDP runs only
 PREFIX = "checkpoint-epoch-"
 TEMP_NAMES = r"checkpoint-epoch-[0-9]+(?:\.[0-9]+)?"  # the final names whose temp folders clean_save_folder removes
 # settings that fix the meaning of a stored data position: resuming with others would train on other rows
+# restored with AdamW's param groups on resume: a new value here would be ignored
+OPTIMIZER_KEYS = ("learning_rate", "weight_decay")
 RESUME_KEYS = ("TTS_dataset", "text_QA_dataset", "text_format", "ratio", "voice_type", "max_length",
                "drop_long_rows", "batch_size", "gradient_accumulation_steps", "seed")
 
@@ -146,6 +148,11 @@ def check_resumable(saved: dict, cfg: TrainConfig, num_processes: int, state: Tr
     if changed:
         raise ValueError("cannot resume exactly, the data order would change: " + "; ".join(changed) +
                          ". Use the checkpoint's settings, or start a new run from it with model_name: <checkpoint>")
+    ignored = [f"{k}: {saved.get(k)!r} -> {now[k]!r}" for k in OPTIMIZER_KEYS if k in saved and saved[k] != now[k]]
+    if ignored:
+        raise ValueError("a resumed run continues the checkpoint's optimizer, whose learning rate and weight decay "
+                         "would silently win: " + "; ".join(ignored) + ". Use the checkpoint's values, or start a "
+                         "new run from its weights with model_name: <checkpoint>")
 
 
 def old_format_checkpoints(save_folder: str | Path) -> list[Path]:
