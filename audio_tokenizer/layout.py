@@ -166,7 +166,7 @@ def validate_audio_tokens(ids: torch.Tensor | list[int], strict: bool = False) -
     the region starts after its first occurrence). The stream ends at the first stream-end id
     (end_of_speech, end_of_ai, pad or end_of_text); what follows is ignored.
 
-    Repair policy (documented in the README): the region is cut into 7-token frames by *position*;
+    Repair policy (documented in docs/token-layout.md): the region is cut into 7-token frames by *position*;
     a frame with any id outside its slot's band is dropped whole, and later frames keep their
     positions, so one bad id never shifts the frames after it. A trailing partial frame is dropped.
     Every dropped frame is reported. ``strict=True`` raises ValueError instead of repairing.
@@ -222,7 +222,7 @@ def tts_row_ids(text_ids: list[int], audio_ids: list[int]) -> tuple[list[int], i
 
 
 def id_table() -> list[tuple[str, str]]:
-    """(name, id or range) rows for the README's id table."""
+    """(name, id or range) rows for the id table of docs/token-layout.md."""
     return [
         ("text (Llama-3)", f"0 .. {TEXT_VOCAB_SIZE - 1}"),
         ("begin_of_text (BOS)", str(BOS_ID)),

@@ -1,4 +1,4 @@
-"""Training step time of the small-model levers, side by side in one run (README: Small-model levers).
+"""Training step time of the small-model levers, side by side in one run (docs/model.md: Small-model levers).
 
     python benchmarks/levers.py                 # voice size, 16 rows of ~352 tokens, 3 timed steps each
     python benchmarks/levers.py --size small --rows 8

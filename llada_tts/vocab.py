@@ -58,7 +58,7 @@ def check_layout(tokenizer) -> None:
         if got != want:
             raise ValueError(
                 f"tokenizer maps {token!r} to {got}, expected {want}: not a Llama-3 tokenizer with the "
-                "Orpheus/llada-tts layout (see the README's id table)"
+                "Orpheus/llada-tts layout (see the id table in docs/token-layout.md)"
             )
 
 
