@@ -25,8 +25,7 @@ def resolve(name: str) -> str:
     """``"demo"`` -> the shipped voice's folder (unless a local folder named ``demo`` exists); else ``name``."""
     if str(name) == DEMO_NAME and not Path(DEMO_NAME).is_dir():
         if not (DEMO_DIR / "config.json").is_file():
-            raise FileNotFoundError(f"no demo voice ships in this installation yet ({DEMO_DIR} is empty): "
-                                    "give a checkpoint folder or hub id")
+            raise FileNotFoundError(f"no demo voice ships in this installation yet (nothing at {DEMO_DIR})")
         return str(DEMO_DIR)
     return str(name)
 

@@ -30,7 +30,7 @@ def _meta_dir(name: str):
     try:
         name = demo_voice.resolve(name)
     except FileNotFoundError as e:
-        raise CliError(str(e)) from e
+        raise CliError(f"{e}; pass --model DIR_OR_ID") from e
     path = Path(name).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
