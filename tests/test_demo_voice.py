@@ -59,3 +59,16 @@ def test_demo_alias(tmp_path, monkeypatch):
         assert demo_voice.resolve("demo") == str(demo_voice.DEMO_DIR)
     (tmp_path / "demo").mkdir()  # a local folder of that name wins
     assert demo_voice.resolve("demo") == "demo"
+
+
+@pytest.mark.skipif((demo_voice.DEMO_DIR / "config.json").is_file(), reason="a demo voice ships: nothing missing")
+def test_the_default_model_says_in_one_line_that_no_demo_voice_ships_yet(tmp_path, monkeypatch, capsys):
+    from llada_tts.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LLADA_TTS_MODEL", raising=False)
+    assert main(["say", "Hello there.", "-o", str(tmp_path / "x.wav")]) == 2
+    assert main(["voices"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all("no demo voice ships in this installation yet" in line for line in err)
+    assert "pass --model DIR_OR_ID" in err[0] and not (tmp_path / "x.wav").exists()
