@@ -194,12 +194,12 @@ def full_state_dict(accelerator: Accelerator, model) -> dict:
     in torch 2.13); there the weights are already in host memory, so they are gathered without it. The
     gathered dict holds a separate copy per name of a tied weight (embeddings = head): the names are
     pointed back at one tensor, so that save_pretrained stores it once, as without FSDP."""
-    if accelerator.device.type != "cpu" or accelerator.is_fsdp2:
+    from torch.distributed.fsdp import FullStateDictConfig, StateDictType
+    from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+
+    if accelerator.device.type != "cpu" or accelerator.is_fsdp2 or not isinstance(model, FSDP):
         state_dict = accelerator.get_state_dict(model)
     else:
-        from torch.distributed.fsdp import FullStateDictConfig, StateDictType
-        from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
-
         with FSDP.state_dict_type(model, StateDictType.FULL_STATE_DICT,
                                   FullStateDictConfig(offload_to_cpu=False, rank0_only=True)):
             state_dict = model.state_dict()
