@@ -16,6 +16,7 @@ unless --share. gradio and torch are imported lazily, so ``add_arguments`` is ch
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import math
 import os
@@ -167,6 +168,27 @@ def seed_value(seed) -> int | None:
     raise SynthesisError(f"seed must be -1 (random) or a whole number from 0 to {MAX_SEED} (2**64 - 1), got {shown}")
 
 
+@contextlib.contextmanager
+def ui_errors(title: str, failure: str, log_line: str):
+    """The app's one error mapping around a library call: a ``gr.Error`` passes through, a
+    ``SynthesisError`` becomes one message under ``title``, anything else is logged with its traceback
+    and shown as "<failure> failed (Type: first line); see the server log."."""
+    import gradio as gr
+
+    from llada_tts.synthesis.errors import SynthesisError
+
+    try:
+        yield
+    except gr.Error:
+        raise
+    except SynthesisError as e:
+        raise gr.Error(str(e), title=title, print_exception=False) from None
+    except Exception as e:  # noqa: BLE001  the server logs the traceback, the user gets one line
+        log.exception(log_line)
+        raise gr.Error(f"{failure} failed ({type(e).__name__}: {first_line(e)}); see the server log.",
+                       print_exception=False) from None
+
+
 def synthesize_for_ui(tts, text: str, voice: str | None = None, *, seed=-1, duration=0.0, speed=1.0,
                       max_chars: int = 1000, max_duration: float = 60.0, progress: bool = False,
                       ref_audio=None, ref_text: str | None = None,
@@ -181,7 +203,7 @@ def synthesize_for_ui(tts, text: str, voice: str | None = None, *, seed=-1, dura
     """
     import gradio as gr
 
-    from llada_tts.synthesis.errors import NoAudioError, SynthesisError
+    from llada_tts.synthesis.errors import NoAudioError
 
     try:
         text = check_text(text, max_chars)
@@ -189,20 +211,15 @@ def synthesize_for_ui(tts, text: str, voice: str | None = None, *, seed=-1, dura
         raise gr.Error(str(e), title="Check the text", print_exception=False) from None
     voice = (voice or "").strip()
     reference = reference_for_ui(tts, ref_audio, ref_text, max_chars=max_chars)
-    try:
-        res = tts.synthesize(text, voice=None if voice in ("", NO_VOICE) else voice, seed=seed_value(seed),
-                             duration=float(duration) if duration and float(duration) > 0 else None,
-                             speed=1.0 if speed is None or speed == "" else float(speed),
-                             max_duration=max_duration, progress=progress, reference=reference,
-                             **sampler_options(**sampler))
-    except NoAudioError as e:
-        raise gr.Error(str(e), title="No audio", print_exception=False) from None
-    except SynthesisError as e:
-        raise gr.Error(str(e), title="Check the settings", print_exception=False) from None
-    except Exception as e:  # noqa: BLE001  the server logs the traceback, the user gets one line
-        log.exception("synthesis failed")
-        raise gr.Error(f"Synthesis failed ({type(e).__name__}: {first_line(e)}); see the server log.",
-                       print_exception=False) from None
+    with ui_errors("Check the settings", "Synthesis", "synthesis failed"):
+        try:
+            res = tts.synthesize(text, voice=None if voice in ("", NO_VOICE) else voice, seed=seed_value(seed),
+                                 duration=float(duration) if duration and float(duration) > 0 else None,
+                                 speed=1.0 if speed is None or speed == "" else float(speed),
+                                 max_duration=max_duration, progress=progress, reference=reference,
+                                 **sampler_options(**sampler))
+        except NoAudioError as e:
+            raise gr.Error(str(e), title="No audio", print_exception=False) from None
     wave, sr = res
     status = format_status(res)
     if reference is not None:
@@ -234,7 +251,6 @@ def reference_for_ui(tts, ref_audio, ref_text: str | None, max_chars: int = 1000
 
     import gradio as gr
 
-    from llada_tts.synthesis.errors import SynthesisError
 
     audio = audio_input(ref_audio)
     ref_text = (ref_text or "").strip()
@@ -252,16 +268,10 @@ def reference_for_ui(tts, ref_audio, ref_text: str | None, max_chars: int = 1000
                    "the voice.")
     if len(ref_text) > max_chars:
         raise fail(f"The reference transcript is {len(ref_text)} characters long; the limit is {max_chars}.")
-    try:
-        with warnings.catch_warnings():  # a trimmed reference carries its note: the status line shows it
-            warnings.simplefilter("ignore")
-            return tts.reference(audio[0], ref_text, sample_rate=audio[1])
-    except SynthesisError as e:
-        raise fail(str(e)) from None
-    except Exception as e:  # noqa: BLE001  the server logs the traceback, the user gets one line
-        log.exception("reading the reference failed")
-        raise gr.Error(f"Reading the reference failed ({type(e).__name__}: {first_line(e)}); see the server log.",
-                       print_exception=False) from None
+    with ui_errors("Check the reference", "Reading the reference", "reading the reference failed"), \
+            warnings.catch_warnings():  # a trimmed reference carries its note: the status line shows it
+        warnings.simplefilter("ignore")
+        return tts.reference(audio[0], ref_text, sample_rate=audio[1])
 
 
 # ----------------------------------------------------------------------------- editing
@@ -296,7 +306,6 @@ def edit_for_ui(tts, audio, text: str, to: str, spans: str | None = None, voice:
     import gradio as gr
 
     from llada_tts.synthesis.edit import DEFAULT_MARGIN_FRAMES, describe, word_changes
-    from llada_tts.synthesis.errors import SynthesisError
 
     def fail(message: str, title: str = "Check the edit"):
         return gr.Error(message, title=title, print_exception=False)
@@ -331,15 +340,9 @@ def edit_for_ui(tts, audio, text: str, to: str, spans: str | None = None, voice:
     if isinstance(margin, float) and margin.is_integer():
         margin = int(margin)
     voice = (voice or "").strip()
-    try:
+    with ui_errors("Check the edit", "The edit", "edit failed"):
         res = tts.edit(given[0], given[1], text, to, span_list, voice=None if voice in ("", NO_VOICE) else voice,
                        seed=seed_value(seed), margin=margin, max_duration=max_duration, **sampler_options(**sampler))
-    except SynthesisError as e:
-        raise fail(str(e)) from None
-    except Exception as e:  # noqa: BLE001  the server logs the traceback, the user gets one line
-        log.exception("edit failed")
-        raise gr.Error(f"The edit failed ({type(e).__name__}: {first_line(e)}); see the server log.",
-                       print_exception=False) from None
     from llada_tts.synthesis.infill import load_wave
 
     before = load_wave(given[0], given[1], "input audio")  # as the edit read it: mono 24 kHz
