@@ -39,7 +39,7 @@ def needs_offline_tokenizer(folder: str | Path) -> bool:
         rows = json.loads((folder / "config.json").read_text(encoding="utf-8")).get(adapters.ROWS_KEY)
     except (OSError, ValueError):
         return False
-    return rows == [list(r) for r in adapters.BYTE_ROWS]
+    return adapters.uses_byte_rows(rows)
 
 
 def export_voice(checkpoint: str | Path, out_dir: str | Path, readme: str | None = None) -> Path:
@@ -57,8 +57,7 @@ def export_voice(checkpoint: str | Path, out_dir: str | Path, readme: str | None
     if readme:
         extra["README.md"] = readme
     out = save_model(model, out_dir, extra_files=extra)
-    if (not adapters.is_compact(model)
-            or getattr(model.config, adapters.ROWS_KEY) != [list(r) for r in adapters.BYTE_ROWS]):
+    if not adapters.uses_byte_rows(getattr(model.config, adapters.ROWS_KEY, None)):
         for name in TOKENIZER_FILES + ("chat_template.jinja", "special_tokens_map.json"):
             if (checkpoint / name).is_file():
                 shutil.copy2(checkpoint / name, out / name)

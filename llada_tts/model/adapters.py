@@ -148,6 +148,7 @@ def install(model) -> torch.nn.Module:
     if body is None or getattr(body, "_llada_hook", None) is not None:
         return model
     body._llada_row_lookup = row_lookup(ranges) if ranges else None
+    body._llada_row_ids = row_ids(ranges) if ranges else None
     if ranges or getattr(config, SLOT_MASKS_KEY, None):
         body._llada_hook = body.register_forward_pre_hook(_pre_hook, with_kwargs=True)
     return model
@@ -162,6 +163,17 @@ def row_lookup_of(model) -> torch.Tensor | None:
     """The installed full-id -> row table of a compact model (None for a full-vocabulary one)."""
     body = getattr(model, "module", model).model
     return getattr(body, "_llada_row_lookup", None)
+
+
+def ids_of_rows(model, rows: torch.Tensor) -> torch.Tensor:
+    """Head rows -> full ids: the inverse of the installed table (the identity for a full-vocabulary model)."""
+    ids = getattr(getattr(model, "module", model).model, "_llada_row_ids", None)
+    return rows if ids is None else ids.to(rows.device)[rows]
+
+
+def uses_byte_rows(ranges) -> bool:
+    """True when ``ranges`` (a config's ``llada_rows``) are exactly the offline byte tokenizer's rows."""
+    return ranges == [list(r) for r in BYTE_ROWS]
 
 
 @torch.no_grad()
@@ -191,5 +203,5 @@ def expand_rows(model) -> torch.nn.Module:
     model.config.vocab_size = L.VOCAB_SIZE
     model.config.pad_token_id = L.PAD_ID
     delattr(model.config, ROWS_KEY)
-    model.model._llada_row_lookup = None
+    model.model._llada_row_lookup = model.model._llada_row_ids = None
     return model

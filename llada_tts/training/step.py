@@ -126,19 +126,16 @@ def audio_slots(batch: dict[str, torch.Tensor]) -> torch.Tensor:
     return torch.where(answer, offset % L.SLOTS_PER_FRAME, torch.full_like(offset, -1))
 
 
-def _slot_loss(model, noisy, batch, masked, targets):
-    """(ce [N], pred [N] full ids) of the masked tokens, audio ones scored over their slot's candidates."""
+def _slot_loss(model, noisy, batch, masked, target_rows):
+    """(ce [N], pred [N] head rows) of the masked tokens (``target_rows`` [N]: their targets as rows of
+    the head), audio ones scored over their slot's candidates."""
     with head_on(model, masked, identity=True):
         hidden = model(input_ids=noisy, attention_mask=batch["attention_mask"]).logits[0]  # [N, H]
-    net = getattr(model, "module", model)
-    lut = adapters.row_lookup_of(net)
-    rows = (lambda ids: ids) if lut is None else (lambda ids: adapters.to_rows(ids, lut))
-    cand = rows(slot_candidates().to(targets.device))  # [7, C]
-    ce, pred = restricted_ce(hidden, net.get_output_embeddings().weight, rows(targets[masked]),
-                             audio_slots(batch)[masked], cand)
-    if lut is not None:
-        pred = adapters.row_ids(net.config.llada_rows).to(pred.device)[pred]
-    return ce, pred
+    lut = adapters.row_lookup_of(model)
+    cand = slot_candidates().to(target_rows.device)  # [7, C] ids
+    cand = cand if lut is None else adapters.to_rows(cand, lut)  # [7, C] rows
+    weight = getattr(model, "module", model).get_output_embeddings().weight
+    return restricted_ce(hidden, weight, target_rows, audio_slots(batch)[masked], cand)
 
 
 def diffusion_step(model: torch.nn.Module, batch: dict[str, torch.Tensor], generator: torch.Generator,
@@ -160,9 +157,12 @@ def diffusion_step(model: torch.nn.Module, batch: dict[str, torch.Tensor], gener
     noisy, dropped = drop_prompts(noisy, batch, prompt_drop_prob, mask_id, generator)
     lut = adapters.row_lookup_of(model)
     loss_targets = targets if lut is None else adapters.to_rows(targets, lut)  # [B, L] head rows
+    # per masked token [N]: folding normalizer[b] * B into p_mask keeps
+    # loss = mean_b(sum_l CE / p_mask / normalizer[b]) exactly when every masked token sits in one row
+    scale = batch["normalizer"].float()[masked.nonzero(as_tuple=True)[0]] * targets.shape[0]  # [N]
     if audio_loss == "slot":
-        ce, pred = _slot_loss(model, noisy, batch, masked, targets)
-        scale = batch["normalizer"].float()[masked.nonzero(as_tuple=True)[0]] * targets.shape[0]  # [N]
+        ce, pred = _slot_loss(model, noisy, batch, masked, loss_targets[masked])
+        pred = adapters.ids_of_rows(model, pred)  # [N]
         token_wce = (ce / p_mask[masked])[None]  # CE / p_mask per masked token [1, N]
         loss = (token_wce[0] / scale).sum()  # = mean_b(sum_l CE / p_mask / normalizer[b])
         sel_targets = targets[masked][None]
@@ -171,20 +171,18 @@ def diffusion_step(model: torch.nn.Module, batch: dict[str, torch.Tensor], gener
         logits = model(input_ids=noisy, attention_mask=batch["attention_mask"]).logits  # [B, L, V]
         loss, weighted_ce = masked_diffusion_loss(logits, loss_targets, masked, p_mask, batch["normalizer"])
         sel_targets, sel_masked, token_wce = targets, masked, weighted_ce
-        pred = _ids(model, logits.detach()[masked].argmax(dim=-1))  # [N]
+        pred = adapters.ids_of_rows(model, logits.detach()[masked].argmax(dim=-1))  # [N]
     else:
         with head_on(model, masked):
             logits = model(input_ids=noisy, attention_mask=batch["attention_mask"]).logits  # [1, N, V]
-        # one pseudo-row holding every masked token: folding normalizer[b] * B into p_mask keeps
-        # loss = mean_b(sum_l CE / p_mask / normalizer[b]) exactly
-        scale = batch["normalizer"].float()[masked.nonzero(as_tuple=True)[0]] * targets.shape[0]  # [N]
+        # one pseudo-row holding every masked token, its p_mask scaled (see `scale` above)
         sel_targets = targets[masked][None]  # [1, N]
         sel_masked = torch.ones_like(sel_targets, dtype=torch.bool)
         one = torch.ones(1, device=targets.device)
         loss, weighted_ce = masked_diffusion_loss(logits, loss_targets[masked][None], sel_masked,
                                                   (p_mask[masked] * scale)[None], one)
         token_wce = weighted_ce * scale[None]  # CE / p_mask per masked token [1, N]
-        pred = _ids(model, logits.detach()[0].argmax(dim=-1))  # [N]
+        pred = adapters.ids_of_rows(model, logits.detach()[0].argmax(dim=-1))  # [N]
     with torch.no_grad():
         fill = fill_positions(batch)  # [B, L]
         sel_fill = fill if full_logits else fill[masked][None]
@@ -192,14 +190,6 @@ def diffusion_step(model: torch.nn.Module, batch: dict[str, torch.Tensor], gener
         stats.update(accuracy_counts(pred, targets[masked], fill[masked]))
         stats.update(batch_counts(batch, cropped, dropped))
     return StepOutput(loss=loss, stats=stats, tokens=targets.numel())
-
-
-def _ids(model, rows: torch.Tensor) -> torch.Tensor:
-    """Head rows -> full ids (the identity for a full-vocabulary model)."""
-    net = getattr(model, "module", model)
-    if not adapters.is_compact(net):
-        return rows
-    return adapters.row_ids(net.config.llada_rows).to(rows.device)[rows]
 
 
 def accuracy_counts(pred: torch.Tensor, target: torch.Tensor,
