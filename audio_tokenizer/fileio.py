@@ -3,6 +3,7 @@ audio_tokenizer and llada_tts): atomic text files, strict JSON lines, atomic fol
 of their temp folders after a kill, and the one-run-per-folder lock of both trainers."""
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -15,21 +16,30 @@ import uuid
 from pathlib import Path
 
 
-def write_atomic(path: str | os.PathLike, text: str, newline: str | None = None) -> Path:
-    """Write ``text`` to ``path`` via a temp file in the same folder and a rename: readers see the old
-    file or the new one, never half of one, and a failed write leaves no temp file behind."""
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike):
+    """Yield a temp path in ``path``'s folder to write the whole file to (any writer: text, safetensors);
+    when the block ends without an error it is renamed to ``path``: readers see the old file or the new
+    one, never half of one, and a failed write leaves no temp file behind."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline=newline) as f:
-            f.write(text)
+        yield Path(tmp)
         os.chmod(tmp, 0o644)  # mkstemp makes it owner-only
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    return path
+
+
+def write_atomic(path: str | os.PathLike, text: str, newline: str | None = None) -> Path:
+    """Write ``text`` to ``path`` atomically (:func:`atomic_file`)."""
+    with atomic_file(path) as tmp:
+        with open(tmp, "w", encoding="utf-8", newline=newline) as f:
+            f.write(text)
+    return Path(path)
 
 
 def json_line(row: dict) -> str:

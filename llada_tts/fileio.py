@@ -1,7 +1,7 @@
-"""Atomic text files: the one definition lives in :mod:`audio_tokenizer.fileio` (the lower layer, so the
-codec tools can use it too); re-exported here for llada-tts code."""
+"""Atomic files (any writer, and text): the one definition lives in :mod:`audio_tokenizer.fileio` (the
+lower layer, so the codec tools can use it too); re-exported here for llada-tts code."""
 from __future__ import annotations
 
-from audio_tokenizer.fileio import write_atomic
+from audio_tokenizer.fileio import atomic_file, write_atomic
 
-__all__ = ["write_atomic"]
+__all__ = ["atomic_file", "write_atomic"]

@@ -20,12 +20,12 @@ from __future__ import annotations
 import logging
 import os
 import re
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from llada_tts.fileio import atomic_file
 from llada_tts.server.errors import ApiError, bad_request
 
 log = logging.getLogger("llada_tts.server")
@@ -174,14 +174,8 @@ class VoiceStore:
             voice = StoredVoice(name, reference.text, float(reference.seconds), int(time.time()), reference.note)
             meta = {"format": FORMAT, "transcript": voice.transcript, "seconds": f"{voice.seconds:.6f}",
                     "created_at": str(voice.created_at), "note": voice.note, "codec": self.codec or ""}
-            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=self.root)
-            os.close(fd)
-            try:
-                save_file({"tokens": reference.tokens.detach().cpu().long().contiguous()}, tmp, metadata=meta)
-                os.replace(tmp, self._path(name))
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            with atomic_file(self._path(name)) as tmp:
+                save_file({"tokens": reference.tokens.detach().cpu().long().contiguous()}, str(tmp), metadata=meta)
             self._cache.pop(name, None)
         return voice
 
