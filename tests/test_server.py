@@ -485,7 +485,7 @@ def test_whole_requests_hold_a_slot_and_deliver_one_chunk():
     from types import SimpleNamespace
 
     from llada_tts.server.errors import ApiError
-    from llada_tts.server.scheduler import Scheduler
+    from llada_tts.server.scheduler import ChunkReady, JobDone, JobFailed, Scheduler
 
     async def scenario():
         sched = Scheduler(tts=None, max_batch=4, max_queue=2)
@@ -505,13 +505,13 @@ def test_whole_requests_hold_a_slot_and_deliver_one_chunk():
             assert e.value.status == 503
             assert sched.cancel(b)  # still waiting behind a: never runs
             gate.set()
-            assert await asyncio.wait_for(a.events.get(), 10) == ("chunk", SimpleNamespace(wave="audio"))
-            assert a.events.get_nowait() == ("done", None) and a.finished and a in sched.jobs
+            assert await asyncio.wait_for(a.events.get(), 10) == ChunkReady(SimpleNamespace(wave="audio"))
+            assert a.events.get_nowait() == JobDone() and a.finished and a in sched.jobs
             await asyncio.sleep(0.1)
             assert ran == ["slow"]
             failing = sched.submit_whole(lambda: 1 / 0)
-            kind, err = await asyncio.wait_for(failing.events.get(), 10)
-            assert kind == "error" and isinstance(err, ZeroDivisionError)
+            event = await asyncio.wait_for(failing.events.get(), 10)
+            assert isinstance(event, JobFailed) and isinstance(event.error, ZeroDivisionError)
         finally:
             sched._executor.shutdown()
 
@@ -659,7 +659,7 @@ def test_a_request_holds_its_slot_until_its_response_is_over():
     from types import SimpleNamespace
 
     from llada_tts.server.errors import ApiError
-    from llada_tts.server.scheduler import Scheduler
+    from llada_tts.server.scheduler import ChunkReady, JobDone, JobFailed, Scheduler
     from llada_tts.synthesis.plan import ChunkPlan
 
     def run(n):
@@ -673,7 +673,7 @@ def test_a_request_holds_its_slot_until_its_response_is_over():
                 sched._deliver(job, i, SimpleNamespace(wave=None))
             sched._deliver(b, 0, RuntimeError("boom"))  # already done: ignored
             assert sched.queue_depth == 0 and a.finished and b.finished and len(sched.jobs) == 2
-            assert [a.events.get_nowait()[0] for _ in range(3)] == ["chunk", "chunk", "done"]
+            assert [type(a.events.get_nowait()) for _ in range(3)] == [ChunkReady, ChunkReady, JobDone]
             with pytest.raises(ApiError) as e:  # all sampled, responses not over: still full
                 sched.submit(run(1))
             assert e.value.status == 503 and sched.metrics.active == 2
@@ -681,7 +681,7 @@ def test_a_request_holds_its_slot_until_its_response_is_over():
             c = sched.submit(run(1))
             assert sched.jobs == {b, c} and sched.metrics.active == 2
             sched._deliver(c, 0, RuntimeError("boom"))  # a failed chunk: the slot waits for the handler
-            assert c in sched.jobs and c.events.get_nowait()[0] == "error"
+            assert c in sched.jobs and isinstance(c.events.get_nowait(), JobFailed)
         finally:
             sched._executor.shutdown()
 
@@ -692,8 +692,11 @@ def test_a_request_holds_its_slot_until_its_response_is_over():
 
 def test_the_server_goes_through_the_synthesis_api():
     """The server is built on ``llada_tts.synthesis`` (LladaTTS.prepare / sample_chunks, the option
-    definitions, the joiner), never on the sampler, model or trainer internals."""
+    definitions, the joiner) and the shared file helpers, never on the sampler, model or trainer
+    internals."""
     import ast
+
+    allowed = ("llada_tts.server", "llada_tts.synthesis", "llada_tts.fileio")
 
     for f in sorted((ROOT / "llada_tts" / "server").glob("*.py")):
         mods = set()
@@ -703,5 +706,5 @@ def test_the_server_goes_through_the_synthesis_api():
             elif isinstance(node, ast.ImportFrom) and node.module:
                 mods.add(node.module)
         bad = {m for m in mods
-               if m.startswith("llada_tts") and not m.startswith(("llada_tts.server", "llada_tts.synthesis"))}
+               if m.startswith("llada_tts") and not m.startswith(allowed)}
         assert not bad and "torch" not in mods, f"{f.name} imports {bad or 'torch'}"

@@ -32,7 +32,7 @@ from llada_tts.server.audio import MEDIA_TYPES, available_formats
 from llada_tts.server.errors import ApiError, bad_request, internal, overloaded
 from llada_tts.server.metrics import Metrics
 from llada_tts.server.request import OPENAI_MODELS, guess_param, parse_speech, read_json, read_voice_form
-from llada_tts.server.scheduler import Scheduler
+from llada_tts.server.scheduler import JobFailed, Scheduler
 from llada_tts.server.streams import audio_stream, chunk_error, first_event, sse_stream
 from llada_tts.server.voices import MAX_VOICE_BYTES, VoiceStore
 
@@ -231,9 +231,9 @@ def create_app(tts, settings: Settings | None = None):
             state.scheduler.cancel(job)
             state.metrics.request_done(499, time.perf_counter() - started)
             return JSONResponse({}, status_code=499)
-        if first[0] == "error":
+        if isinstance(first, JobFailed):
             state.scheduler.cancel(job)
-            raise _whole_error(first[1]) if job.whole else chunk_error(first[1])
+            raise _whole_error(first.error) if job.whole else chunk_error(first.error)
         stream = audio_stream if req["stream_format"] == "audio" else sse_stream
         media = MEDIA_TYPES[req["response_format"]] if req["stream_format"] == "audio" else "text/event-stream"
         return SpeechResponse(job, started, stream(state, job, first, req, started), media_type=media,

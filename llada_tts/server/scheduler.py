@@ -59,14 +59,36 @@ from llada_tts.server.metrics import Metrics
 log = logging.getLogger("llada_tts.server")
 
 
+@dataclass(frozen=True)
+class ChunkReady:
+    """A chunk of the request is sampled and decoded, in text order."""
+
+    audio: object  # llada_tts.synthesis.pipeline._ChunkAudio, or any object with ``.wave`` (float32 [n])
+
+
+@dataclass(frozen=True)
+class JobFailed:
+    """The request failed (its last event): no more chunks come."""
+
+    error: BaseException
+
+
+@dataclass(frozen=True)
+class JobDone:
+    """Every chunk of the request was delivered (its last event)."""
+
+
+JobEvent = ChunkReady | JobFailed | JobDone
+
+
 @dataclass(eq=False)
 class Job:
-    """One admitted request: its prepared run and the events the handler reads
-    (``("chunk", audio)``, ``("error", exception)``, ``("done", None)``)."""
+    """One admitted request: its prepared run and the events the handler reads (``ChunkReady``
+    per chunk, then ``JobDone``; or ``JobFailed`` at any point)."""
 
     run: object  # llada_tts.synthesis.pipeline._Run
     key: tuple
-    events: asyncio.Queue = field(default_factory=asyncio.Queue)
+    events: asyncio.Queue[JobEvent] = field(default_factory=asyncio.Queue)
     next_chunk: int = 0  # the next chunk to put in a batch
     finished: bool = False  # no more chunks will be sampled (all delivered, failed or cancelled)
     submitted: float = field(default_factory=time.perf_counter)
@@ -126,7 +148,7 @@ class Scheduler:
     def submit_whole(self, fn) -> Job:
         """Admit a request that runs as one call ``fn() -> audio`` (an object with ``.wave``) on the
         model thread, outside the batches (see the module docstring); 503 like ``submit``. Its events
-        are one ``("chunk", audio)`` and ``("done", None)``, or one ``("error", exception)``."""
+        are one ``ChunkReady(audio)`` and ``JobDone()``, or one ``JobFailed(exception)``."""
         if len(self.jobs) >= self.max_queue:
             raise overloaded(f"the server is busy: {len(self.jobs)} requests are in progress (--max-queue "
                              f"{self.max_queue}); retry shortly")
@@ -260,12 +282,12 @@ class Scheduler:
         if job.finished:
             return  # cancelled (or failed) while its rows ran
         if isinstance(result, BaseException):
-            job.events.put_nowait(("error", result))
+            job.events.put_nowait(JobFailed(result))
             self._stop_sampling(job)  # the slot is given back when the handler has answered (cancel)
             return
-        job.events.put_nowait(("chunk", result))
+        job.events.put_nowait(ChunkReady(result))
         if index == len(job.run.plans) - 1:
-            job.events.put_nowait(("done", None))
+            job.events.put_nowait(JobDone())
             self._stop_sampling(job)  # still holds its slot while its audio is being sent
 
 

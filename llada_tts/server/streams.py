@@ -10,6 +10,7 @@ import time
 
 from llada_tts.server.audio import Encoder
 from llada_tts.server.errors import ApiError, internal
+from llada_tts.server.scheduler import JobDone, JobEvent, JobFailed
 
 log = logging.getLogger("llada_tts.server")
 
@@ -24,7 +25,7 @@ def chunk_error(e: BaseException) -> ApiError:
 
 
 
-async def first_event(job, request, poll: float = 0.25):
+async def first_event(job, request, poll: float = 0.25) -> JobEvent | None:
     """The job's first event, or None when the client disconnects while it waits."""
     getter = asyncio.ensure_future(job.events.get())
     try:
@@ -39,23 +40,23 @@ async def first_event(job, request, poll: float = 0.25):
             getter.cancel()
 
 
-async def _events(state, job, first, req: dict, started: float):
-    """(piece | None at the end) from the job's chunks, joined with the library's crossfade."""
+async def _events(state, job, first: JobEvent, req: dict, started: float):
+    """Float32 pieces from the job's chunks, joined with the library's crossfade; raises
+    ``_StreamFailed`` on a ``JobFailed`` event."""
     from llada_tts.synthesis.join import Joiner, crossfade_samples
 
     tts = state.tts
     joiner = Joiner(crossfade_samples(tts.sample_rate, tts.crossfade_ms))
     event = first
     while True:
-        kind, value = event
-        if kind == "error":
-            raise _StreamFailed(value)
-        if kind == "done":
+        if isinstance(event, JobFailed):
+            raise _StreamFailed(event.error)
+        if isinstance(event, JobDone):
             last = joiner.finish()
             if len(last):
                 yield last
             return
-        for piece in (joiner.feed(value.wave), joiner.end_chunk()):
+        for piece in (joiner.feed(event.audio.wave), joiner.end_chunk()):  # a ChunkReady
             if len(piece):
                 yield piece
         event = await job.events.get()

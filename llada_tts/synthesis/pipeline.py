@@ -14,7 +14,7 @@ import math
 import secrets
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +40,7 @@ from llada_tts.synthesis.plan import (
     plan_chunks,
     sampler_config,
 )
+from llada_tts.synthesis.request import SynthesisRequest
 
 
 @dataclass
@@ -112,7 +113,7 @@ class _Run:
     seed: int
     batch_size: int
     progress: bool
-    nfe: list[int] = field(default_factory=lambda: [0])
+    nfe: int = 0  # forward passes so far, over all its sample() calls
 
 
 class LladaTTS:
@@ -230,15 +231,15 @@ class LladaTTS:
         prompt starts with its transcript and its canvas with its audio (``synthesis.reference``).
         Raises SynthesisError for bad input, NoAudioError when a chunk yields no valid frame.
         """
+        request = SynthesisRequest(text, voice, seed=seed, duration=duration, speed=speed,
+                                   max_duration=max_duration, max_chunk_chars=max_chunk_chars,
+                                   batch_size=batch_size, progress=progress, options=sampler_options)
         if reference is not None:
             from llada_tts.synthesis.reference import synthesize_with_reference
 
-            return synthesize_with_reference(self, text, reference, voice, seed=seed, duration=duration, speed=speed,
-                                             max_duration=max_duration, max_chunk_chars=max_chunk_chars,
-                                             batch_size=batch_size, progress=progress, **sampler_options)
+            return synthesize_with_reference(self, request, reference)
         start = time.perf_counter()
-        run = self._prepare(text, voice, seed, duration, speed, max_duration, max_chunk_chars, batch_size,
-                            progress, sampler_options)
+        run = self._prepare(request)
         joiner = Joiner(crossfade_samples(self.sample_rate, self.crossfade_ms))
         parts, infos = [], []
         for chunk in self._chunks(run):
@@ -247,7 +248,7 @@ class LladaTTS:
         parts.append(joiner.finish())
         wave = np.concatenate(parts).astype(np.float32)
         return SynthesisResult(wave, self.sample_rate, infos, run.seed, time.perf_counter() - start,
-                               overlap=joiner.overlap, nfe=run.nfe[0])
+                               overlap=joiner.overlap, nfe=run.nfe)
 
     def stream(self, text: str, voice: str | None = None, *, seed: int | None = None, duration: float | None = None,
                speed: float = 1.0, max_duration: float | None = DEFAULT_MAX_DURATION,
@@ -264,8 +265,9 @@ class LladaTTS:
         """
         if blocks and batch_size != 1:
             raise SynthesisError("block streaming samples one chunk at a time: use batch_size=1")
-        run = self._prepare(text, voice, seed, duration, speed, max_duration, max_chunk_chars, batch_size,
-                            progress, sampler_options)
+        run = self._prepare(SynthesisRequest(text, voice, seed=seed, duration=duration, speed=speed,
+                                             max_duration=max_duration, max_chunk_chars=max_chunk_chars,
+                                             batch_size=batch_size, progress=progress, options=sampler_options))
         joiner = Joiner(crossfade_samples(self.sample_rate, self.crossfade_ms))
         for chunk in (self._block_chunks(run) if blocks else self._chunks(run)):
             pieces = [joiner.feed(w) for w in chunk] if blocks else [joiner.feed(chunk.wave)]
@@ -298,8 +300,9 @@ class LladaTTS:
                 max_chunk_chars: int = DEFAULT_MAX_CHUNK_CHARS, **sampler_options) -> _Run:
         """Validate a request and plan its chunks (as ``synthesize`` does) without model work; the
         result's ``plans`` are sampled with ``sample_chunks``. Raises SynthesisError."""
-        return self._prepare(text, voice, seed, duration, speed, max_duration, max_chunk_chars, 1, False,
-                             sampler_options)
+        return self._prepare(SynthesisRequest(text, voice, seed=seed, duration=duration, speed=speed,
+                                              max_duration=max_duration, max_chunk_chars=max_chunk_chars,
+                                              batch_size=1, options=sampler_options))
 
     def sample_chunks(self, rows: list[tuple[_Run, int]]) -> list[_ChunkAudio | NoAudioError]:
         """Sample chunks of one or more prepared runs in ONE sample() call: ``rows`` = (run, chunk
@@ -321,7 +324,7 @@ class LladaTTS:
         out = sample(self.model, prompts, config, generator=generator)
         results = []
         for (run, i), row in zip(rows, out.generated):
-            run.nfe[0] += out.nfe
+            run.nfe += out.nfe
             try:
                 results.append(self._decode_chunk(i, len(run.plans), run.plans[i], row, config, out.nfe, run.seed))
             except NoAudioError as e:
@@ -329,8 +332,10 @@ class LladaTTS:
         return results
 
     # --- internals ------------------------------------------------------------------------------
-    def _prepare(self, text, voice, seed, duration, speed, max_duration, max_chunk_chars, batch_size, progress,
-                 options) -> _Run:
+    def _prepare(self, request: SynthesisRequest) -> _Run:
+        """Validate ``request`` and resolve it: its chunks planned, sampler options checked, a seed
+        drawn when it has none. Raises SynthesisError before any model work."""
+        voice, speed, batch_size = request.voice, request.speed, request.batch_size
         if voice is not None and not isinstance(voice, str):
             raise SynthesisError(f"voice must be a string, got {type(voice).__name__}")
         voice = voice.strip() if voice else None
@@ -338,17 +343,17 @@ class LladaTTS:
             raise SynthesisError(f"unknown voice {voice!r}; this checkpoint has: {', '.join(self.voices)}")
         if isinstance(speed, bool) or not isinstance(speed, (int, float)) or not 0 < speed < math.inf:
             raise SynthesisError(f"speed must be > 0 (a finite number), got {speed!r}")
-        max_duration = check_max_duration(max_duration)
+        max_duration = check_max_duration(request.max_duration)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise SynthesisError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-        seed = secrets.randbits(31) if seed is None else check_seed(seed)
-        options = check_sampler_options(options, max_duration)  # caps from the canvas of max_duration
-        plans = plan_chunks(text, duration=duration, chars_per_second=self.chars_per_second * speed,
-                            max_chunk_chars=max_chunk_chars, max_duration=max_duration)
+        seed = secrets.randbits(31) if request.seed is None else check_seed(request.seed)
+        options = check_sampler_options(request.options, max_duration)  # caps from the canvas of max_duration
+        plans = plan_chunks(request.text, duration=request.duration, chars_per_second=self.chars_per_second * speed,
+                            max_chunk_chars=request.max_chunk_chars, max_duration=max_duration)
         for p in plans:  # configuration errors (steps/blocks) surface before any model work
             sampler_config(p.frames, options)
         _check_batches(plans, options, batch_size, max_duration)
-        return _Run(plans, voice, options, int(seed), batch_size, progress)
+        return _Run(plans, voice, options, int(seed), batch_size, request.progress)
 
     def _chunks(self, run: _Run) -> Iterator[_ChunkAudio]:
         """Sample, validate and decode the chunks in order, ``run.batch_size`` per sample() call."""
@@ -363,7 +368,7 @@ class LladaTTS:
             for batch, config in zip(batches, configs):
                 prompts = [self.prompt(p.text, run.voice) for p in batch]
                 out = sample(self.model, prompts, config, generator=generator, on_step=on_step)
-                run.nfe[0] += out.nfe
+                run.nfe += out.nfe
                 bar.update(config.steps - out.steps)  # threshold decoding / early stop take fewer steps
                 for plan, row in zip(batch, out.generated):
                     yield self._decode_chunk(done, len(plans), plan, row, config, out.nfe, run.seed)
@@ -379,21 +384,14 @@ class LladaTTS:
 
         def pieces(index: int, plan: ChunkPlan):
             config = sampler_config(plan.frames, run.options)
-            emitted, result = 0, None
-            for kind, value in stream_chunk(self.model, self.codec, self.prompt(plan.text, run.voice), config,
-                                            generator, run.seed):
-                if kind == "audio":
-                    yield value
-                elif kind == "emitted":
-                    emitted = value
-                else:
-                    result = value
-            run.nfe[0] += result.nfe
-            chunk = self._decode_chunk(index, len(run.plans), plan, result.generated[0], config, result.nfe,
-                                       run.seed, decode=False)
+            done = yield from stream_chunk(self.model, self.codec, self.prompt(plan.text, run.voice), config,
+                                           generator, run.seed)  # its pieces as they become final
+            run.nfe += done.result.nfe
+            chunk = self._decode_chunk(index, len(run.plans), plan, done.result.generated[0], config,
+                                       done.result.nfe, run.seed, decode=False)
             total = chunk.info.frames
-            if total > emitted:
-                yield decode_span(self.codec, chunk.tokens, emitted, total, run.seed)
+            if total > done.emitted:  # the tail: frames held back, or committed after the last step
+                yield decode_span(self.codec, chunk.tokens, done.emitted, total, run.seed)
 
         for i, plan in enumerate(run.plans):
             yield pieces(i, plan)

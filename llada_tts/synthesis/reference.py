@@ -22,10 +22,10 @@ import torch
 
 from audio_tokenizer import layout as L
 from llada_tts.sampling import sample
-from llada_tts.synthesis.defaults import DEFAULT_BATCH_SIZE, DEFAULT_MAX_CHUNK_CHARS, DEFAULT_MAX_DURATION
 from llada_tts.synthesis.errors import SynthesisError
 from llada_tts.synthesis.infill import SILENCE_DBFS, canvas_init, infill_config, load_wave, rms_dbfs
 from llada_tts.synthesis.join import Joiner, crossfade_samples
+from llada_tts.synthesis.request import SynthesisRequest
 from llada_tts.synthesis.text import normalize_text
 
 MAX_REFERENCE_SECONDS = 15.0
@@ -113,12 +113,8 @@ def reference_init(ref: Reference, gen_length: int) -> torch.Tensor:
     return canvas_init(ref.tokens, gen_length, end=False)
 
 
-def synthesize_with_reference(tts, text: str, reference: Reference, voice: str | None = None, *,
-                              seed: int | None = None, duration: float | None = None, speed: float = 1.0,
-                              max_duration: float | None = DEFAULT_MAX_DURATION,
-                              max_chunk_chars: int = DEFAULT_MAX_CHUNK_CHARS, batch_size: int = DEFAULT_BATCH_SIZE,
-                              progress: bool = False, **sampler_options):
-    """``LladaTTS.synthesize`` continuing ``reference``: same chunking, batching, seeds and result
+def synthesize_with_reference(tts, request: SynthesisRequest, reference: Reference):
+    """``LladaTTS.synthesize(request, reference=reference)``: same chunking, batching, seeds and result
     (a ``SynthesisResult`` of the new speech only); every chunk's canvas starts with the reference."""
     from llada_tts.synthesis.pipeline import SynthesisResult
 
@@ -126,8 +122,7 @@ def synthesize_with_reference(tts, text: str, reference: Reference, voice: str |
         raise SynthesisError(f"reference must be a Reference (tts.reference(audio, text)), got "
                              f"{type(reference).__name__}")
     start = time.perf_counter()
-    run = tts._prepare(text, voice, seed, duration, speed, max_duration, max_chunk_chars, batch_size, progress,
-                       sampler_options)
+    run = tts._prepare(request)
     generator = torch.Generator(device=tts.device).manual_seed(run.seed)
     joiner = Joiner(crossfade_samples(tts.sample_rate, tts.crossfade_ms))
     k, R = reference.frames, reference.tokens.numel()
@@ -139,7 +134,7 @@ def synthesize_with_reference(tts, text: str, reference: Reference, voice: str |
         config = infill_config(k + new, new, run.options, min_frames=k + min_new)
         out = sample(tts.model, [reference_prompt(tts, reference, p.text, run.voice) for p in batch], config,
                      generator=generator, init=reference_init(reference, config.gen_length))
-        run.nfe[0] += out.nfe
+        run.nfe += out.nfe
         own = replace(config, gen_length=config.gen_length - R)  # the chunk's own canvas, for its ChunkInfo
         for i, (plan, row) in enumerate(zip(batch, out.generated)):
             chunk = tts._decode_chunk(b + i, len(run.plans), plan, row[R:], own, out.nfe, run.seed)
@@ -147,4 +142,4 @@ def synthesize_with_reference(tts, text: str, reference: Reference, voice: str |
             infos.append(chunk.info)
     parts.append(joiner.finish())
     return SynthesisResult(np.concatenate(parts).astype(np.float32), tts.sample_rate, infos, run.seed,
-                           time.perf_counter() - start, overlap=joiner.overlap, nfe=run.nfe[0])
+                           time.perf_counter() - start, overlap=joiner.overlap, nfe=run.nfe)

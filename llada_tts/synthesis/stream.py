@@ -16,17 +16,17 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from audio_tokenizer import layout as L
-from llada_tts.sampling import sample
+from llada_tts.sampling import SampleResult, sample
 
 CONTEXT_FRAMES = 4  # SNAC frames of left context decoded with (and dropped from) each span
 HOLD_FRAMES = 2  # frames kept back until their right context exists
-_DONE = object()
 
 
 def committed_frames(region: torch.Tensor, mask_id: int = L.MASK_ID) -> tuple[int, bool]:
@@ -44,46 +44,57 @@ def committed_frames(region: torch.Tensor, mask_id: int = L.MASK_ID) -> tuple[in
     return m // L.SLOTS_PER_FRAME, m == region.numel()
 
 
-def stream_chunk(model, codec, prompt: list[int], config, generator, seed: int) -> Iterator[tuple[str, object]]:
-    """Sample one chunk in a worker thread. Yields ("audio", float32 samples) for newly final spans,
-    then ("result", SampleResult) once sampling is done (the caller validates and decodes the tail)."""
-    q: queue.Queue = queue.Queue()
+@dataclass(frozen=True)
+class StreamedChunk:
+    """What ``stream_chunk`` returns once its chunk is sampled."""
+
+    result: SampleResult  # the sample() call's output (batch of one): the caller validates and decodes it
+    emitted: int  # frames already yielded as audio; the caller decodes the rest (frames emitted ..)
+
+
+@dataclass(frozen=True)
+class _Finished:
+    """The worker's last message: sample()'s result, or the exception it raised."""
+
+    result: SampleResult | None = None
+    error: BaseException | None = None
+
+
+def stream_chunk(model, codec, prompt: list[int], config, generator,
+                 seed: int) -> Generator[np.ndarray, None, StreamedChunk]:
+    """Sample one chunk in a worker thread.
+
+    Yields float32 samples [n] of each newly final span (frames [emitted, committed - HOLD_FRAMES)),
+    in order; returns a ``StreamedChunk`` (``done = yield from stream_chunk(...)``) with the sample()
+    result and how many frames were yielded. Re-raises the worker's exception.
+    """
+    q: queue.Queue = queue.Queue()  # canvases [n] (torch.Tensor), then one _Finished
     P = len(prompt)
 
     def on_step(x):  # worker thread: x [1, P + n]
-        q.put(("progress", x[0, P:].clone()))
+        q.put(x[0, P:].clone())
 
     def work():
         try:
-            q.put(("result", sample(model, [prompt], config, generator=generator, on_step=on_step)))
+            q.put(_Finished(result=sample(model, [prompt], config, generator=generator, on_step=on_step)))
         except BaseException as e:  # noqa: BLE001  re-raised in the caller's thread
-            q.put(("error", e))
-        q.put((_DONE, None))
+            q.put(_Finished(error=e))
 
     thread = threading.Thread(target=work, name="llada-tts-sampler", daemon=True)
     thread.start()
     emitted = 0  # frames already yielded
-    result = None
-    while True:
-        kind, value = q.get()
-        if kind is _DONE:
-            break
-        if kind == "error":
-            thread.join()
-            raise value
-        if kind == "result":
-            result = value
-            continue
-        while not q.empty() and q.queue[0][0] == "progress":  # only the newest canvas matters
-            _, value = q.get()
-        frames, _ = committed_frames(value)
+    while not isinstance(item := q.get(), _Finished):
+        while not q.empty() and isinstance(q.queue[0], torch.Tensor):  # only the newest canvas matters
+            item = q.get()
+        frames, _ = committed_frames(item)
         upto = frames - HOLD_FRAMES
         if upto > emitted:
-            yield "audio", decode_span(codec, value[: frames * L.SLOTS_PER_FRAME], emitted, upto, seed)
+            yield decode_span(codec, item[: frames * L.SLOTS_PER_FRAME], emitted, upto, seed)
             emitted = upto
     thread.join()
-    yield "emitted", emitted
-    yield "result", result
+    if item.error is not None:
+        raise item.error
+    return StreamedChunk(item.result, emitted)
 
 
 def decode_span(codec, tokens: torch.Tensor, start: int, stop: int, seed: int,
