@@ -10,9 +10,6 @@ import inspect
 import json
 import math
 import os
-import secrets
-import shutil
-import tempfile
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,8 +23,9 @@ from snac.layers import NoiseBlock
 
 from audio_tokenizer import audio_io, frame_codec, layout
 from audio_tokenizer.errors import first_line
+from audio_tokenizer.fileio import atomic_dir
 from audio_tokenizer.frame_codec import FrameCodec
-from audio_tokenizer.hub import looks_like_hub_id
+from audio_tokenizer.hub import local_folder
 
 DEFAULT_CODEC = "hubertsiuzdak/snac_24khz"
 DEMO_NAME = "demo"  # the codec shipped in the package (a local folder of this name wins)
@@ -154,7 +152,7 @@ class SnacCodec:
 
     def save_pretrained(self, save_dir: str | os.PathLike, overwrite: bool = False) -> Path:
         """Write config.json + model.safetensors atomically (temp folder, then rename)."""
-        with _atomic_dir(Path(save_dir), overwrite) as tmp:
+        with atomic_dir(save_dir, overwrite) as tmp:
             _write_checkpoint(tmp, self.config, self.model)
         return Path(save_dir)
 
@@ -289,7 +287,7 @@ def create_random_codec(out_dir: str | os.PathLike, size: str = "tiny", seed: in
     with torch.random.fork_rng(devices=[]):  # leaves the caller's RNG state alone
         torch.manual_seed(seed)
         model = SNAC(**config)
-    with _atomic_dir(Path(out_dir), overwrite) as tmp:
+    with atomic_dir(out_dir, overwrite) as tmp:
         _write_checkpoint(tmp, config, model)
         (tmp / "README.md").write_text(
             f"# UNTRAINED random SNAC codec ({size})\n\nRandom initialisation (seed {seed}) of the SNAC 24 kHz "
@@ -301,22 +299,17 @@ def create_random_codec(out_dir: str | os.PathLike, size: str = "tiny", seed: in
 
 def _resolve_files(name: str, revision, cache_dir, local_files_only) -> tuple[str, str]:
     """(config path, weights path) from a local folder, the shipped demo codec, or a hub id."""
-    local = Path(name).expanduser()
-    if name == DEMO_NAME and not local.is_dir():
+    if name == DEMO_NAME and not Path(name).expanduser().is_dir():
         if not (DEMO_DIR / CONFIG_NAME).is_file():
             raise FileNotFoundError(f"the demo codec is missing from this installation ({DEMO_DIR})")
         local = DEMO_DIR
-    if local.is_dir():
-        if not (local / CONFIG_NAME).is_file():
-            raise FileNotFoundError(f"codec folder {local} has no {CONFIG_NAME}")
+    else:
+        local = local_folder(name, CONFIG_NAME, "codec folder")  # None: a hub id
+    if local is not None:
         for weights in (SAFETENSORS_NAME, BIN_NAME):
             if (local / weights).is_file():
                 return str(local / CONFIG_NAME), str(local / weights)
         raise FileNotFoundError(f"codec folder {local} has neither {SAFETENSORS_NAME} nor {BIN_NAME}")
-    if local.exists():
-        raise FileNotFoundError(f"codec path {local} is a file; pass the folder holding {CONFIG_NAME}")
-    if not looks_like_hub_id(name):
-        raise FileNotFoundError(f"codec folder {name} does not exist")
     from huggingface_hub import hf_hub_download
 
     kw = dict(repo_id=name, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
@@ -352,28 +345,3 @@ def _write_checkpoint(folder: Path, config: dict, model: torch.nn.Module) -> Non
     save_file(state, str(folder / SAFETENSORS_NAME), metadata={"format": "pt"})
 
 
-@contextmanager
-def _atomic_dir(dst: Path, overwrite: bool):
-    """Yield a temp folder beside ``dst``; on success it replaces ``dst`` by rename."""
-    if dst.exists() and not dst.is_dir():
-        raise FileExistsError(f"{dst} exists and is not a folder")
-    if dst.is_dir() and any(dst.iterdir()) and not overwrite:
-        raise FileExistsError(f"{dst} is not empty; choose a new folder or pass overwrite=True")
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.tmp-", dir=dst.parent))
-    try:
-        yield tmp
-        os.chmod(tmp, 0o755)  # mkdtemp makes 0700
-        old = dst.with_name(f".{dst.name}.old-{secrets.token_hex(4)}") if dst.exists() else None
-        if old:
-            os.rename(dst, old)
-        try:
-            os.rename(tmp, dst)
-        except OSError:
-            if old:
-                os.rename(old, dst)
-            raise
-        if old:
-            shutil.rmtree(old)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
 
 from audio_tokenizer import audio_io, espeak, open_text
+from audio_tokenizer.fileio import atomic_dir
 from audio_tokenizer.numbers import number_to_words, year_to_words
 
 DEFAULT_VOICES = ("en-us", "en-gb", "en-us+f3", "en-gb+m3", "en-us+f2")
@@ -149,9 +148,7 @@ def make_corpus(out_dir, n_sentences: int, voices=DEFAULT_VOICES, rates=DEFAULT_
         raise ValueError(f"{out} is not empty; choose a new directory or pass overwrite=True (--force)")
     spoken, held = corpus_sentences(n_sentences, holdout, seed, text)
     rng = random.Random(f"{seed}-rates")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         (tmp / "wavs").mkdir()
         rows, seconds = [METADATA_HEADER], 0.0
         for i, text in enumerate(tqdm(spoken, desc="speaking", unit="utt", disable=not progress)):
@@ -168,12 +165,6 @@ def make_corpus(out_dir, n_sentences: int, voices=DEFAULT_VOICES, rates=DEFAULT_
         info = {"n_sentences": n_sentences, "holdout": holdout, "seed": seed, "text": text, "voices": list(voices),
                 "rates": list(rates), "sample_rate": sample_rate, "total_seconds": round(seconds, 3)}
         (tmp / "corpus_info.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

@@ -76,9 +76,37 @@ def replace_dir(tmp: str | os.PathLike, dst: str | os.PathLike) -> Path:
     old = _old_dir(dst)
     if dst.exists():
         os.replace(dst, old)
-    os.replace(tmp, dst)
+    try:
+        os.replace(tmp, dst)
+    except BaseException:
+        if old.exists():  # put the previous folder back: the swap did not happen
+            os.replace(old, dst)
+        raise
     shutil.rmtree(old, ignore_errors=True)
     return dst
+
+
+@contextlib.contextmanager
+def atomic_dir(dst: str | os.PathLike, overwrite: bool = True):
+    """Yield a fresh temp folder beside ``dst`` to write the whole folder into; when the block ends
+    without an error it is swapped in as ``dst`` (:func:`replace_dir`), so readers see the old folder or
+    the new one, never half of one. On an error the temp folder is removed and ``dst`` is untouched.
+
+    ``overwrite=False`` refuses a non-empty ``dst`` up front (``FileExistsError``); a ``dst`` that is a
+    file is always refused."""
+    dst = Path(dst)
+    if dst.exists() and not dst.is_dir():
+        raise FileExistsError(f"{dst} exists and is not a folder")
+    if not overwrite and dst.is_dir() and any(dst.iterdir()):
+        raise FileExistsError(f"{dst} is not empty; choose a new folder or pass overwrite=True")
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.tmp-", dir=dst.parent))
+    try:
+        yield tmp
+        os.chmod(tmp, 0o755)  # mkdtemp makes it owner-only
+        replace_dir(tmp, dst)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def clean_temp_dirs(folder: str | os.PathLike, names: str) -> list[str]:

@@ -1,4 +1,5 @@
-"""Hugging Face ``datasets`` inputs: one split of a hub dataset or a ``save_to_disk`` folder."""
+"""Local folder or Hugging Face hub id? (one rule for models, codecs, voices and datasets), and hub
+``datasets`` inputs: one split of a hub dataset or a ``save_to_disk`` folder."""
 from __future__ import annotations
 
 import re
@@ -13,6 +14,22 @@ def looks_like_hub_id(name: str) -> bool:
     """True for a hub id ("org/name"); False for anything path-shaped or existing on disk."""
     return not (Path(name).expanduser().exists() or name.startswith(("/", ".", "~")) or "\\" in name
                 or not HUB_ID.match(name))
+
+
+def local_folder(name: str, required: str, what: str) -> Path | None:
+    """The local folder ``name`` names, checked to hold the file ``required``; None when ``name`` is a
+    hub id (the caller fetches it). One-line ``FileNotFoundError`` naming ``what`` (e.g. "codec folder")
+    for a missing folder, a file, or a folder without ``required``."""
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / required).is_file():
+            raise FileNotFoundError(f"{what} {path} has no {required}")
+        return path
+    if path.exists():
+        raise FileNotFoundError(f"{path} is a file, not a {what}; pass the folder holding {required}")
+    if looks_like_hub_id(name):
+        return None
+    raise FileNotFoundError(f"no {what} at {path} (it does not exist)")
 
 
 def select_split(ds, split: str, source: str):

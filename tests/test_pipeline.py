@@ -205,7 +205,7 @@ def test_loading_errors(tmp_path, tiny_model_dir, tiny_codec_dir, text_only_mode
         (tmp_path / "empty", None, "is not a checkpoint \\(no config.json\\)"),
         (tmp_path / "noweights", None, "has no model.safetensors weights"),
         (text_only_model_dir, None, "128256 embedding rows"),
-        (tiny_model_dir, tmp_path / "nocodec", "codec: codec folder .* does not exist"),
+        (tiny_model_dir, tmp_path / "nocodec", "codec: no codec folder at .* does not exist"),
     ]
     for model, codec, match in cases:
         with pytest.raises(SynthesisError, match=match):

@@ -13,16 +13,14 @@ from __future__ import annotations
 import copy
 import logging
 import os
-import shutil
-import tempfile
-import uuid
 from pathlib import Path
 
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from audio_tokenizer import layout as L
-from audio_tokenizer.hub import looks_like_hub_id
+from audio_tokenizer.fileio import atomic_dir
+from audio_tokenizer.hub import local_folder
 from llada_tts.model import adapters
 
 logger = logging.getLogger(__name__)
@@ -55,13 +53,8 @@ def create_model(config: LlamaConfig, seed: int = 0, dtype: torch.dtype | None =
 
 # --- resolving and loading ------------------------------------------------------------------------
 
-def _check_local_dir(name: str) -> str:
-    """The directory as a string, or FileNotFoundError naming what is missing."""
-    path = Path(name).expanduser()
-    if not path.is_dir():
-        raise FileNotFoundError(f"no model directory at {path}")
-    if not (path / "config.json").is_file():
-        raise FileNotFoundError(f"{path} has no config.json: not a save_pretrained model directory")
+def _check_local_dir(path: Path) -> str:
+    """The checkpoint folder as a string, or FileNotFoundError when it has no safetensors weights."""
     if not any((path / f).is_file() for f in ("model.safetensors", "model.safetensors.index.json")):
         hint = " (only PyTorch .bin weights: re-save with safetensors)" if any(path.glob("*.bin")) else ""
         raise FileNotFoundError(f"{path} has no model.safetensors weights{hint}")
@@ -71,8 +64,8 @@ def _check_local_dir(name: str) -> str:
 def _load_config(name_or_dir: str | os.PathLike) -> tuple[str, LlamaConfig]:
     """(source, config) for a local directory or hub id; clear errors for missing or non-Llama ones."""
     name = str(name_or_dir)
-    local = not looks_like_hub_id(name)
-    source = _check_local_dir(name) if local else name
+    local = local_folder(name, "config.json", "model directory")
+    source = name if local is None else _check_local_dir(local)
     try:
         raw, _ = LlamaConfig.get_config_dict(source, trust_remote_code=False)
     except OSError as e:
@@ -202,28 +195,11 @@ def save_model(model: LlamaForCausalLM, out_dir: str | os.PathLike, tokenizer=No
         raise ValueError("refusing to save a causal model as a llada-tts checkpoint: "
                          "set model.config.is_causal = False (create_model/load_model do)")
     out = Path(out_dir).expanduser().resolve()
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"{out} exists and is not a directory")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    os.chmod(tmp, 0o755)  # mkdtemp makes it owner-only
-    old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
-    try:
+    with atomic_dir(out) as tmp:
         model.save_pretrained(tmp, state_dict=state_dict)
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
         _write_extra(tmp, extra_files or {})
-        if out.exists():
-            os.replace(out, old)
-        try:
-            os.replace(tmp, out)
-        except BaseException:
-            if old.exists():
-                os.replace(old, out)
-            raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
     return out
 
 
