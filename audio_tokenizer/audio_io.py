@@ -13,13 +13,13 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from audio_tokenizer.errors import first_line
+from audio_tokenizer.errors import UserInputError, first_line
 
 RESAMPLE_QUALITY = "HQ"  # soxr high quality (the library default; "VHQ" is slower, inaudibly better)
 WAV_SUBTYPE = "PCM_16"  # save_wav default: 16-bit PCM, what every player and dataset tool reads
 
 
-class AudioError(ValueError):
+class AudioError(UserInputError):
     """An audio file or array that cannot be used (missing, unreadable, empty, non-finite...)."""
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from audio_tokenizer import audio_io, espeak, open_text
+from audio_tokenizer.errors import UserInputError
 from audio_tokenizer.fileio import atomic_dir
 from audio_tokenizer.numbers import number_to_words, year_to_words
 
@@ -168,7 +169,7 @@ def make_corpus(out_dir, n_sentences: int, voices=DEFAULT_VOICES, rates=DEFAULT_
     return out
 
 
-class InputError(ValueError):
+class InputError(UserInputError):
     """The input as a whole is unusable (missing folder, metadata or column): the CLI exits 2."""
 
 

@@ -26,6 +26,7 @@ import threading
 
 import numpy as np
 
+from audio_tokenizer.errors import RuntimeFailure
 from audio_tokenizer.normalize import normalize_text
 
 # speak_lib.h constants
@@ -50,7 +51,7 @@ _LOCK = threading.Lock()
 _CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
 
 
-class EspeakError(RuntimeError):
+class EspeakError(RuntimeFailure):
     """eSpeak NG could not be loaded or refused a request."""
 
 

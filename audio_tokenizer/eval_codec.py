@@ -36,7 +36,7 @@ from tqdm import tqdm
 from audio_tokenizer import layout, spectral
 from audio_tokenizer.audio_io import load_audio
 from audio_tokenizer.corpus import InputError, Utterance, read_metadata
-from audio_tokenizer.errors import first_line
+from audio_tokenizer.errors import UserInputError, first_line
 from audio_tokenizer.fileio import write_atomic
 from audio_tokenizer.judge import corpus_wer, stoi, word_errors
 
@@ -53,7 +53,7 @@ SUMMARY_FIELDS = ("utterances", "scored", "failed", "failed_ids", "complete", "a
 WARMUP_SECONDS = 0.5
 
 
-class EvalCodecError(ValueError):
+class EvalCodecError(UserInputError):
     """Input that eval-codec cannot use as a whole: the command line prints it as one line and exits 2."""
 
 

@@ -15,6 +15,8 @@ import time
 import uuid
 from pathlib import Path
 
+from audio_tokenizer.errors import UserInputError
+
 
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike):
@@ -141,7 +143,7 @@ LOCK_FILE = "run.lock"
 _EMPTY_LOCK_GRACE_S = 30.0  # a lock file still empty after this long was left by a process killed while creating it
 
 
-class RunLockedError(ValueError):
+class RunLockedError(UserInputError):
     """The run folder is in use by a live process (one-line message)."""
 
 

@@ -36,7 +36,7 @@ from typing import Protocol
 import numpy as np
 
 from audio_tokenizer.audio_io import resample
-from audio_tokenizer.errors import first_line
+from audio_tokenizer.errors import UserInputError, first_line
 from audio_tokenizer.hub import looks_like_hub_id
 from audio_tokenizer.normalize import normalize_text
 
@@ -55,7 +55,7 @@ WHISPER_BEAM_SIZE = 5
 MAX_COMPRESSION_RATIO = 2.4  # gzip ratio of a segment's text: above it, a repeated-phrase loop
 
 
-class ASRError(ValueError):
+class ASRError(UserInputError):
     """An ASR spec that cannot be used (unknown name, missing package or model)."""
 
 

@@ -32,7 +32,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from audio_tokenizer.errors import first_line
+from audio_tokenizer.errors import RuntimeFailure, UserInputError, first_line
 from audio_tokenizer.fileio import RunLock, RunLockedError
 
 FORMAT, VERSION = "llada-tts-training-state", 1
@@ -43,11 +43,11 @@ OLD_FILES = ("optimizer.bin", "scheduler.bin", "random_states_0.pkl", "custom_ch
 _NDARRAY_DTYPES = ("uint32", "int64", "float64")
 
 
-class TrainingStateError(ValueError):
+class TrainingStateError(UserInputError):
     """A training-state folder that cannot be resumed from (one-line message)."""
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(RuntimeFailure):
     """A NaN / inf loss stopped a run before it was stepped, logged or saved (one-line message; both
     trainers raise it and both command lines exit 1 on it)."""
 

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from audio_tokenizer.audio_io import save_wav
 from audio_tokenizer.corpus import read_metadata
-from audio_tokenizer.errors import first_line
+from audio_tokenizer.errors import UserInputError, first_line
 from llada_tts.evaluation.metrics import (
     aggregate,
     corpus_wer,
@@ -42,7 +42,7 @@ WARMUP_TEXT = "Hello."
 SUMMARY_MEANS = ("rtf", "nfe", "duration_ratio", "wall_time", "duration", "frames")
 
 
-class EvalInputError(ValueError):
+class EvalInputError(UserInputError):
     """The texts file / metadata folder cannot be used."""
 
 

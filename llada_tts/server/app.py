@@ -257,11 +257,13 @@ def _speak_with_reference(tts, req: dict, seed: int, settings: Settings) -> _Aud
 
 
 def _whole_error(e: BaseException) -> ApiError:
-    """A request that runs whole failed before any audio: the library's refusals of its input are
-    400s (e.g. a reference whose canvas is over the memory cap), no audio is 500 no_audio."""
-    from llada_tts.synthesis.errors import NoAudioError
+    """A request that runs whole failed before any audio: the library's refusals of its input (exit
+    code 2, or a plain ValueError) are 400s (e.g. a reference whose canvas is over the memory cap);
+    runtime failures (exit code 1, e.g. no audio: 500 no_audio) and bugs are 500s."""
+    from llada_tts.synthesis.errors import LladaTTSError
 
-    if isinstance(e, ValueError) and not isinstance(e, NoAudioError):
+    runtime = isinstance(e, LladaTTSError) and e.exit_code != 2
+    if isinstance(e, ValueError) and not runtime:
         return bad_request(str(e))
     return chunk_error(e)
 

@@ -23,8 +23,6 @@ def chunk_error(e: BaseException) -> ApiError:
     return internal(e, "speech batch")
 
 
-
-
 async def first_event(job, request, poll: float = 0.25) -> JobEvent | None:
     """The job's first event, or None when the client disconnects while it waits."""
     getter = asyncio.ensure_future(job.events.get())
