@@ -7,7 +7,8 @@ the rows (``commands.common.add_sampler_arguments``), the web app its controls' 
 a server can publish ``describe_options()``; every front end (CLI, app, the Python API, a future
 server) validates a request with ``check_sampler_options`` (= ``SamplerOptions(...).to_kwargs()``),
 and ``LladaTTS.synthesize`` / ``stream`` call it again, so no path skips it. Adding a sampler
-option: one row + one field here, and its implementation in ``SamplerConfig`` / ``sample``.
+option: one row here (``SamplerOptions`` gets its field from the row), and its implementation in
+``SamplerConfig`` / ``sample``.
 Text generation (``llada-tts generate``) uses ``TEXT_SAMPLER_OPTIONS``: the same rows where the
 meaning is the same (plus the earlier scripts' spellings as aliases), a ``gen_length`` row, and
 steps / block_length as plain token counts (no audio canvas), checked by ``check_text_sampler_options``.
@@ -30,7 +31,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import InitVar, dataclass, replace
+from dataclasses import InitVar, dataclass, field, make_dataclass, replace
 
 from llada_tts.synthesis.errors import SynthesisError
 
@@ -200,30 +201,15 @@ OPTIONS = {o.name: o for o in SAMPLER_OPTIONS}
 SAMPLER_KEYS = tuple(OPTIONS)
 
 
-@dataclass(frozen=True)
-class SamplerOptions:
+class _SamplerOptionsBase:
     """A request's sampler options, validated on construction (SynthesisError, one line).
 
-    None = the pipeline's default. ``max_duration`` (not stored) sets the canvas limit that caps
-    steps and block_length. ``cache`` (none | prefix | dual) is the one KV-cache option; the older
-    ``use_cache`` + ``cache_mode`` are accepted and must agree with it. ``to_kwargs()`` gives what
-    ``sampler_config`` takes. Each field is described by its row of ``SAMPLER_OPTIONS``.
+    One field per row of ``SAMPLER_OPTIONS`` (the fields are made from the rows: a new option is a
+    new row), each None = the pipeline's default. ``max_duration`` (not stored) sets the canvas
+    limit that caps steps and block_length. ``cache`` (none | prefix | dual) is the one KV-cache
+    option; the older ``use_cache`` + ``cache_mode`` are accepted and must agree with it.
+    ``to_kwargs()`` gives what ``sampler_config`` takes.
     """
-
-    method: str | None = None
-    steps: int | None = None
-    block_length: int | None = None
-    threshold: float | None = None
-    cfg_scale: float | None = None
-    temperature: float | None = None
-    remasking: str | None = None
-    min_length: float | None = None
-    cache: str | None = None
-    use_cache: bool | None = None
-    cache_mode: str | None = None
-    refresh_every: int | None = None
-    threshold_floor: str | None = None
-    max_duration: InitVar[float | None] = DEFAULT_MAX_DURATION
 
     def __post_init__(self, max_duration):
         max_duration = check_max_duration(max_duration)
@@ -249,6 +235,16 @@ class SamplerOptions:
             if cache != "none":
                 out["cache_mode"] = cache
         return out
+
+
+_PY_TYPES = {"choice": str, "int": int, "frames": int, "real": float, "bool": bool}
+SamplerOptions = make_dataclass(
+    "SamplerOptions",
+    [(o.name, _PY_TYPES[o.kind] | None, field(default=None)) for o in SAMPLER_OPTIONS]
+    + [("max_duration", InitVar[float | None], field(default=DEFAULT_MAX_DURATION))],
+    bases=(_SamplerOptionsBase,), frozen=True)
+SamplerOptions.__module__ = __name__
+SamplerOptions.__doc__ = _SamplerOptionsBase.__doc__
 
 
 def check_sampler_options(options: dict, max_duration: float | None = DEFAULT_MAX_DURATION) -> dict:
