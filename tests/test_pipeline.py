@@ -65,10 +65,21 @@ def test_chunk_plans_estimate_and_share_out_duration():
     ({"min_length": float("nan")}, r"min_length must be in \[0, 1\]"),
     ({"steps": "64"}, "steps must be an integer >= 1, got '64'"),
     ({"cache": "triple"}, "unknown cache 'triple'; choose one of none, prefix, dual"),
+    ({"top_k": 0}, "top_k must be an integer >= 1, got 0"),
+    ({"top_k": 2.5}, "top_k must be an integer >= 1"),
 ])
 def test_bad_sampler_options_are_refused(options, match):
     with pytest.raises(SynthesisError, match=match):
         check_sampler_options(options)
+
+
+def test_a_sampler_option_reaches_the_sampler_config():
+    """An option defined once (a SAMPLER_OPTIONS row) flows through validation to SamplerConfig."""
+    options = check_sampler_options({"top_k": 50.0, "temperature": 0.7})
+    assert options == {"top_k": 50, "temperature": 0.7}
+    config = sampler_config(8, options)
+    assert (config.top_k, config.temperature) == (50, 0.7)
+    assert sampler_config(8, {}).top_k is None
 
 
 # --- joining -----------------------------------------------------------------------------------------

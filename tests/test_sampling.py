@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from llada_tts.sampling import SamplerConfig, add_gumbel_noise, generate, get_num_transfer_tokens, sample
-from llada_tts.sampling.schedule import select_threshold, select_top_k
+from llada_tts.sampling.schedule import keep_top_k, predict_tokens, select_threshold, select_top_k
 
 VOCAB, MASK = 64, 63
 
@@ -123,6 +123,34 @@ def test_gumbel_max_samples_the_tempered_softmax():
     freq = torch.bincount(draws, minlength=4).double() / n
     expected = F.softmax(logits.double() / temp, dim=-1)
     assert torch.allclose(freq, expected, atol=0.01), (freq, expected)
+
+
+def test_keep_top_k_hand_values():
+    logits = torch.tensor([[1.0, 3.0, 2.0, 0.0], [5.0, 5.0, 1.0, 5.0]])
+    inf = -torch.inf
+    assert torch.equal(keep_top_k(logits, 2), torch.tensor([[inf, 3.0, 2.0, inf], [5.0, 5.0, inf, 5.0]]))  # ties kept
+    assert torch.equal(keep_top_k(logits, 1), torch.tensor([[inf, 3.0, inf, inf], [5.0, 5.0, inf, 5.0]]))
+    assert keep_top_k(logits, None) is logits and keep_top_k(logits, 4) is logits
+
+
+def test_top_k_samples_the_renormalised_top_k_softmax():
+    logits = torch.tensor([1.0, 0.0, -1.0, 0.5])
+    temp, n = 0.8, 40000
+    x0, conf = predict_tokens(logits.expand(n, 1, -1), temp, "low_confidence", torch.Generator().manual_seed(0),
+                              top_k=2)
+    freq = torch.bincount(x0.flatten(), minlength=4).double() / n
+    expected = F.softmax(torch.tensor([1.0, -torch.inf, -torch.inf, 0.5], dtype=torch.float64) / temp, dim=-1)
+    assert torch.allclose(freq, expected, atol=0.01), (freq, expected)
+    # confidence stays the untempered full softmax of the drawn token
+    assert torch.allclose(conf.flatten(), F.softmax(logits.double(), dim=-1)[x0.flatten()])
+
+
+def test_top_k_one_is_greedy_through_the_sampler():
+    model = tiny_model(2)
+    prompt = torch.randint(0, MASK, (1, 5), generator=torch.Generator().manual_seed(0))
+    cfg = SamplerConfig(method="fixed_length", steps=8, gen_length=16, temperature=1.0, top_k=1, mask_id=MASK, seed=3)
+    greedy = generate(model, prompt, mask_id=MASK, steps=8, gen_length=16, block_length=16)
+    assert torch.equal(sample(model, prompt, cfg).sequences, greedy)
 
 
 def test_select_top_k_and_threshold():
@@ -260,6 +288,7 @@ def test_empty_or_masked_prompt_raises():
     (dict(use_cache=True, forbid_mask=False), "use_cache needs forbid_mask=True"),
     (dict(temperature=float("nan")), "temperature must be >= 0"),
     (dict(cfg_scale=float("inf")), "cfg_scale must be >= 0"),
+    (dict(top_k=0), "top_k must be >= 1"),
 ])
 def test_config_validation(kw, match):
     base = dict(gen_length=32, block_length=8, steps=8, mask_id=MASK)

@@ -25,7 +25,8 @@ class SamplerConfig:
         token is run (``steps_per_block`` is capped at the block length), since each step commits one.
     block_length: tokens per block (ignored by fixed_length); a whole number of 7-token frames when
         ``audio`` is on. gen_length must be a multiple of it.
-    temperature: Gumbel-max sampling temperature (0 = greedy). cfg_scale: classifier-free guidance
+    temperature: Gumbel-max sampling temperature (0 = greedy). top_k: sample each token among its
+        k most likely candidates (None = all; no effect at temperature 0). cfg_scale: classifier-free guidance
         w; the unconditional pass masks the whole prompt, logits = u + (w + 1)(c - u).
     remasking: which predictions to commit at a step: "low_confidence" (most confident first) or
         "random". threshold: if set, commit every masked token of the block with confidence >=
@@ -53,6 +54,7 @@ class SamplerConfig:
     gen_length: int = 128
     block_length: int = 32
     temperature: float = 0.0
+    top_k: int | None = None
     cfg_scale: float = 0.0
     remasking: str = "low_confidence"
     threshold: float | None = None
@@ -109,6 +111,8 @@ class SamplerConfig:
                              f"{lo or self.num_blocks} or {lo + self.num_blocks}")
         if not 0 <= self.temperature < math.inf:
             raise ValueError(f"temperature must be >= 0 (a finite number), got {self.temperature}")
+        if self.top_k is not None and self.top_k < 1:
+            raise ValueError(f"top_k must be >= 1 or None, got {self.top_k}")
         if not 0 <= self.cfg_scale < math.inf:
             raise ValueError(f"cfg_scale must be >= 0 (0 = no guidance; a finite number), got {self.cfg_scale}")
         if self.threshold is not None:

@@ -164,7 +164,7 @@ def _decode_block(runner, canvas: _Canvas, start: int, end: int, counts: _Counts
         draw = None
         if config.remasking == "random":  # LLaDA draws one uniform per canvas position
             draw = torch.rand(canvas.x.shape, device=canvas.x.device, generator=generator)[:, lo:end]
-        x0, conf = predict_tokens(logits, config.temperature, config.remasking, generator, draw)
+        x0, conf = predict_tokens(logits, config.temperature, config.remasking, generator, draw, config.top_k)
         if cand is not None:
             x0 = cand[torch.arange(cand.shape[0], device=x0.device), x0]  # candidate index -> id [B, n]
         transfer = _transfer(config, conf, masked, k)

@@ -44,16 +44,26 @@ def add_gumbel_noise(logits: torch.Tensor, temperature: float,
     return logits64.exp() / gumbel
 
 
+def keep_top_k(logits: torch.Tensor, k: int | None) -> torch.Tensor:
+    """``logits`` [..., C] with every score below its row's k-th largest set to -inf (ties with the
+    k-th are kept), so sampling draws among the k most likely candidates. None or k >= C: unchanged."""
+    if k is None or k >= logits.shape[-1]:
+        return logits
+    kth = torch.topk(logits, k, dim=-1).values[..., -1:]  # [..., 1]
+    return logits.masked_fill(logits < kth, -torch.inf)
+
+
 def predict_tokens(logits: torch.Tensor, temperature: float, remasking: str,
-                   generator: torch.Generator | None = None,
-                   random_draw: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                   generator: torch.Generator | None = None, random_draw: torch.Tensor | None = None,
+                   top_k: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Predicted indices and their confidence for every position of ``logits`` [B, n, C].
 
-    x0 [B, n] = argmax of the Gumbel-noised logits (indices into C). Confidence [B, n] float64 is
+    x0 [B, n] = argmax of the Gumbel-noised logits (indices into C), drawn among each position's
+    ``top_k`` most likely candidates when set (:func:`keep_top_k`). Confidence [B, n] float64 is
     the *un-tempered* softmax probability of x0 ("low_confidence"), or for "random" remasking the
     uniform draws ``random_draw`` [B, n] (drawn here from ``generator`` if not given).
     """
-    x0 = torch.argmax(add_gumbel_noise(logits, temperature, generator), dim=-1)  # [B, n]
+    x0 = torch.argmax(add_gumbel_noise(keep_top_k(logits, top_k), temperature, generator), dim=-1)  # [B, n]
     if remasking == "low_confidence":
         p = F.softmax(logits.to(torch.float64), dim=-1)  # [B, n, C]
         conf = torch.gather(p, -1, x0.unsqueeze(-1)).squeeze(-1)  # [B, n]

@@ -21,7 +21,7 @@ Caps (what one request may ask for; derived from the canvas, so memory stays bou
     block_length   7 .. canvas limit, a multiple of 7 (whole SNAC frames)
     batch_size     chunks sampled together: rows x canvas tokens <= ``batch_token_limit(max_duration)``
                    = 4 canvas limits (19712 tokens for 60 s); checked once the chunks are planned
-    threshold      (0, 1];  temperature, cfg_scale: finite, >= 0;  min_length: [0, 1]
+    threshold      (0, 1];  temperature, cfg_scale: finite, >= 0;  min_length: [0, 1];  top_k: >= 1
     seed           0 .. MAX_SEED (2**64 - 1, what ``torch.Generator.manual_seed`` takes)
 
 METHODS / REMASKING / CACHE_MODES / THRESHOLD_FLOORS mirror ``llada_tts.sampling.config``, and SLOTS_PER_FRAME /
@@ -183,6 +183,8 @@ SAMPLER_OPTIONS = (
            help="classifier-free guidance scale (default 0 = off; > 0 doubles the forward passes)"),
     Option("temperature", "real", flag="--temperature", low=0.0, ui_high=2.0,
            help=f"sampling temperature (default {DEFAULT_TEMPERATURE}; 0 = greedy)"),
+    Option("top_k", "int", flag="--top-k", low=1, metavar="K",
+           help="sample each token among its K most likely codes (default: all; no effect at temperature 0)"),
     Option("remasking", "choice", flag="--remasking", choices=REMASKING,
            help="which predictions to commit first (default low_confidence)"),
     Option("min_length", "real", flag="--min-length", low=0.0, high=1.0, metavar="FRACTION",
