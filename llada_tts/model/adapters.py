@@ -1,9 +1,10 @@
-"""Two small-model levers that keep the checkpoint a stock Llama: compact embeddings and frame-phase masks.
+"""Three options that keep the checkpoint a stock Llama: compact embeddings, frame-phase masks and
+shifted prediction.
 
-Both travel in ``config.json`` as extra keys (a plain ``LlamaConfig`` keeps unknown keys), and
-:func:`install` (called by ``create_model`` and ``load_model``) turns them into one forward pre-hook
-on the decoder stack (``model.model``), so every caller (trainer, sampler, KV caches, scorers) sees
-the same input transformation without knowing about it.
+All travel in ``config.json`` as extra keys (a plain ``LlamaConfig`` keeps unknown keys), and
+:func:`install` (called by ``create_model``, ``load_model`` and :func:`set_shift`) turns them into
+hooks on the decoder stack (``model.model``), so every caller (trainer, sampler, KV caches, scorers)
+sees the same transformation without knowing about it.
 
 ``"llada_rows": [[0, 256], [128000, 156940]]``  compact embeddings
     The embedding matrix holds only these ids, in order (K rows instead of 156,940). A fresh model
@@ -20,6 +21,14 @@ the same input transformation without knowing about it.
     audio region is slot ``p % 7``. The sampler still writes the one diffusion mask id; only the
     model's input changes. Positions come from ``position_ids`` (or the cache offset), so block
     and KV-cached calls get the same phase as full ones.
+
+``"llada_shift_logits": true``  shifted prediction (AR-to-diffusion adaptation)
+    An autoregressive checkpoint's head reads position i-1 to predict token i. A forward hook on
+    the decoder stack moves every hidden state one position right (position 0 keeps its own), so
+    the logits at position i come from position i-1, as the AR head was trained, and every loss,
+    sampler and scorer that indexes logits by the target position stays unchanged. The one caller
+    that must know is a KV-cached step that recomputes only some columns: it also recomputes the
+    column before them (``HFRunner``).
 """
 from __future__ import annotations
 
@@ -31,6 +40,7 @@ from audio_tokenizer import layout as L
 
 ROWS_KEY = "llada_rows"
 SLOT_MASKS_KEY = "llada_slot_masks"
+SHIFT_KEY = "llada_shift_logits"
 SLOT_MASK_IDS = tuple(range(128011, 128011 + L.SLOTS_PER_FRAME))  # <|reserved_special_token_3..9|>
 FILLER_ID = 128004  # <|finetune_right_pad_id|>: front padding that aligns a prompt to whole frames
 # Rows a fresh model with the offline byte tokenizer uses: bytes, Llama-3 specials + Orpheus control
@@ -140,13 +150,44 @@ def _pre_hook(module, args, kwargs):
     return args, kwargs
 
 
+def shift_right(hidden: torch.Tensor) -> torch.Tensor:
+    """hidden [B, T, H] -> [B, T, H] with position i holding position i-1's state (position 0 its own)."""
+    return torch.cat([hidden[:, :1], hidden[:, :-1]], dim=1)
+
+
+def _shift_hook(module, args, output):
+    output.last_hidden_state = shift_right(output.last_hidden_state)
+    return output
+
+
+def shifts(model_or_config) -> bool:
+    """True when the model predicts token i from position i-1 (``llada_shift_logits``)."""
+    config = getattr(getattr(model_or_config, "module", model_or_config), "config", model_or_config)
+    return bool(getattr(config, SHIFT_KEY, False))
+
+
+def set_shift(model, on: bool = True) -> torch.nn.Module:
+    """Record shifted prediction in ``model``'s config and install (or remove) its hook."""
+    setattr(model.config, SHIFT_KEY, bool(on))
+    body = model.model
+    hook = getattr(body, "_llada_shift_hook", None)
+    if hook is not None and not on:
+        hook.remove()
+        body._llada_shift_hook = None
+    return install(model)
+
+
 def install(model) -> torch.nn.Module:
-    """Register the input hook on ``model.model`` when the config asks for either lever (idempotent)."""
+    """Register the hooks ``model``'s config asks for on ``model.model`` (idempotent)."""
     body = getattr(model, "model", None)
-    config = model.config
-    ranges = getattr(config, ROWS_KEY, None)
-    if body is None or getattr(body, "_llada_hook", None) is not None:
+    if body is None:
         return model
+    config = model.config
+    if shifts(config) and getattr(body, "_llada_shift_hook", None) is None:
+        body._llada_shift_hook = body.register_forward_hook(_shift_hook)
+    if getattr(body, "_llada_hook", None) is not None:
+        return model
+    ranges = getattr(config, ROWS_KEY, None)
     body._llada_row_lookup = row_lookup(ranges) if ranges else None
     body._llada_row_ids = row_ids(ranges) if ranges else None
     if ranges or getattr(config, SLOT_MASKS_KEY, None):

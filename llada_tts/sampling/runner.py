@@ -20,14 +20,13 @@ import torch
 import torch.nn.functional as F
 
 from audio_tokenizer import layout as L
+from llada_tts.model import adapters
 from llada_tts.sampling.cache import BlockKVCache
 from llada_tts.sampling.constraints import slot_candidates, slots_of
 
 
 class FullLogitsRunner:
     """Logits from ``model(x).logits`` (plus padding mask / positions only when there is padding)."""
-
-    supports_cache = False
 
     def __init__(self, model, audio: bool = False):
         self.model, self.audio = model, audio
@@ -52,8 +51,6 @@ def is_hf_causal_lm(model) -> bool:
 class HFRunner:
     """Decoder stack + a head restricted to the block (and to slot candidates for audio)."""
 
-    supports_cache = True
-
     def __init__(self, model, audio: bool = False, cache_mode: str | None = None):
         if not is_hf_causal_lm(model):
             raise ValueError("HFRunner needs a transformers *ForCausalLM (a .model decoder and an lm_head); "
@@ -62,6 +59,7 @@ class HFRunner:
         head = model.get_output_embeddings()
         self.weight, self.bias = head.weight, getattr(head, "bias", None)  # [V, H], [V] | None
         self.audio = audio
+        self.shift = adapters.shifts(model)  # the decoder's hook shifts states; cached steps must know
         self.cache = BlockKVCache(cache_mode) if cache_mode else None
         if audio:
             if self.weight.shape[0] < L.AUDIO_END:
@@ -82,6 +80,8 @@ class HFRunner:
         if phase == "refresh":
             return self.cache.refresh(self.body, input_ids, attention_mask, position_ids)[:, lo:end]
         if phase == "cached":
+            if self.shift:  # logits at lo come from position lo - 1: recompute that column too
+                return self.cache.step(self.body, input_ids, attention_mask, position_ids, lo - 1, end)[:, 1:]
             return self.cache.step(self.body, input_ids, attention_mask, position_ids, lo, end)
         raise ValueError(f"unknown phase {phase!r}")
 
