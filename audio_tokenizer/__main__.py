@@ -1,10 +1,13 @@
-"""Command line: ``python -m audio_tokenizer {corpus,build,random-codec,eval-codec} ...`` (see ``--help`` of each)."""
+"""Command line: ``python -m audio_tokenizer {corpus,build,random-codec,eval-codec} ...`` (see ``--help`` of each).
+
+``llada-tts data ...`` is the same command line (``main(argv, prog=..., parser_class=...)``)."""
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
 
+PROG = "python -m audio_tokenizer"
 EXAMPLES = """examples:
   python -m audio_tokenizer corpus data/espeak --n 200 --holdout 20 --seed 0
   python -m audio_tokenizer build --input data/espeak --output data/espeak_tok \\
@@ -13,14 +16,16 @@ EXAMPLES = """examples:
   python -m audio_tokenizer eval-codec --codec demo --input data/heldout --limit 100 --out reports/codec
   python -m audio_tokenizer build --input my_hf_dataset_dir --text-column sentence --audio-column audio \\
       --voice tara --output data/tara_tok --tokenizer ./tokenizer --codec ./snac_24khz
-  python -m audio_tokenizer build --input data/espeak --output data/espeak_ipa --front-end espeak-ipa \
+  python -m audio_tokenizer build --input data/espeak --output data/espeak_ipa --front-end espeak-ipa \\
       --tokenizer ./tokenizer --codec ./snac_24khz        # prompts in IPA phonemes
 """
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m audio_tokenizer", epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+def _parser(prog: str = PROG, parser_class: type[argparse.ArgumentParser] = argparse.ArgumentParser,
+            ) -> argparse.ArgumentParser:
+    """The parser, named ``prog`` in usage and examples; ``parser_class`` makes it and its subcommands."""
+    p = parser_class(
+        prog=prog, epilog=EXAMPLES.replace(PROG, prog), formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Make an offline speech corpus with eSpeak NG, or tokenise a speech dataset into "
                     "Orpheus-layout TTS rows (SNAC 24 kHz codes) saved with datasets.save_to_disk.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -206,10 +211,13 @@ def _eval_codec(args) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = PROG,
+         parser_class: type[argparse.ArgumentParser] = argparse.ArgumentParser) -> int:
+    """Run one subcommand; returns the exit status. ``prog`` and ``parser_class``: how another command
+    line that hands its words here (``llada-tts data``) names itself and reports usage errors."""
     from audio_tokenizer.corpus import InputError
 
-    args = _parser().parse_args(argv)
+    args = _parser(prog, parser_class).parse_args(argv)
     # bad input: one line, exit 2 (corpus: any ValueError is a bad argument, e.g. an unknown voice;
     # eval-codec: EvalCodecError and the judge's ASRError, both ValueErrors)
     expected = InputError if args.command == "build" else ValueError

@@ -80,8 +80,8 @@ def replace_dir(tmp: str | os.PathLike, dst: str | os.PathLike) -> Path:
         os.replace(dst, old)
     try:
         os.replace(tmp, dst)
-    except BaseException:
-        if old.exists():  # put the previous folder back: the swap did not happen
+    except OSError:  # the rename itself failed: put the previous folder back (a kill is left to clean_temp_dirs)
+        if old.exists():
             os.replace(old, dst)
         raise
     shutil.rmtree(old, ignore_errors=True)

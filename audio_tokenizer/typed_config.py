@@ -5,10 +5,12 @@ all come from the same field metadata.
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import difflib
 import math
 import typing
+from collections.abc import Callable
 from dataclasses import field
 from pathlib import Path
 
@@ -59,24 +61,38 @@ def coerce(cls, key: str, value, where: str = "config"):
                          f"got {value!r}") from None
 
 
-def parse_overrides(argv: list[str]) -> dict:
-    """``--key value`` / ``--key=value`` pairs -> {key: raw string}; a bare ``--flag`` means true."""
-    out, i = {}, 0
-    while i < len(argv):
-        arg = argv[i]
-        if not arg.startswith("--") or arg == "--":
-            raise ValueError(f"expected --key value, got {arg!r}")
-        if "=" in arg:
-            key, value = arg.split("=", 1)
-            i += 1
-        elif i + 1 < len(argv) and not argv[i + 1].startswith("--"):
-            key, value = arg, argv[i + 1]
-            i += 2
-        else:
-            key, value = arg, "true"
-            i += 1
-        out[key[2:].replace("-", "_")] = value
-    return out
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that raises ValueError (one line) instead of printing usage and exiting."""
+
+    def error(self, message: str):
+        raise ValueError(message)
+
+
+def unknown_key(key: str, keys: list[str], where: str) -> ValueError:
+    """The error for a key not in ``keys``, naming the nearest one and listing them all."""
+    near = difflib.get_close_matches(key, keys, n=1)
+    hint = f" (did you mean {near[0]!r}?)" if near else ""
+    return ValueError(f"unknown config key {key!r} in {where}{hint}. Valid keys: {', '.join(keys)}")
+
+
+def parse_overrides(argv: list[str], keys: list[str],
+                    unknown: Callable[[str, str], Exception] | None = None) -> dict[str, str]:
+    """``--key value`` / ``--key=value`` pairs (``--key-name`` = ``--key_name``; a bare ``--key`` means true)
+    -> {key: raw string}, parsed by argparse with one option per name in ``keys``. An unknown ``--name``
+    raises ``unknown(name, where)`` (default: :func:`unknown_key`, naming the nearest key), any other
+    word "expected --key value"."""
+    parser = ArgumentParser(add_help=False, allow_abbrev=False)
+    for key in keys:
+        flags = dict.fromkeys((f"--{key}", f"--{key.replace('_', '-')}"))
+        parser.add_argument(*flags, dest=key, nargs="?", const="true", default=argparse.SUPPRESS)
+    given, rest = parser.parse_known_args(argv)
+    if rest:
+        word = rest[0]
+        if not word.startswith("--") or word == "--":
+            raise ValueError(f"expected --key value, got {word!r}")
+        name = word[2:].split("=", 1)[0].replace("-", "_")
+        raise unknown(name, "the command line") if unknown else unknown_key(name, list(keys), "the command line")
+    return vars(given)
 
 
 def read_yaml(path: str | Path) -> dict:
@@ -101,9 +117,7 @@ def build(cls, sources: list[tuple[str, dict]]):
         for key, value in raw.items():
             key = str(key)
             if key not in keys:
-                near = difflib.get_close_matches(key, keys, n=1)
-                hint = f" (did you mean {near[0]!r}?)" if near else ""
-                raise ValueError(f"unknown config key {key!r} in {where}{hint}. Valid keys: {', '.join(keys)}")
+                raise unknown_key(key, keys, where)
             merged[key] = coerce(cls, key, value, where)
     return cls(**merged)
 
@@ -111,7 +125,7 @@ def build(cls, sources: list[tuple[str, dict]]):
 def load(cls, path: str | Path | None = None, overrides: list[str] | dict | None = None):
     """``cls`` from a YAML file (None = defaults) plus ``--key value`` overrides."""
     if isinstance(overrides, list):
-        overrides = parse_overrides(overrides)
+        overrides = parse_overrides(overrides, [f.name for f in dataclasses.fields(cls)])
     sources = [(str(path), read_yaml(path))] if path is not None else []
     return build(cls, sources + [("the command line", overrides or {})])
 

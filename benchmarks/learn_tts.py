@@ -17,7 +17,7 @@ product's step (``training.step.diffusion_step``: forward_process + masked_diffu
 masked), the AR model with next-token cross-entropy on the same answer tokens and the same per-row
 normalisation.
 
-Held-out measurements (``llada_tts.evaluation.learning``):
+Held-out measurements (``benchmarks/learning.py``):
   * teacher-forced: diffusion masked-token accuracy with exactly round(r * answer) answer tokens masked
     (r = 0.25, 0.5, 0.9); AR next-token accuracy (its stand-in). NLL in nats per answer token: the
     diffusion ELBO (an upper bound; averaged over --elbo-draws stratified t) vs the AR exact NLL.
@@ -42,13 +42,14 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository (benchmarks.learning), from anywhere
+
 import numpy as np
 import torch
 from transformers import LlamaForCausalLM
 
 from audio_tokenizer import layout as L
-from llada_tts.data import collate, load_tts_rows
-from llada_tts.evaluation.learning import (
+from benchmarks.learning import (
     diffusion_nll_bound,
     greedy_decode,
     masked_predictions,
@@ -59,6 +60,7 @@ from llada_tts.evaluation.learning import (
     slot_modes,
     stream_metrics,
 )
+from llada_tts.data import collate, load_tts_rows
 from llada_tts.fileio import write_atomic
 from llada_tts.model import config_for_size, count_parameters, create_model
 from llada_tts.sampling import SamplerConfig, sample

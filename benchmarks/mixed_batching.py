@@ -32,9 +32,9 @@ scored by the same code on the held-out TTS rows, one row at a time (no batch pa
 mask ratio r in ``--eval-ratios``, ``--eval-draws`` fixed-seed draws of ``diffusion.forward_process``
 with t = r over the answer (the prompt stays visible), scored with ``diffusion.masked_diffusion_loss``
 at p_mask = 1 (plain cross-entropy) and split by ``diffusion.loss_breakdown`` /
-``accuracy_breakdown``: cross-entropy (nats) and argmax accuracy on the masked AUDIO tokens. Every
-model sees the same masks. Also the ELBO bound in nats per answer token
-(``evaluation.learning.diffusion_nll_bound``). An untrained model of the same config is the
+``training.step.accuracy_counts``: cross-entropy (nats) and argmax accuracy on the masked AUDIO tokens.
+Every model sees the same masks. Also the ELBO bound in nats per answer token
+(``benchmarks/learning.py``'s ``diffusion_nll_bound``). An untrained model of the same config is the
 reference row. From the training logs (metrics.jsonl): ``loss_audio`` (CE / p_mask per masked audio
 token, not divided by any row normaliser, so comparable across arms) averaged over the last
 quarter of the updates, ``loss_text``, and for the new trainer ``tts_fill_fraction`` and
@@ -224,10 +224,17 @@ def train_config(args, data: dict, arm: str, folder: Path) -> dict:
 
 
 def final_checkpoint(folder: Path) -> Path:
-    """The run's last complete checkpoint (the quickstart's rule: most optimizer updates)."""
-    from llada_tts.quickstart import final_checkpoint as latest
-
-    best = latest(folder)
+    """The run's finished checkpoint with the most optimizer updates, by its weights and trainer_state.json
+    only: the old arm's training state is in the earlier pickled format, which the trainer's own
+    ``find_latest`` (rightly, for resuming) refuses; only the weights are evaluated here."""
+    best, best_step = None, -1
+    for d in folder.glob("checkpoint-epoch-*"):
+        try:
+            step = json.loads((d / "trainer_state.json").read_text())["global_step"]
+        except (OSError, ValueError, KeyError):
+            continue
+        if (d / "config.json").is_file() and step > best_step:
+            best, best_step = d, step
     if best is None:
         raise RuntimeError(f"no finished checkpoint in {folder}")
     return best
@@ -287,8 +294,9 @@ def evaluate(model, rows: list[dict], ratios: list[float], draws: int, elbo_draw
     import torch
 
     from audio_tokenizer import layout as L
-    from llada_tts.diffusion import accuracy_breakdown, forward_process, loss_breakdown, masked_diffusion_loss
-    from llada_tts.evaluation.learning import diffusion_nll_bound, logits_at
+    from benchmarks.learning import diffusion_nll_bound, logits_at
+    from llada_tts.diffusion import forward_process, loss_breakdown, masked_diffusion_loss
+    from llada_tts.training.step import accuracy_counts
 
     model.eval()
     out = {}
@@ -308,7 +316,7 @@ def evaluate(model, rows: list[dict], ratios: list[float], draws: int, elbo_draw
                     # p_mask = 1: weighted_ce is the plain cross-entropy of each masked token
                     _, ce = masked_diffusion_loss(logits, target, every, torch.ones(target.shape), torch.ones(1))
                     parts = loss_breakdown(ce, target, every, L.AUDIO_OFFSET, L.AUDIO_END)
-                    acc = accuracy_breakdown(logits, target, every, L.AUDIO_OFFSET, L.AUDIO_END)
+                    acc = accuracy_counts(logits[0].argmax(dim=-1), target[0])
                     ce_sum += float(parts["audio_sum"])
                     n += float(parts["audio_count"])
                     correct += float(acc["audio_correct"])

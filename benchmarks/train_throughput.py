@@ -24,12 +24,12 @@ import datasets
 import torch
 import torch.nn.functional as F
 
-from llada_tts.config import TrainConfig
+from llada_tts.data.toy_data import toy_tts_rows, write_toy_text
 from llada_tts.model import config_for_size, create_model
 from llada_tts.training import Trainer
 from llada_tts.training.build import enable_checkpointing
+from llada_tts.training.config import TrainConfig
 from llada_tts.training.optim import build_optimizer
-from llada_tts.training.toy_data import toy_tts_rows, write_toy_text
 from llada_tts.vocab import build_offline_tokenizer
 
 PROMPT_TOKENS = 13  # prompt + end_of_speech + end_of_ai of a toy row with text "hi", voice "a"
@@ -107,8 +107,7 @@ def main(argv: list[str] | None = None) -> int:
                           lr_scheduler_type="constant", mixed_precision="bf16" if cuda else "no", report_to="none",
                           logging_steps=args.logging_steps, save_epochs=1000, save_folder=str(folder / "run"),
                           gradient_checkpointing=args.gradient_checkpointing, random_length_prob=0.0)
-        trainer = Trainer(cfg)
-        trainer.full_logits = args.full_logits
+        trainer = Trainer(cfg, full_logits=args.full_logits)
         device = trainer.accelerator.device
         batch = next(iter(trainer.loader))  # the bare step's fixed batch (same shape as ours)
         trainer.sampler.set_epoch(0)

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import torch
 
-from llada_tts.config import load_config
 from llada_tts.data import collate, load_tts_rows
 from llada_tts.model import adapters, load_model
 from llada_tts.training.build import align_rows
+from llada_tts.training.config import load_config
 from llada_tts.training.step import diffusion_step, step_generator
 
 

@@ -7,7 +7,7 @@ saved to ``OUT/logs/<stage>.log``)::
     2 codec    llada-tts tokenizer OUT/tokenizer --from offline  (the codec: the shipped `demo` codec, or --codec;
                --codec random: python -m audio_tokenizer random-codec OUT/codec --size tiny, UNTRAINED)
     3 dataset  python -m audio_tokenizer build --input OUT/corpus --output OUT/dataset ...  (+ OUT/text.jsonl)
-    4 train    python recipes/tts_train.py --config OUT/train.yaml          (mixed text + TTS rows)
+    4 train    llada-tts train --config OUT/train.yaml                     (mixed text + TTS rows)
     5 say      llada-tts say "..." --model OUT/train/checkpoint-epoch-N --codec demo -o OUT/sample.wav
                (--min-length 0.8: a barely trained model would otherwise end the speech at once)
     6 voice    llada-tts say "..." --model demo -o OUT/demo_voice.wav  (the shipped demo voice; only when
@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from audio_tokenizer.errors import RuntimeFailure
 from llada_tts.fileio import write_atomic
 
 DEFAULT_VOICES = ("en-us", "en-gb", "en-us+f3", "en-gb+m3", "en-us+f2")  # = audio_tokenizer.corpus.DEFAULT_VOICES
@@ -39,9 +40,9 @@ RANDOM_CODEC = "random"  # an UNTRAINED tiny codec made by the codec stage (offl
 STAMP_DIR = ".quickstart"
 SAY_CHARS = 45  # `say` speaks the held-out sentence closest to this length
 SENTENCES_PER_DOC = 4  # corpus sentences per {"text": ...} line of text.jsonl
-REPO_RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "tts_train.py"
 
-# recipes/configs/quickstart.yaml holds these settings for --out quickstart (a test keeps them equal)
+# the training settings of OUT/train.yaml (train_config adds the paths and sizes); recipes/configs/quickstart.yaml
+# is generated from them (recipe_yaml)
 TRAIN_SETTINGS = dict(ratio=0.25, voice_type="all", tokenizer_name="offline", batch_size=4,
                       gradient_accumulation_steps=1, learning_rate=3.0e-3, lr_scheduler_type="linear",
                       warmup_ratio=0.05, max_grad_norm=1.0, mixed_precision="no", seed=42,
@@ -91,7 +92,7 @@ def reduced(settings: Settings) -> Settings:
     return replace(settings, **REDUCED)
 
 
-class StageError(RuntimeError):
+class StageError(RuntimeFailure):
     """A stage failed; the message names the stage and its log."""
 
 
@@ -156,16 +157,10 @@ def write_text_rows(out: Path) -> Path:
 
 
 def final_checkpoint(save_folder: Path) -> Path | None:
-    """The complete checkpoint with the most optimizer updates (the trainer renames finished ones into place)."""
-    best, best_step = None, -1
-    for d in save_folder.glob("checkpoint-epoch-*"):
-        try:
-            step = json.loads((d / "trainer_state.json").read_text())["global_step"]
-        except (OSError, ValueError, KeyError):
-            continue
-        if (d / "config.json").is_file() and step > best_step:
-            best, best_step = d, step
-    return best
+    """The complete checkpoint with the most optimizer updates: the trainer's own ``find_latest``."""
+    from llada_tts.training.checkpoint import find_latest  # torch and accelerate: only once a stage needs it
+
+    return find_latest(save_folder)
 
 
 def train_config(s: Settings) -> dict:
@@ -178,20 +173,58 @@ def train_config(s: Settings) -> dict:
     return cfg
 
 
-def train_yaml(s: Settings) -> str:
+KEY_NOTES = {  # the comments of train.yaml
+    "TTS_dataset": "Orpheus rows of the corpus (stage 3, python -m audio_tokenizer build)",
+    "text_QA_dataset": '{"text": ...} documents of the corpus sentences',
+    "ratio": "a quarter of the samples are text",
+    "max_length": "the build skipped longer rows (--max-length, --max-duration)",
+    "model_name": "a fresh model (tiny: hidden 64, 2 layers), no download",
+    "tokenizer_name": "byte-level tokenizer with the Llama-3/Orpheus ids",
+    "save_epochs": "one checkpoint, at the end",
+    "report_to": "metrics.jsonl is always written",
+}
+RECIPE_HEAD = """\
+# The training stage of `llada-tts quickstart` (default --out quickstart), offline on a CPU in about a minute.
+# `llada-tts quickstart` makes the data and runs this for you; to run the stage by hand afterwards:
+#   llada-tts train --config recipes/configs/quickstart.yaml
+# A fresh tiny model trained for a minute: a pipeline check, not a voice. For real speech see
+# recipes/configs/llama3_1b_single_gpu.yaml.
+# GENERATED from llada_tts/quickstart.py (TRAIN_SETTINGS, train_config): change those, then rewrite this file:
+#   python -c 'import llada_tts.quickstart as q; print(q.recipe_yaml(), end="")' > recipes/configs/quickstart.yaml
+"""
+
+
+TRAIN_HEAD = """\
+# written by `llada-tts quickstart`: a fresh tiny model, offline byte-level tokenizer,
+# mixed training (a quarter of the samples are text rows from text.jsonl)
+"""
+
+
+def config_yaml(s: Settings) -> str:
+    """``train_config(s)`` as YAML, one commented key a line."""
     import yaml
 
-    head = ("# written by `llada-tts quickstart`: a fresh tiny model, offline byte-level tokenizer,\n"
-            "# mixed training (a quarter of the samples are text rows from text.jsonl)\n")
-    return head + yaml.safe_dump(train_config(s), sort_keys=False)
+    lines = []
+    for key, value in train_config(s).items():
+        line = yaml.safe_dump({key: value}, width=float("inf")).rstrip("\n")
+        note = KEY_NOTES.get(key) if "\n" not in line else None
+        lines.append(f"{line:40s} # {note}" if note else line)
+    return "\n".join(lines) + "\n"
+
+
+def train_yaml(s: Settings) -> str:
+    """OUT/train.yaml, the training stage's config."""
+    return TRAIN_HEAD + config_yaml(s)
+
+
+def recipe_yaml() -> str:
+    """recipes/configs/quickstart.yaml of a checkout: the default run's config (``--out quickstart``)."""
+    return RECIPE_HEAD + config_yaml(Settings())
 
 
 def train_command(config: Path) -> list[str]:
-    """The trainer CLI: the repo's recipes/tts_train.py, or the same entry point from an installed package."""
-    if REPO_RECIPE.is_file():
-        recipe = REPO_RECIPE.relative_to(Path.cwd()) if REPO_RECIPE.is_relative_to(Path.cwd()) else REPO_RECIPE
-        return [sys.executable, str(recipe), "--config", str(config)]
-    return [sys.executable, "-m", "llada_tts.training", "tts", "--config", str(config)]
+    """The trainer's command line: ``llada-tts train`` (= recipes/tts_train.py of a checkout)."""
+    return [sys.executable, "-m", "llada_tts", "train", "--config", str(config)]
 
 
 def wav_info(path: Path) -> dict:
@@ -489,7 +522,7 @@ def closing_text(s: Settings, report: dict) -> str:
         "  python -m audio_tokenizer build --input MY_CORPUS --output data/my_tok \\",
         f"      --tokenizer meta-llama/Llama-3.2-1B-Instruct --codec {REAL_CODEC}",
         "  # 2. train from a Llama-3.2-1B base on one GPU (edit TTS_dataset / text_QA_dataset in the config)",
-        "  python recipes/tts_train.py --config recipes/configs/llama3_1b_single_gpu.yaml --TTS_dataset data/my_tok",
+        "  llada-tts train --config recipes/configs/llama3_1b_single_gpu.yaml --TTS_dataset data/my_tok",
         "  # 3. speak with your trained checkpoint and the real codec",
         f"  llada-tts say \"Hello there.\" --model checkpoints/llada-tts-1b/checkpoint-epoch-10 "
         f"--codec {REAL_CODEC} -o hello.wav",

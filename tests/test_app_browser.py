@@ -161,11 +161,11 @@ def test_type_generate_and_download_a_playable_wav(server, browser):
             socket.create_connection(("127.0.0.2", port), timeout=5).close()
     browser.get(server)
     text = _wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, "#text textarea"))
-    voice = browser.find_element(By.CSS_SELECTOR, "#voice input")
+    voice = _wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, "#voice input"))  # the page renders in parts
     assert voice.get_attribute("value") == "tara"  # the checkpoint's first voice is preselected
 
     # empty text: a message on the page, no audio
-    browser.find_element(By.ID, "generate").click()
+    _wait(browser, lambda d: d.find_element(By.ID, "generate")).click()
     _wait(browser, lambda d: "Please type some text" in d.find_element(By.TAG_NAME, "body").text)
     assert not browser.find_elements(By.CSS_SELECTOR, "#audio audio[src]")
 

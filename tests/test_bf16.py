@@ -16,7 +16,7 @@ from pathlib import Path
 import datasets
 import pytest
 
-from llada_tts.training.toy_data import toy_tts_rows, write_toy_text
+from llada_tts.data.toy_data import toy_tts_rows, write_toy_text
 
 ROOT = Path(__file__).resolve().parents[1]
 BF16_RTOL = 1e-2  # per-step loss, bf16 vs fp32 (measured <= 4e-4 over these 12 steps)
@@ -25,7 +25,7 @@ BF16_SCRIPT = """
 import json, sys, torch
 from accelerate.state import AcceleratorState
 from safetensors import safe_open
-from llada_tts.config import TrainConfig
+from llada_tts.training.config import TrainConfig
 from llada_tts.training import Trainer, read_metrics
 spec = json.loads(open(sys.argv[1]).read())
 out = {}
@@ -52,7 +52,7 @@ json.dump(out, open(sys.argv[2], "w"))
 MEMORY_SCRIPT = """
 import json, resource, sys, time, torch
 torch.set_num_threads(1)
-from llada_tts.config import TrainConfig
+from llada_tts.training.config import TrainConfig
 from llada_tts.training import Trainer, read_metrics
 spec = json.loads(open(sys.argv[1]).read())
 t = Trainer(TrainConfig(**spec))
@@ -87,7 +87,7 @@ def test_bf16_on_cpu_trains_finite_and_tracks_fp32(tmp_path, offline_tokenizer):
     datasets.Dataset.from_dict(cols).save_to_disk(str(tmp_path / "tts"))
     spec = dict(TTS_dataset=str(tmp_path / "tts"), text_QA_dataset=str(write_toy_text(tmp_path / "text.jsonl", 4)),
                 ratio=0.5, max_length=32, model_name="tiny", tokenizer_name="offline", batch_size=2, epochs=3,
-                max_steps=12, learning_rate=3e-3, warmup_steps=1, report_to="none", logging_steps=1, save_epochs=100,
+                max_steps=12, learning_rate=3e-3, warmup="1", report_to="none", logging_steps=1, save_epochs=100,
                 save_folder=str(tmp_path / "run"))
     out = run_script(tmp_path, BF16_SCRIPT, spec, "bf16")
     fp32, bf16 = out["no"], out["bf16"]

@@ -8,8 +8,8 @@ import pytest
 from synthesis_fixtures import tiny_codec_dir  # noqa: F401  (fixture)
 
 from llada_tts.checkpoint_meta import META_FILE, CheckpointMeta, dataset_codec, meta_from_columns, read_meta
-from llada_tts.config import TrainConfig
-from llada_tts.training.toy_data import toy_tts_rows
+from llada_tts.data.toy_data import toy_tts_rows
+from llada_tts.training.config import TrainConfig
 
 
 def test_meta_from_columns():

@@ -86,7 +86,7 @@ def test_parser_has_the_shared_contract():
     sub = next(a for a in parser._actions if a.dest == "command")
     assert set(sub.choices) == set(COMMANDS)
     assert COMMANDS == ("say", "edit", "voices", "info", "app", "eval", "tokenizer", "quickstart", "serve", "generate",
-                        "score")
+                        "score", "train", "data")
 
 
 def test_tokenizer_command_saves_a_layout_checked_tokenizer(capsys, tmp_path):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from llada_tts.config import (
+from llada_tts.training.config import (
     ALIASES,
     TrainConfig,
     load_config,
@@ -19,6 +19,8 @@ from llada_tts.config import (
     valid_keys,
     write_sample_config,
 )
+from llada_tts.training.warmup import LEGACY_KEYS as WARMUP_KEYS
+from llada_tts.training.warmup import Warmup, from_legacy
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted(p for p in (ROOT / "recipes" / "configs").glob("*.yaml")
@@ -161,14 +163,16 @@ def test_aliases_and_legacy_section(tmp_path):
 
 
 def test_overrides_parser():
-    assert parse_overrides(["--a", "1", "--b=x y", "--flag", "--c", "-2"]) == {"a": "1", "b": "x y", "flag": "true",
-                                                                              "c": "-2"}
+    assert parse_overrides(["--seed", "1", "--run_name=x y", "--gradient_checkpointing", "--eps", "-2"]) == {
+        "seed": "1", "run_name": "x y", "gradient_checkpointing": "true", "eps": "-2"}
+    assert parse_overrides(["--batch-size", "2", "--output_dir", "o", "--warmup_steps", "3"]) == {
+        "batch_size": "2", "output_dir": "o", "warmup_steps": "3"}  # dashes, aliases and earlier keys
     with pytest.raises(ValueError, match="expected --key value"):
         parse_overrides(["epochs", "3"])
 
 
 def test_resolved_config_round_trips(tmp_path):
-    cfg = TrainConfig(TTS_dataset="t", text_QA_dataset="x", ratio=0.3, max_steps=7, warmup_steps=2,
+    cfg = TrainConfig(TTS_dataset="t", text_QA_dataset="x", ratio=0.3, max_steps=7, warmup="2",
                       report_to="none", logging_dir="logs").resolved()
     back = load_config(save_config(cfg, tmp_path / "r.yaml"))
     assert back == cfg
@@ -198,6 +202,9 @@ def test_every_shipped_yaml_loads_with_its_values(path):
     raw = yaml.safe_load(path.read_text())
     cfg = load_config(path)
     for key, value in raw.items():
+        if key in WARMUP_KEYS:  # an earlier warmup key: the one warmup rule holds its value
+            assert Warmup.parse(cfg.warmup) == from_legacy(**{key: value}), key
+            continue
         got = getattr(cfg, ALIASES.get(key, key))
         assert got == value or (isinstance(value, str) and got == type(got)(value)), key
 
@@ -212,11 +219,12 @@ def _attributes_read(files) -> set[str]:
     return names
 
 
-LAYOUT_CHECKED = {"pad_token", "num_audio_tokens", "num_special_tokens"}  # only checked (see test_bad_values)
+LAYOUT_CHECKED = {"pad_token"}  # only checked (see test_bad_values)
 
 
 def test_every_config_key_is_used_by_the_training_code():
-    used = _attributes_read((ROOT / "llada_tts" / "training").glob("*.py"))
+    code = [f for f in (ROOT / "llada_tts" / "training").glob("*.py") if f.name != "config.py"]  # not its checks
+    used = _attributes_read(code)
     derived = {"report_to": "trackers"}  # read through a TrainConfig property
     unused = [k for k in valid_keys() if derived.get(k, k) not in used and k not in LAYOUT_CHECKED]
     assert not unused, f"config keys never read by the trainer: {unused}"
@@ -227,3 +235,85 @@ def test_shipped_accelerate_configs_are_valid_yaml():
         data = yaml.safe_load(path.read_text())
         assert data["compute_environment"] == "LOCAL_MACHINE", path.name
         assert re.fullmatch(r"NO|MULTI_GPU|MULTI_CPU|FSDP", data["distributed_type"]), path.name
+
+
+# --- earlier keys that are no fields any more --------------------------------------------------------------
+
+def test_layout_keys_that_only_restated_the_layout_are_read_and_dropped(tmp_path):
+    cfg = load_config(_write(tmp_path, "TTS_dataset: x\nnum_audio_tokens: 28672\nnum_special_tokens: 10\n"),
+                      ["--num_audio_tokens", "28672"])
+    assert not hasattr(cfg, "num_audio_tokens") and not hasattr(cfg, "num_special_tokens")
+    assert {"num_audio_tokens", "num_special_tokens"}.isdisjoint(valid_keys())
+    assert "num_audio_tokens" not in save_config(cfg.resolved(), tmp_path / "r.yaml").read_text()
+
+
+@pytest.mark.parametrize("text, match", [
+    ("num_audio_tokens: 4096\n", r"num_audio_tokens: is fixed at 28672 \(7 x 4096\), got 4096 in .*c\.yaml; "
+                                 "leave the key out"),
+    ("num_special_tokens: 12\n", r"num_special_tokens: is fixed at 10 .*, got 12"),
+    ("num_special_tokens: ten\n", r"num_special_tokens in .* must be an int"),
+])
+def test_a_layout_key_with_another_value_is_one_line(tmp_path, text, match):
+    with pytest.raises(ValueError, match=match) as e:
+        load_config(_write(tmp_path, "TTS_dataset: x\n" + text))
+    assert "\n" not in str(e.value)
+
+
+def test_unknown_key_error_suggests_an_earlier_key_too(tmp_path):
+    with pytest.raises(ValueError, match=r"unknown config key 'warmup_step' .*did you mean 'warmup_steps'") as e:
+        load_config(_write(tmp_path, "TTS_dataset: x\nwarmup_step: 3\n"))
+    assert "warmup_ratio, warmup_steps, warmup_epochs (= warmup)" in str(e.value)
+
+
+# the train_config.yaml the earlier trainer wrote for a run (every key, its effective values): such runs resume
+EARLIER_RUN = """
+TTS_dataset: {data}
+text_QA_dataset: null
+ratio: 0.0
+voice_type: all
+max_length: 768
+model_name: voice
+tokenizer_name: offline
+compact_embeddings: true
+slot_masks: true
+audio_loss: slot
+epochs: 20
+max_steps: 8000
+batch_size: 16
+gradient_accumulation_steps: 1
+number_processes: null
+learning_rate: 0.0015
+weight_decay: 0.01
+lr_scheduler_type: cosine
+warmup_ratio: 0.0
+warmup_steps: 150
+warmup_epochs: null
+max_grad_norm: 1.0
+mixed_precision: 'no'
+seed: 42
+eps: 0.001
+prompt_drop_prob: 0.1
+pad_token: 128263
+num_audio_tokens: 28672
+num_special_tokens: 10
+mask_token_id: 156938
+save_folder: {run}
+save_epochs: 0.5
+report_to: none
+logging_dir: null
+logging_steps: 25
+"""
+
+
+def test_an_earlier_runs_saved_config_loads_and_resumes_without_complaint(tmp_path):
+    from llada_tts.training.checkpoint import TrainerState, check_resumable
+
+    path = _write(tmp_path, EARLIER_RUN.format(data=tmp_path / "data", run=tmp_path / "run"), "train_config.yaml")
+    saved = load_config(path, base=tmp_path).resolved(tmp_path)
+    assert saved.warmup == "150" and Warmup.parse(saved.warmup).updates(8000, 375) == 150
+    assert (saved.lr_scheduler_type, saved.max_steps, saved.learning_rate) == ("cosine", 8000, 0.0015)
+    now = load_config(path, ["--save_folder", str(tmp_path / "run")]).resolved()  # what --resume builds
+    check_resumable(saved.to_dict(), now, 1, TrainerState(num_processes=1))  # no complaint
+    assert now == saved
+    rewritten = load_config(save_config(now, tmp_path / "again.yaml"))  # the resumed run writes the new keys
+    assert rewritten == now and "\nwarmup_steps:" not in (tmp_path / "again.yaml").read_text()

@@ -68,3 +68,25 @@ def test_local_folder_or_hub_id(tmp_path, monkeypatch):
         local_folder(str(tmp_path / "empty"), "config.json", "model directory")
     with pytest.raises(FileNotFoundError, match="is a file, not a codec folder"):
         local_folder(str(tmp_path / "ckpt" / "config.json"), "config.json", "codec folder")
+
+
+def test_a_failed_rename_puts_the_previous_folder_back(tmp_path, monkeypatch):
+    from audio_tokenizer import fileio
+
+    dst = tmp_path / "out"
+    dst.mkdir()
+    (dst / "old.txt").write_text("old")
+    real, calls = fileio.os.replace, []
+
+    def second_fails(src, target):
+        calls.append(target)
+        if len(calls) == 2:  # parking the old folder worked; renaming the new one in fails
+            raise OSError("cross-device link")
+        real(src, target)
+
+    monkeypatch.setattr(fileio.os, "replace", second_fails)
+    with pytest.raises(OSError, match="cross-device"):
+        with atomic_dir(dst) as tmp:
+            (tmp / "new.txt").write_text("new")
+    assert _tree(dst) == {"old.txt": "old"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]

@@ -25,11 +25,11 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from llada_tts.config import TrainConfig
+from llada_tts.data.toy_data import toy_tts_rows, write_toy_text
 from llada_tts.model import load_model
 from llada_tts.training import read_metrics
 from llada_tts.training.checkpoint import STATE_DIR
-from llada_tts.training.toy_data import toy_tts_rows, write_toy_text
+from llada_tts.training.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 FSDP_YAML = ROOT / "recipes/accelerate/fsdp.yaml"
@@ -40,7 +40,7 @@ BF16_RTOL = 1e-2  # bf16 vs fp32, per step (measured <= 4e-4 on these runs)
 # Runs the Trainer in each process and writes what the test checks to rank<N>.json.
 RANK_SCRIPT = """
 import json, sys, torch
-from llada_tts.config import TrainConfig
+from llada_tts.training.config import TrainConfig
 from llada_tts.training import Trainer
 spec = json.loads(open(sys.argv[1]).read())
 resume, stop_after = spec.pop("_resume", None), spec.pop("_stop_after", None)
@@ -93,7 +93,7 @@ def run_config(data, out: Path, **kw) -> dict:
     """4 optimizer updates of 2 micro-batches (no_sync on the first), 1 row per process per micro-batch."""
     base = dict(TTS_dataset=data["tts"], text_QA_dataset=data["text"], ratio=0.5, max_length=32, model_name="tiny",
                 tokenizer_name="offline", batch_size=1, gradient_accumulation_steps=2, epochs=1, max_steps=4,
-                learning_rate=3e-3, warmup_steps=1, mixed_precision="no", report_to="none", logging_steps=1,
+                learning_rate=3e-3, warmup="1", mixed_precision="no", report_to="none", logging_steps=1,
                 save_epochs=100, number_processes=2, save_folder=str(out))
     extra = {k: kw.pop(k) for k in list(kw) if k.startswith("_")}  # _resume / _stop_after for RANK_SCRIPT
     return {**dataclasses.asdict(TrainConfig(**{**base, **kw})), **extra}

@@ -14,10 +14,10 @@ from pathlib import Path
 import datasets
 import pytest
 
+from llada_tts.data.toy_data import toy_tts_rows, write_toy_text
 from llada_tts.training import read_metrics
 from llada_tts.training.checkpoint import CONFIG_FILE, STATE_DIR, STATE_FILE, read_state
 from llada_tts.training.cli import main
-from llada_tts.training.toy_data import toy_tts_rows, write_toy_text
 
 
 class _Planted:
@@ -247,7 +247,7 @@ def test_resume_from_another_folder_continues_the_run_in_its_own_folder(data, tm
     proj, elsewhere = tmp_path / "proj", tmp_path / "elsewhere"
     elsewhere.mkdir()
     ck = _relative_run(data, proj, monkeypatch)
-    from llada_tts.config import load_config
+    from llada_tts.training.config import load_config
 
     saved = load_config(ck / CONFIG_FILE)  # the stored config means the same from any folder
     assert saved.TTS_dataset == str(proj / "data" / "tts") and saved.save_folder == str(proj / "runs" / "a")
@@ -373,8 +373,8 @@ def test_pickles_in_the_fsdp_state_are_refused_before_loading(data, finished, tm
 def test_an_fsdp_save_keeps_no_pickle(data, tmp_path):
     from accelerate.utils import DistributedType
 
-    from llada_tts.config import load_config
     from llada_tts.training import checkpoint as ckpt
+    from llada_tts.training.config import load_config
     from llada_tts.training.trainer import Trainer
 
     trainer = Trainer(load_config(data["config"], ["--save_folder", str(tmp_path / "run"), "--max_steps", "1"]))

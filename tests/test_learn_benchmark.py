@@ -1,4 +1,4 @@
-"""The learning benchmark's measurements (llada_tts.evaluation.learning) and its script (benchmarks/learn_tts.py)."""
+"""The learning benchmark's measurements (benchmarks/learning.py) and its script (benchmarks/learn_tts.py)."""
 from __future__ import annotations
 
 import importlib.util
@@ -13,7 +13,7 @@ import torch
 from transformers import LlamaForCausalLM
 
 from audio_tokenizer import layout as L
-from llada_tts.evaluation.learning import (
+from benchmarks.learning import (
     audio_candidates,
     diffusion_nll_bound,
     greedy_decode,

@@ -164,9 +164,9 @@ def load_model_like(model):
 
 def test_trained_levers_resume_and_save(tmp_path):
     """A fresh compact + slot-mask model trains with the slot loss, aligns prompts, saves compact."""
-    from llada_tts.config import TrainConfig
+    from llada_tts.data.toy_data import write_all
     from llada_tts.training import Trainer
-    from llada_tts.training.toy_data import write_all
+    from llada_tts.training.config import TrainConfig
 
     data = write_all(tmp_path / "data")
     cfg = TrainConfig(TTS_dataset=str(data["tts"]), model_name="tiny", tokenizer_name="offline",

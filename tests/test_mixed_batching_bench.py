@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from llada_tts.config import build_config
+from llada_tts.training.config import build_config
 
 ROOT = Path(__file__).resolve().parents[1]
 

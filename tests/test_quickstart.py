@@ -17,14 +17,31 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_recipe_config_is_the_quickstart_training_config():
-    """recipes/configs/quickstart.yaml = what the default quickstart writes to quickstart/train.yaml."""
-    from llada_tts.config import load_config
+    """recipes/configs/quickstart.yaml is generated from the package: the default quickstart's training config."""
+    from llada_tts.training.config import load_config
 
     path = ROOT / "recipes" / "configs" / "quickstart.yaml"
+    assert path.read_text() == qs.recipe_yaml(), f"{path} is stale: rewrite it as its header says"
     assert yaml.safe_load(path.read_text()) == qs.train_config(qs.Settings())
+    assert yaml.safe_load(qs.train_yaml(qs.Settings())) == qs.train_config(qs.Settings())  # OUT/train.yaml too
     cfg = load_config(path)  # valid keys and values for the real trainer
     assert (cfg.TTS_dataset, cfg.text_QA_dataset, cfg.ratio) == ("quickstart/dataset", "quickstart/text.jsonl", 0.25)
     assert (cfg.model_name, cfg.tokenizer_name, cfg.save_folder) == ("tiny", "offline", "quickstart/train")
+
+
+def test_training_stage_is_llada_tts_train_and_its_checkpoint_the_trainers_latest(tmp_path):
+    """No path out of the package: the stage runs `llada-tts train`, and the final checkpoint is the trainer's
+    own find_latest (a folder without a complete training state is not a checkpoint)."""
+    s = qs.Settings(out=tmp_path / "q")
+    stages = {st.name: st for st in qs.stages(s)}
+    (train,) = qs.commands(stages["train"], s, redo=False)
+    assert train == [sys.executable, "-m", "llada_tts", "train", "--config", str(tmp_path / "q" / "train.yaml")]
+    assert qs.shell(train) == f"llada-tts train --config {tmp_path / 'q' / 'train.yaml'}"
+    partial = tmp_path / "q" / "train" / "checkpoint-epoch-1"
+    partial.mkdir(parents=True)
+    (partial / "trainer_state.json").write_text(json.dumps({"global_step": 5}))
+    (partial / "config.json").write_text("{}")
+    assert qs.final_checkpoint(tmp_path / "q" / "train") is None
 
 
 def test_commands_are_the_product_commands(tmp_path):
@@ -145,7 +162,7 @@ def test_reduced_quickstart_end_to_end_then_skips(tmp_path, capsys):
     for where in (out / "corpus", "demo", out / "dataset", ckpt, out / "sample.wav"):
         assert f"-> {where}" in printed
     for cmd in ("$ python -m audio_tokenizer corpus", "$ python -m audio_tokenizer build", "$ llada-tts say",
-                "tts_train.py --config"):
+                "$ llada-tts train --config"):
         assert cmd in printed
     assert "AUDIO QUALITY NEEDS REAL WEIGHTS" in printed and "hubertsiuzdak/snac_24khz" in printed
     assert "recipes/configs/llama3_1b_single_gpu.yaml" in printed
@@ -164,6 +181,6 @@ def test_reduced_quickstart_end_to_end_then_skips(tmp_path, capsys):
     assert main(["quickstart", "--reduced", "--out", str(out), "-q"]) == 0
     third = capsys.readouterr().out
     assert third.count("up to date") == 3 and "continuing the interrupted run" in third
-    assert "tts_train.py --config" in third and "--resume" in third and "$ llada-tts say" in third
+    assert "$ llada-tts train --config" in third and "--resume" in third and "$ llada-tts say" in third
     assert qs.final_checkpoint(out / "train") == ckpt
     assert json.loads((ckpt / "trainer_state.json").read_text())["global_step"] == qs.REDUCED["max_steps"]

@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from text_fixtures import cached_model_loading, loaded, text_checkpoint, tts_only_copy  # noqa: F401  (fixtures)
 
 from audio_tokenizer import layout as L
+from benchmarks.learning import diffusion_nll_bound
 from llada_tts.cli import main
-from llada_tts.evaluation.learning import diffusion_nll_bound
 from llada_tts.evaluation.likelihood import bits_per_byte, draw_masks, elbo_nll, stratified_mask_counts
 
 pytestmark = pytest.mark.usefixtures("cached_model_loading")

@@ -16,14 +16,14 @@ import torch
 from safetensors.torch import load_file
 
 from audio_tokenizer import layout as L
-from llada_tts.config import TrainConfig, load_config
 from llada_tts.data import collate, load_tts_rows
+from llada_tts.data.toy_data import toy_tts_rows, write_toy_sft, write_toy_text
 from llada_tts.model import load_model
-from llada_tts.training import Trainer, find_latest, read_metrics
+from llada_tts.training import Trainer, TrainResult, find_latest, read_metrics
 from llada_tts.training.checkpoint import CONFIG_FILE, STATE_DIR, STATE_FILE, read_state
 from llada_tts.training.cli import main
+from llada_tts.training.config import TrainConfig, load_config
 from llada_tts.training.step import diffusion_step, step_generator
-from llada_tts.training.toy_data import toy_tts_rows, write_toy_sft, write_toy_text
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,7 +40,7 @@ def data(tmp_path_factory, offline_tokenizer):
 def tiny(data, out, **kw) -> TrainConfig:
     base = dict(TTS_dataset=data["tts"], text_QA_dataset=data["text"], ratio=0.5, max_length=32, model_name="tiny",
                 tokenizer_name="offline", batch_size=2, epochs=2, learning_rate=3e-3, mixed_precision="no",
-                report_to="none", logging_steps=1, save_folder=str(out), warmup_steps=1)
+                report_to="none", logging_steps=1, save_folder=str(out), warmup="1")
     return TrainConfig(**{**base, **kw})
 
 
@@ -84,6 +84,28 @@ def test_overfits_a_tiny_dataset(tmp_path, offline_tokenizer):
     assert before[1] < 0.02 and after[1] > 0.1, (before, after)
     assert last < 0.4 * first, (first, last)
     assert result.state.global_step == 24 and not result.interrupted
+
+
+def test_updates_returns_its_result_and_full_logits_is_a_constructor_setting(data, tmp_path):
+    """updates() yields the state after each optimizer update and returns the TrainResult that train()
+    returns; Trainer(full_logits=True) trains on logits at every position, to the same losses."""
+    kw = dict(max_steps=2, epochs=1, prompt_drop_prob=0.0)
+    masked = Trainer(tiny(data, tmp_path / "a", **kw))
+    run, steps = masked.updates(), []
+    while True:
+        try:
+            steps.append(next(run).global_step)
+        except StopIteration as done:
+            result = done.value
+            break
+    assert steps == [1, 2] and isinstance(result, TrainResult) and not result.interrupted
+    assert result.state.global_step == 2 and result.checkpoint == find_latest(tmp_path / "a")
+    full = Trainer(tiny(data, tmp_path / "b", **kw), full_logits=True)
+    assert full.full_logits and not masked.full_logits
+    assert full.train().state.global_step == 2
+    a, b = losses(tmp_path / "a"), losses(tmp_path / "b")
+    assert sorted(a) == sorted(b) == [1, 2]
+    assert all(a[s] == pytest.approx(b[s], rel=1e-4) for s in a)
 
 
 # --- resume ------------------------------------------------------------------------------------------
@@ -155,7 +177,7 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(data, tmp_path):
 
 RANK_SCRIPT = """
 import hashlib, json, sys, torch
-from llada_tts.config import TrainConfig
+from llada_tts.training.config import TrainConfig
 from llada_tts.training import Trainer
 cfg = TrainConfig(**json.loads(open(sys.argv[1]).read()))
 t = Trainer(cfg)

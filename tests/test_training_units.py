@@ -12,8 +12,9 @@ from llada_tts.data import collate
 from llada_tts.diffusion import accuracy_breakdown, forward_process, mask_prompt
 from llada_tts.model import create_model, tiny_config
 from llada_tts.training.checkpoint import checkpoint_dir, format_epoch
-from llada_tts.training.optim import build_optimizer, build_scheduler, lr_factor, param_groups, warmup_updates
-from llada_tts.training.step import crop_text_rows, diffusion_step, drop_prompts, masked_accuracies, step_generator
+from llada_tts.training.optim import build_optimizer, build_scheduler, lr_factor, param_groups
+from llada_tts.training.step import accuracy_counts, crop_text_rows, diffusion_step, drop_prompts, step_generator
+from llada_tts.training.warmup import from_legacy
 
 
 @pytest.fixture(scope="module")
@@ -43,10 +44,10 @@ def test_scheduler_follows_lr_factor(model):
     assert seen == pytest.approx([1e-3 * lr_factor(s, 2, 8, "cosine") for s in range(8)])
 
 
-def test_warmup_updates():
-    assert warmup_updates(100, 10, ratio=0.03) == 3
-    assert warmup_updates(100, 10, ratio=0.5, steps=7) == 7
-    assert warmup_updates(100, 10, epochs=0.5) == 5
+def test_warmup_updates():  # the earlier keys' schedules, through the one warmup rule
+    assert from_legacy(warmup_ratio=0.03).updates(100, 10) == 3
+    assert from_legacy(warmup_ratio=0.5, warmup_steps=7).updates(100, 10) == 7
+    assert from_legacy(warmup_epochs=0.5).updates(100, 10) == 5
 
 
 def test_weight_decay_skips_norms_and_embeddings(model):
@@ -132,7 +133,7 @@ def test_accuracy_matches_diffusion_accuracy_breakdown():
     targets[1, :4] = logits[1, :4].argmax(-1)
     masked = torch.rand(2, 9, generator=gen) < 0.7
     masked[1, :4] = True
-    ours = masked_accuracies(logits, targets, masked)
+    ours = accuracy_counts(logits[masked].argmax(dim=-1), targets[masked])
     ref = accuracy_breakdown(logits, targets, masked, L.AUDIO_OFFSET, L.AUDIO_END)
     assert {k: int(v) for k, v in ours.items()} == {k: int(v) for k, v in ref.items()}
     assert int(ours["all_correct"]) >= 4
@@ -260,8 +261,8 @@ def test_hand_loss_uses_cross_entropy_sanity(model):
 
 
 def test_gradient_checkpointing_gives_the_same_gradients():
-    from llada_tts.config import TrainConfig
     from llada_tts.training.build import build_model
+    from llada_tts.training.config import TrainConfig
 
     batch = collate(_rows())
     grads = []
@@ -285,17 +286,46 @@ def test_precision_auto_is_fp32_without_a_bf16_gpu(monkeypatch):
     assert resolve_precision("auto") is None  # the launcher's setting wins
 
 
-@pytest.mark.parametrize("argv,want", [
-    (["--config", "x.yaml", "--lr", "1"], (True, "x.yaml", ["--lr", "1"])),
-    (["--config=x.yaml", "--lr", "1"], (True, "x.yaml", ["--lr", "1"])),
-    (["--lr", "1", "--config"], (True, None, ["--lr", "1"])),
-    (["--config", "--lr", "1"], (True, None, ["--lr", "1"])),
-    (["--lr", "1"], (False, None, ["--lr", "1"])),
+@pytest.mark.parametrize("argv,want", [  # (--config given, its path or None, the overrides)
+    (["--config", "x.yaml", "--seed", "1"], (True, "x.yaml", {"seed": "1"})),
+    (["--config=x.yaml", "--seed", "1"], (True, "x.yaml", {"seed": "1"})),
+    (["--seed", "1", "--config"], (True, None, {"seed": "1"})),
+    (["--config", "--seed", "1"], (True, None, {"seed": "1"})),
+    (["--seed", "1"], (False, None, {"seed": "1"})),
 ])
 def test_recipe_flags_accept_space_and_equals_forms(argv, want):
-    from llada_tts.training.cli import _take_optional
+    from llada_tts.training.cli import parse_args
 
-    assert _take_optional(argv, "--config") == want
+    args = parse_args(argv)
+    assert (args.config is not None, args.config or None, args.overrides) == want
+
+
+@pytest.mark.parametrize("argv,want", [  # (resume, overwrite, sample_config, overrides)
+    (["--resume", "--seed", "1"], ("", False, None, {"seed": "1"})),
+    (["--resume=ck", "--overwrite_output_dir"], ("ck", True, None, {})),
+    (["--epochs=3", "--resume", "ck", "--gradient_checkpointing"], ("ck", False, None,
+                                                                   {"epochs": "3", "gradient_checkpointing": "true"})),
+    (["--create-sample-config"], (None, False, "", {})),
+    (["--create-sample-config", "s.yaml", "--batch-size", "2"], (None, False, "s.yaml", {"batch_size": "2"})),
+])
+def test_recipe_command_line_splits_its_options_from_the_config_overrides(argv, want):
+    from llada_tts.training.cli import parse_args
+
+    args = parse_args(argv)
+    assert (args.resume, args.overwrite, args.sample_config, args.overrides) == want
+
+
+def test_recipe_command_line_errors_are_one_line_with_the_nearest_key(capsys):
+    from llada_tts.training.cli import main
+
+    assert main(["--config", "x.yaml", "--learnig_rate", "1e-4"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: unknown config key 'learnig_rate' in the command line (did you mean "
+                          "'learning_rate'?)") and err.count("\n") == 1
+    assert main(["--config", "x.yaml", "epochs", "3"]) == 2
+    assert capsys.readouterr().err == "error: expected --key value, got 'epochs'\n"
+    assert main(["--config"]) == 2
+    assert capsys.readouterr().err == "error: --config needs a path\n"
 
 
 # --- one definition per rule, shared by both trainers (review of the issue-14 pass, item 5) ---------------
@@ -348,8 +378,8 @@ def test_a_killed_folder_swap_is_put_right_by_clean_temp_dirs(tmp_path, monkeypa
 
 
 def test_resume_refuses_settings_it_would_silently_ignore_or_break():
-    from llada_tts.config import TrainConfig
     from llada_tts.training.checkpoint import TrainerState, check_resumable
+    from llada_tts.training.config import TrainConfig
 
     saved = TrainConfig(TTS_dataset="d", learning_rate=1e-3, max_steps=100).to_dict()
     state = TrainerState(num_processes=1)

@@ -17,9 +17,9 @@ STEPS = 6
 @pytest.fixture(scope="module")
 def text_checkpoint(tmp_path_factory) -> Path:
     """checkpoint folder of ``recipes/pretrain.py --config recipes/configs/pretrain_tiny.yaml`` after STEPS updates."""
+    from llada_tts.data.toy_data import write_toy_text
     from llada_tts.training import find_latest
     from llada_tts.training.cli import main
-    from llada_tts.training.toy_data import write_toy_text
 
     d = tmp_path_factory.mktemp("pretrain_tiny")
     text = write_toy_text(d / "text.jsonl", 8)

@@ -79,7 +79,7 @@ def gib(n):
 
 def make_data(folder: Path, max_length: int, rows: int) -> None:
     import datasets
-    from llada_tts.training.toy_data import toy_tts_rows, write_toy_text
+    from llada_tts.data.toy_data import toy_tts_rows, write_toy_text
     from llada_tts.vocab import build_offline_tokenizer
     if (folder / "tts").exists():
         return
@@ -92,10 +92,10 @@ def make_data(folder: Path, max_length: int, rows: int) -> None:
 
 def one_b_config(data: Path, save: Path, **kw):
     """recipes/configs/llama3_1b_single_gpu.yaml with a fresh model, toy data, no trackers, STEPS + 3 updates."""
-    from llada_tts.config import load_config
+    from llada_tts.training.config import load_config
     over = dict(model_name=SIZE, tokenizer_name="offline", TTS_dataset=str(data / "tts"),
                 text_QA_dataset=str(data / "text.jsonl"), max_length=MAX_LENGTH, batch_size=BATCH,
-                gradient_accumulation_steps=ACCUM, max_steps=STEPS + 3, warmup_steps=1, mixed_precision="bf16",
+                gradient_accumulation_steps=ACCUM, max_steps=STEPS + 3, warmup=1, mixed_precision="bf16",
                 report_to="none",
                 logging_steps=1, save_folder=str(save), save_epochs=1000, num_workers=0, number_processes=None, **kw)
     argv = [a for k, v in over.items() for a in (f"--{k}", "null" if v is None else str(v))]
@@ -154,7 +154,7 @@ elif MODE == "train":  # one process, no FSDP; argv: OUT.json DATA gradient_chec
     dump(res)
 
 elif MODE == "rank":  # under accelerate launch; argv: OUT_DIR SPEC.json
-    from llada_tts.config import TrainConfig, load_config
+    from llada_tts.training.config import TrainConfig, load_config
     from llada_tts.training import Trainer
     spec = json.loads(Path(sys.argv[3]).read_text())
     resume, stop_after, timed = spec.pop("_resume", None), spec.pop("_stop_after", None), spec.pop("_timed", None)
@@ -278,7 +278,7 @@ import json, sys
 runs, data = sys.argv[1], sys.argv[2]
 base = dict(TTS_dataset=f"{data}/tts", text_QA_dataset=f"{data}/text.jsonl", ratio=0.5, max_length=128,
             model_name="tiny", tokenizer_name="offline", batch_size=2, gradient_accumulation_steps=2, epochs=1,
-            max_steps=4, learning_rate=3e-3, warmup_steps=1, mixed_precision="auto", report_to="none",
+            max_steps=4, learning_rate=3e-3, warmup="1", mixed_precision="auto", report_to="none",
             logging_steps=1, save_epochs=100)
 json.dump({**base, "save_folder": f"{runs}/full"}, open(f"{runs}/full.json", "w"))
 json.dump({**base, "save_folder": f"{runs}/cut", "_stop_after": 2}, open(f"{runs}/cut_stop.json", "w"))

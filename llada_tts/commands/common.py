@@ -6,18 +6,23 @@ import os
 import tempfile
 from pathlib import Path
 
+from audio_tokenizer.errors import LladaTTSError
+
 DEFAULT_MODEL = "demo"  # the voice shipped in the package (llada_tts/assets/demo_voice)
 MODEL_ENV = "LLADA_TTS_MODEL"
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
-class CliError(Exception):
+class CliError(LladaTTSError):
     """A one-line failure for the user; ``code`` 2 = bad input / usage, 1 = runtime failure."""
 
     def __init__(self, message: str, code: int = 2):
-        super().__init__(message)
-        self.code = code
+        super().__init__(message, exit_code=code)
+
+    @property
+    def code(self) -> int:
+        return self.exit_code
 
 
 # --- argument types -----------------------------------------------------------------------------

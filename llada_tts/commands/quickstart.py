@@ -14,7 +14,7 @@ DESCRIPTION = """Set up and run the main job offline in a few minutes on a CPU, 
   1 corpus   speak generated sentences with eSpeak NG (several voices)   python -m audio_tokenizer corpus
   2 codec    the offline tokenizer; the codec is the shipped demo one (trained on eSpeak speech)
   3 dataset  tokenise the corpus into Orpheus rows; write text rows        python -m audio_tokenizer build
-  4 train    train a tiny LLaDA-TTS on mixed text + TTS rows               python recipes/tts_train.py
+  4 train    train a tiny LLaDA-TTS on mixed text + TTS rows               llada-tts train
   5 say      speak a held-out sentence into OUT/sample.wav               llada-tts say
 
 Each command is printed before it runs; its output goes to OUT/logs/<stage>.log. A rerun skips the

@@ -19,7 +19,7 @@ and speed only, not the draws (the estimate is equal up to float rounding).
     score_report(model, rows, mc_samples=128, batch_size=32, seed=0)    rows of ``records.score_rows``
 
 ``llada-tts score`` reports it per token and in bits per byte (``score_report``); the learning
-benchmark's ``evaluation.learning.diffusion_nll_bound`` is ``elbo_nll(...).per_token``.
+benchmark's ``diffusion_nll_bound`` (``benchmarks/learning.py``) is ``elbo_nll(...).per_token``.
 
 Bits per byte: the bound in bits over the UTF-8 bytes of the scored text. For text and conversation
 rows the scored ids end with the end-of-text / end-of-turn token, whose NLL is in the bound (the

@@ -12,9 +12,9 @@ from safetensors import SafetensorError
 from audio_tokenizer import layout as L
 from audio_tokenizer.errors import first_line
 from llada_tts.checkpoint_meta import CheckpointMeta, dataset_codec, dataset_front_end, meta_from_columns
-from llada_tts.config import TrainConfig
 from llada_tts.data import load_text_rows, load_tts_rows, open_dataset
 from llada_tts.model import SIZES, adapters, config_for_size, create_model, from_llama, load_model
+from llada_tts.training.config import TrainConfig
 from llada_tts.vocab import build_offline_tokenizer, load_tokenizer
 
 log = logging.getLogger(__name__)

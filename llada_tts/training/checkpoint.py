@@ -35,9 +35,9 @@ from audio_tokenizer.errors import first_line
 from audio_tokenizer.fileio import clean_temp_dirs, partial_dir, replace_dir
 from audio_tokenizer.training import state as safe_state
 from llada_tts.checkpoint_meta import META_FILE
-from llada_tts.config import TrainConfig, read_file, to_yaml
 from llada_tts.model import save_model
 from llada_tts.training.build import checkpoint_meta
+from llada_tts.training.config import TrainConfig, read_file, to_yaml
 
 CONFIG_FILE = "train_config.yaml"
 STATE_FILE = "trainer_state.json"

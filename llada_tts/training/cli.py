@@ -13,9 +13,12 @@ import dataclasses
 import logging
 import sys
 import textwrap
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from llada_tts.config import ALIASES, TrainConfig, load_config, parse_overrides, write_sample_config
+from audio_tokenizer.errors import first_line
+from audio_tokenizer.typed_config import ArgumentParser
+from llada_tts.training.config import ALIASES, TrainConfig, load_config, parse_overrides, write_sample_config
 
 RECIPES = {  # name -> (legacy section, what it trains, sample-config overrides)
     "tts": ("tts", "mixed text + TTS masked-diffusion training",
@@ -24,11 +27,11 @@ RECIPES = {  # name -> (legacy section, what it trains, sample-config overrides)
     "pretrain": ("pretraining", "LLaDA text pretraining (JSONL {text} or {input_ids}, packed to max_length)",
                  dict(text_QA_dataset="/path/to/pretrain.jsonl", text_format="text", model_name="1b",
                       tokenizer_name="meta-llama/Llama-3.2-1B", learning_rate=4e-4, weight_decay=0.1,
-                      warmup_ratio=0.01, lr_scheduler_type="cosine", max_length=4096)),
+                      warmup="1%", lr_scheduler_type="cosine", max_length=4096)),
     "sft": ("sft", "LLaDA supervised fine-tuning (conversations or input_ids + prompt_length)",
             dict(text_QA_dataset="/path/to/sft.jsonl", text_format="sft", model_name="/path/to/pretrained",
                  tokenizer_name="meta-llama/Llama-3.2-1B-Instruct", learning_rate=2.5e-5, epochs=3,
-                 warmup_ratio=0.03)),
+                 warmup="3%")),
 }
 
 
@@ -68,21 +71,51 @@ def usage(prog: str, recipe: str) -> str:
     return "\n".join(lines)
 
 
-def _take_flag(argv: list[str], flag: str) -> tuple[bool, list[str]]:
-    """Remove a bare ``flag`` (no value) from argv."""
-    return flag in argv, [a for a in argv if a != flag]
+@dataclass
+class RecipeArgs:
+    """The recipe command line: its own options, and every other ``--key value`` as a config override."""
+
+    config: str | None = None  # --config PATH ('' when given without a path)
+    resume: str | None = None  # --resume [CHECKPOINT] ('' when given without one: the latest in save_folder)
+    overwrite: bool = False  # --overwrite_output_dir
+    sample_config: str | None = None  # --create-sample-config [PATH] ('' without a path)
+    overrides: dict[str, str] = field(default_factory=dict)  # config key (as spelled) -> raw value
 
 
-def _take_optional(argv: list[str], flag: str) -> tuple[bool, str | None, list[str]]:
-    """Remove ``flag [value]`` from argv; value is None when the next word is another flag."""
-    for i, word in enumerate(argv):  # --flag=value is one word
-        if word.startswith(flag + "="):
-            return True, word.split("=", 1)[1] or None, argv[:i] + argv[i + 1:]
-    if flag not in argv:
-        return False, None, argv
-    i = argv.index(flag)
-    value = argv[i + 1] if i + 1 < len(argv) and not argv[i + 1].startswith("--") else None
-    return True, value, argv[:i] + argv[i + (2 if value is not None else 1):]
+def parse_args(argv: list[str]) -> RecipeArgs:
+    """argparse for the recipe's options; the words it does not know go to the config loader's override
+    parser (:func:`llada_tts.training.config.parse_overrides`, which names an unknown key's nearest one).
+    ValueError (one line) for a malformed command line."""
+    parser = ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("--config", nargs="?", const="")
+    parser.add_argument("--resume", nargs="?", const="")
+    parser.add_argument("--overwrite_output_dir", dest="overwrite", action="store_true")
+    parser.add_argument("--create-sample-config", dest="sample_config", nargs="?", const="")
+    known, rest = parser.parse_known_args(argv)
+    return RecipeArgs(**vars(known), overrides=parse_overrides(rest))
+
+
+def resume_source(args: RecipeArgs) -> tuple[str, Path, dict[str, str], str]:
+    """``--resume`` without ``--config``: (the checkpoint's train_config.yaml, the folder its relative paths
+    meant, the overrides with save_folder pinned to the run's folder, the checkpoint). The checkpoint is
+    the given one, else the latest complete one in save_folder; ValueError (one line) if there is none."""
+    from llada_tts.training.checkpoint import CONFIG_FILE, config_base, find_latest, old_format_checkpoints, read_state
+
+    given = {ALIASES.get(k, k): v for k, v in args.overrides.items()}
+    resume = args.resume
+    if not resume:  # the latest checkpoint of save_folder (from the command line, or the default)
+        folder = given.get("save_folder", TrainConfig.save_folder)
+        resume = find_latest(folder)
+        if resume is None:
+            for old in old_format_checkpoints(folder)[-1:]:
+                read_state(old)  # the one-line "old pickled format" error
+            raise ValueError(f"--resume: no resumable checkpoint in {folder} (pass --resume CHECKPOINT, "
+                             "or --config with the run's save_folder)")
+    read_state(resume)  # one line if it is not a complete checkpoint
+    overrides = dict(args.overrides)
+    if "save_folder" not in given:  # the run continues in its own folder, from wherever it is resumed
+        overrides["save_folder"] = str(Path(resume).resolve().parent)
+    return str(Path(resume) / CONFIG_FILE), config_base(resume), overrides, str(resume)
 
 
 def main(argv: list[str] | None = None, recipe: str = "tts", prog: str | None = None) -> int:
@@ -92,53 +125,31 @@ def main(argv: list[str] | None = None, recipe: str = "tts", prog: str | None = 
     if not argv or "-h" in argv or "--help" in argv:
         print(usage(prog, recipe))
         return 0 if argv else 2
-    made, path, argv = _take_optional(argv, "--create-sample-config")
-    if made:
-        out = write_sample_config(path or f"sample_{recipe}_config.yaml", RECIPES[recipe][2],
+    try:
+        args = parse_args(argv)
+    except ValueError as e:
+        print(f"error: {first_line(e)}", file=sys.stderr)
+        return 2
+    if args.sample_config is not None:
+        out = write_sample_config(args.sample_config or f"sample_{recipe}_config.yaml", RECIPES[recipe][2],
                                   script=Path(prog.split()[-1]).name)
         print(f"wrote {out}")
         return 0
-    overwrite, argv = _take_flag(argv, "--overwrite_output_dir")
-    resume_flag, resume, argv = _take_optional(argv, "--resume")
-    config_flag, config_path, argv = _take_optional(argv, "--config")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from audio_tokenizer.errors import first_line
-
+    resume_flag = args.resume is not None
     try:
-        if config_flag and config_path is None:
+        if args.config == "":
             raise ValueError("--config needs a path")
-        if resume_flag and overwrite:
+        if resume_flag and args.overwrite:
             raise ValueError("--resume continues the run in save_folder and --overwrite_output_dir deletes it; "
                              "pass only one")
-        base = None
-        if resume_flag and not config_flag:  # resume from the run's own effective config (overrides included)
-            from llada_tts.training.checkpoint import (
-                CONFIG_FILE,
-                config_base,
-                find_latest,
-                old_format_checkpoints,
-                read_state,
-            )
-
-            given = {ALIASES.get(k, k): v for k, v in parse_overrides(argv).items()}
-            if resume is None:  # the latest checkpoint of save_folder (from the command line, or the default)
-                folder = given.get("save_folder", TrainConfig.save_folder)
-                resume = find_latest(folder)
-                if resume is None:
-                    for old in old_format_checkpoints(folder)[-1:]:
-                        read_state(old)  # the one-line "old pickled format" error
-                    raise ValueError(f"--resume: no resumable checkpoint in {folder} (pass --resume CHECKPOINT, "
-                                     "or --config with the run's save_folder)")
-            read_state(resume)  # one line if it is not a complete checkpoint
-            config_path = str(Path(resume) / CONFIG_FILE)
-            run_dir = Path(resume).resolve().parent
-            base = config_base(resume)  # where the run's relative paths (older checkpoints) pointed from
-            if "save_folder" not in given:  # the run continues in its own folder, from wherever it is resumed
-                argv = [*argv, "--save_folder", str(run_dir)]
-        cfg = recipe_config(load_config(config_path, argv, section=RECIPES[recipe][0], base=base), recipe)
+        config_path, base, overrides, resume = args.config, None, args.overrides, args.resume or None
+        if resume_flag and args.config is None:  # resume from the run's own effective config (overrides included)
+            config_path, base, overrides, resume = resume_source(args)
+        cfg = recipe_config(load_config(config_path, overrides, section=RECIPES[recipe][0], base=base), recipe)
         from llada_tts.training.trainer import Trainer  # heavy imports only once the config is valid
 
-        trainer = Trainer(cfg, resume=(resume or "latest") if resume_flag else None, overwrite=overwrite)
+        trainer = Trainer(cfg, resume=(resume or "latest") if resume_flag else None, overwrite=args.overwrite)
     except (ValueError, FileNotFoundError) as e:  # bad config, data or checkpoint: found before training starts
         print(f"error: {first_line(e)}", file=sys.stderr)
         return 2

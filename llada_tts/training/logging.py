@@ -18,7 +18,7 @@ from accelerate.utils import is_tensorboard_available, is_wandb_available
 from tqdm.auto import tqdm
 
 from audio_tokenizer.fileio import json_line  # one metrics.jsonl format for both trainers
-from llada_tts.config import TrainConfig
+from llada_tts.training.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -119,11 +119,6 @@ class RunLogger:
 
     def advance(self, n: int = 1) -> None:
         self.bar.update(n)
-
-    def message(self, text: str) -> None:
-        """A line above the progress bar (main process)."""
-        if self.main:
-            self.bar.write(text)
 
     def close(self) -> None:
         self.bar.close()

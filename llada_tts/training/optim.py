@@ -1,4 +1,5 @@
-"""AdamW with decoupled weight decay groups, and warmup + linear / cosine / constant schedules."""
+"""AdamW with decoupled weight decay groups, and warmup + linear / cosine / constant schedules (the warmup's
+length in updates comes from :class:`llada_tts.training.warmup.Warmup`)."""
 from __future__ import annotations
 
 import math
@@ -25,16 +26,6 @@ def lr_factor(step: int, warmup_steps: int, total_steps: int, kind: str) -> floa
     if kind == "cosine":
         return 0.5 * (1.0 + math.cos(math.pi * progress))
     raise ValueError(f"lr_scheduler_type must be linear, cosine or constant, got {kind!r}")
-
-
-def warmup_updates(total_steps: int, updates_per_epoch: int, ratio: float = 0.0, steps: int | None = None,
-                   epochs: float | None = None) -> int:
-    """Warmup length in optimizer updates from whichever of steps / epochs / ratio is given."""
-    if steps is not None:
-        return int(steps)
-    if epochs is not None:
-        return int(round(epochs * updates_per_epoch))
-    return int(math.ceil(ratio * total_steps))
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:

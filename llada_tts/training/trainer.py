@@ -21,7 +21,7 @@ import os
 import shutil
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,13 +30,14 @@ from accelerate import Accelerator
 from accelerate.utils import DistributedType, set_seed
 
 from audio_tokenizer.training.state import NonFiniteLossError, build_holding, take_run_lock
-from llada_tts.config import TrainConfig, load_config, save_config
 from llada_tts.data import MixtureDataset, MixtureSampler, collate
 from llada_tts.training import checkpoint as ckpt
 from llada_tts.training.build import build_model, build_tokenizer, load_datasets, prompt_multiple
+from llada_tts.training.config import TrainConfig, load_config, save_config
 from llada_tts.training.logging import MetricWindow, RunLogger, make_trackers
-from llada_tts.training.optim import build_optimizer, build_scheduler, warmup_updates
+from llada_tts.training.optim import build_optimizer, build_scheduler
 from llada_tts.training.step import batch_to, diffusion_step, step_generator
+from llada_tts.training.warmup import Warmup
 
 log = logging.getLogger(__name__)
 
@@ -113,10 +114,15 @@ class TrainResult:
 
 
 class Trainer:
-    """Build everything from ``cfg`` (and ``resume``: a checkpoint folder, or 'latest'), then :meth:`train`."""
+    """Build everything from ``cfg`` (and ``resume``: a checkpoint folder, or 'latest'), then :meth:`train`.
 
-    def __init__(self, cfg: TrainConfig, resume: str | Path | None = None, overwrite: bool = False):
+    ``full_logits``: compute logits at every position instead of the masked ones only (the same loss;
+    for benchmarks and checks, see :func:`diffusion_step`)."""
+
+    def __init__(self, cfg: TrainConfig, resume: str | Path | None = None, overwrite: bool = False,
+                 full_logits: bool = False):
         self.cfg = cfg.resolved()
+        self.full_logits = full_logits
         c = self.cfg
         self.accelerator = make_accelerator(c.mixed_precision)
         acc = self.accelerator
@@ -162,15 +168,13 @@ class Trainer:
         model = build_model(c, model_name=str(self.resume_dir) if self.resume_dir else None)
         optimizer = build_optimizer(model, c.learning_rate, c.weight_decay)
         self.model, self.optimizer = acc.prepare(model, optimizer)
-        warmup = warmup_updates(self.total_steps, self.updates_per_epoch, c.warmup_ratio, c.warmup_steps,
-                                c.warmup_epochs)
+        warmup = Warmup.parse(c.warmup).updates(self.total_steps, self.updates_per_epoch)
         self.scheduler = build_scheduler(self.optimizer, c.lr_scheduler_type, warmup, self.total_steps)
         if self.resume_dir is not None:
             self._restore(self.resume_dir)
         self.stop_requested = False
         self.watch = FiniteWatch(acc.device)
         self.last_checkpoint = self.resume_dir
-        self.full_logits = False  # True: logits at every position (same loss; for benchmarks and checks)
 
     # --- set-up helpers ---------------------------------------------------------------------------
     def _check_text_fraction(self) -> None:
@@ -293,13 +297,17 @@ class Trainer:
     def train(self, stop_after: int | None = None) -> TrainResult:
         """Train to ``epochs`` / ``max_steps``; ``stop_after`` updates (or Ctrl-C) stops early with a
         resumable checkpoint. Returns the final state and the last checkpoint."""
-        for _ in self.updates(stop_after):
-            pass
-        return self.result
+        run = self.updates(stop_after)
+        while True:
+            try:
+                next(run)
+            except StopIteration as done:
+                return done.value
 
-    def updates(self, stop_after: int | None = None) -> Iterator[ckpt.TrainerState]:
+    def updates(self, stop_after: int | None = None) -> Generator[ckpt.TrainerState, None, TrainResult]:
         """:meth:`train` as a generator that yields the state after every optimizer update
-        (checkpoints, logging and stopping included); ``self.result`` is set when it finishes."""
+        (checkpoints, logging and stopping included) and returns the :class:`TrainResult`
+        (``result = yield from trainer.updates()``, or :meth:`train`)."""
         c, acc, st = self.cfg, self.accelerator, self.state
         if acc.is_main_process:
             save_config(c, Path(c.save_folder) / ckpt.CONFIG_FILE)
@@ -354,4 +362,4 @@ class Trainer:
                 signal.signal(s, h)
             logger.close()
             self.close()
-        self.result = TrainResult(state=st, checkpoint=last, interrupted=interrupted)
+        return TrainResult(state=st, checkpoint=last, interrupted=interrupted)

@@ -1,6 +1,6 @@
 """Tiny synthetic training data for smoke runs, tests and benchmarks (no audio, no download).
 
-    python -m llada_tts.training.toy_data outputs/tiny      # what recipes/configs/*tiny*.yaml read
+    python -m llada_tts.data.toy_data outputs/tiny      # what recipes/configs/*tiny*.yaml read
 
 TTS rows are real Orpheus-layout rows (prompt from the offline tokenizer, whole SNAC frames,
 end_of_speech, end_of_ai) whose audio codes come from a small alphabet, so a tiny model can
@@ -91,7 +91,7 @@ def write_all(out_dir: str | Path, n_rows: int = 32, frames: int = 6) -> dict[st
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m llada_tts.training.toy_data",
+    parser = argparse.ArgumentParser(prog="python -m llada_tts.data.toy_data",
                                      description="Write a tiny synthetic TTS dataset, pretraining JSONL and SFT "
                                                  "JSONL for smoke runs (recipes/configs/*tiny*.yaml).")
     parser.add_argument("out_dir", nargs="?", default="outputs/tiny")

@@ -1,5 +1,9 @@
 """Does a TTS model learn? Held-out measurements shared by a masked-diffusion and an autoregressive model.
 
+The measurements of ``benchmarks/learn_tts.py`` (and ``mixed_batching.py``), with their autoregressive
+baseline: benchmark code, not part of the ``llada_tts`` package (its likelihood API is
+``llada_tts.evaluation.likelihood``).
+
 Teacher-forced (one forward pass per row, prompt always visible):
 
     masked_accuracy_at_ratio   diffusion: mask exactly round(ratio * answer) answer tokens, argmax accuracy

@@ -4,8 +4,14 @@ Keys are those of the earlier LLaDA-TTS scripts (``TTS_dataset``, ``text_QA_data
 ``batch_size`` ...), so existing files keep working; a few older spellings are accepted as aliases
 (``output_dir`` -> ``save_folder``, ``model_name_or_path`` -> ``model_name``, ``data_path`` ->
 ``text_QA_dataset``). An unknown key stops the run with the list of valid keys: nothing is silently
-ignored. Keys that only restate the fixed token layout (``pad_token``, ``num_audio_tokens``,
-``num_special_tokens``, ``mask_token_id``) are checked against it.
+ignored. Keys that only restate the fixed token layout (``pad_token``, ``mask_token_id``) are checked
+against it.
+
+Earlier keys that are no fields any more are still read (:mod:`llada_tts.training.earlier_keys`):
+``num_audio_tokens`` and ``num_special_tokens`` only restated the layout, so their one valid value is
+dropped (any other is an error); ``warmup_ratio`` / ``warmup_steps`` / ``warmup_epochs`` become the one
+``warmup`` setting (:mod:`llada_tts.training.warmup`). Each source (the file, then the command line)
+gives the warmup once, in either spelling; the command line's replaces the file's.
 
 ``ratio`` is the fraction of training **samples** that are text, held over batches (each batch is
 all text or all TTS): 0.25 = a quarter of the samples, 0 = TTS only (the default without
@@ -25,7 +31,18 @@ from pathlib import Path
 import yaml
 
 from audio_tokenizer import layout as L
+from audio_tokenizer.typed_config import parse_overrides as parse_flags
 from llada_tts.fileio import write_atomic
+from llada_tts.training.earlier_keys import (
+    ALIASES,
+    FIXED_KEYS,
+    LEGACY_KEYS,
+    LEGACY_TYPES,
+    WARMUP_KEYS,
+    map_earlier_keys,
+    unwrap_section,
+)
+from llada_tts.training.warmup import Warmup
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +50,6 @@ SCHEDULERS = ("linear", "cosine", "constant")
 PRECISIONS = ("auto", "no", "bf16", "fp16")
 TRACKERS = ("tensorboard", "wandb", "none")
 TEXT_FORMATS = ("auto", "text", "sft")
-ALIASES = {  # older spelling -> key
-    "model_name_or_path": "model_name", "output_dir": "save_folder", "data_path": "text_QA_dataset",
-    "train_data_path": "text_QA_dataset", "text_dataset": "text_QA_dataset", "tts_dataset": "TTS_dataset",
-    "num_epochs": "epochs",
-}
-SECTIONS = ("pretraining", "sft", "tts")
 # keys that may name a file or folder; OUTPUT_PATHS always do (they may not exist yet)
 PATH_KEYS = ("TTS_dataset", "text_QA_dataset", "model_name", "tokenizer_name", "save_folder", "logging_dir")
 OUTPUT_PATHS = ("save_folder", "logging_dir")  # legacy files wrap all keys in one of these
@@ -99,9 +110,8 @@ class TrainConfig:
     learning_rate: float = _f(5e-5, "peak AdamW learning rate", "training")
     weight_decay: float = _f(0.0, "AdamW weight decay (not applied to norms, biases or embeddings)", "training")
     lr_scheduler_type: str = _f("linear", "linear, cosine or constant, each after a linear warmup", "training")
-    warmup_ratio: float = _f(0.0, "warmup as a fraction of all optimizer updates", "training")
-    warmup_steps: int | None = _f(None, "warmup in optimizer updates (overrides warmup_ratio)", "training")
-    warmup_epochs: float | None = _f(None, "warmup in epochs (overrides warmup_ratio)", "training")
+    warmup: str = _f("0", "linear warmup: optimizer updates (150), a share of all of them (3%) or epochs "
+                     "(0.5 epochs)", "training")
     max_grad_norm: float | None = _f(1.0, "clip the gradient norm to this (null or 0: no clipping)", "training")
     mixed_precision: str = _f("auto", "auto (the accelerate launch setting if any, else bf16 on a "
                               "bf16 GPU, else fp32), no, bf16, fp16", "training")
@@ -112,8 +122,6 @@ class TrainConfig:
                                  "(cfg_scale) masks it; no loss on it", "training")
     # --- fixed by the token layout (checked) ---
     pad_token: int = _f(L.PAD_ID, "TTS fill token; fixed by the Orpheus layout", "layout")
-    num_audio_tokens: int = _f(L.NUM_AUDIO_TOKENS, "audio ids (7 x 4096); fixed by the layout", "layout")
-    num_special_tokens: int = _f(L.NUM_SPECIAL_TOKENS, "Orpheus control tokens; fixed by the layout", "layout")
     mask_token_id: int = _f(L.MASK_ID, "diffusion mask id; fixed by the layout (126336 of "
                             "older scripts is a real Llama-3 token)", "layout")
     # --- saving and logging ---
@@ -128,6 +136,7 @@ class TrainConfig:
     logging_steps: int = _f(10, "log metrics every this many optimizer updates", "output")
 
     def __post_init__(self) -> None:
+        self.warmup = str(Warmup.parse(self.warmup))  # one spelling, so a saved config reads back equal
         self.validate()
 
     def validate(self) -> None:
@@ -161,21 +170,13 @@ class TrainConfig:
         need(self.learning_rate > 0, "learning_rate", "must be > 0")
         need(self.weight_decay >= 0, "weight_decay", "must be >= 0")
         need(self.lr_scheduler_type in SCHEDULERS, "lr_scheduler_type", f"must be one of {SCHEDULERS}")
-        need(0.0 <= self.warmup_ratio < 1.0, "warmup_ratio", "must be in [0, 1)")
-        need(self.warmup_steps is None or self.warmup_steps >= 0, "warmup_steps", "must be >= 0 or null")
-        need(self.warmup_epochs is None or self.warmup_epochs >= 0, "warmup_epochs", "must be >= 0 or null")
-        need(sum(x is not None for x in (self.warmup_steps, self.warmup_epochs)) <= 1, "warmup_steps",
-             "set only one of warmup_steps and warmup_epochs")
+        Warmup.parse(self.warmup)  # ValueError naming warmup and its three forms
         need(self.max_grad_norm is None or self.max_grad_norm >= 0, "max_grad_norm", "must be >= 0 or null")
         need(self.mixed_precision in PRECISIONS, "mixed_precision", f"must be one of {PRECISIONS}")
         need(self.seed >= 0, "seed", "must be >= 0")
         need(self.audio_loss in ("full", "slot"), "audio_loss", "must be full or slot")
         need(0.0 < self.eps <= 1.0, "eps", "must be in (0, 1]")
         need(self.pad_token == L.PAD_ID, "pad_token", f"is fixed at {L.PAD_ID} by the Orpheus layout")
-        need(self.num_audio_tokens == L.NUM_AUDIO_TOKENS, "num_audio_tokens",
-             f"is fixed at {L.NUM_AUDIO_TOKENS} (7 x 4096)")
-        need(self.num_special_tokens == L.NUM_SPECIAL_TOKENS, "num_special_tokens",
-             f"is fixed at {L.NUM_SPECIAL_TOKENS}")
         need(self.mask_token_id == L.MASK_ID, "mask_token_id", f"is fixed at {L.MASK_ID} (a dedicated token; "
              "126336 of older scripts is an ordinary Llama-3 token)")
         need(self.save_epochs > 0, "save_epochs", "must be > 0")
@@ -234,7 +235,8 @@ def absolute_path(key: str, value, base: Path):
 # --- loading ---------------------------------------------------------------------------------------
 
 def field_types() -> dict[str, object]:
-    return typing.get_type_hints(TrainConfig)
+    """Type of every key a config may give: the fields, and the earlier keys that are read but not kept."""
+    return {**typing.get_type_hints(TrainConfig), **LEGACY_TYPES}
 
 
 def valid_keys() -> list[str]:
@@ -243,10 +245,11 @@ def valid_keys() -> list[str]:
 
 def _unknown(key: str, where: str) -> ValueError:
     keys = valid_keys()
-    near = difflib.get_close_matches(key, keys + list(ALIASES), n=1)
+    near = difflib.get_close_matches(key, keys + list(ALIASES) + list(LEGACY_KEYS), n=1)
     hint = f" (did you mean {near[0]!r}?)" if near else ""
     return ValueError(f"unknown config key {key!r} in {where}{hint}. Valid keys: {', '.join(keys)}; "
-                      f"also accepted: {', '.join(f'{a} (= {k})' for a, k in ALIASES.items())}")
+                      f"also accepted: {', '.join(f'{a} (= {k})' for a, k in ALIASES.items())}, "
+                      f"{', '.join(WARMUP_KEYS)} (= warmup), {', '.join(FIXED_KEYS)} (fixed by the layout)")
 
 
 def coerce(key: str, value, where: str = "config"):
@@ -291,7 +294,7 @@ def coerce(key: str, value, where: str = "config"):
 def _canonical(key: str, where: str) -> str:
     if key in ALIASES:
         return ALIASES[key]
-    if key not in valid_keys():
+    if key not in valid_keys() and key not in LEGACY_KEYS:
         raise _unknown(key, where)
     return key
 
@@ -308,44 +311,25 @@ def read_file(path: str | Path, section: str | None = None) -> dict:
     data = data or {}
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping of key: value, got {type(data).__name__}")
-    wrapped = [k for k in data if k in SECTIONS and isinstance(data[k], dict)]
-    if wrapped:
-        pick = section if section in wrapped else (wrapped[0] if len(wrapped) == 1 else None)
-        if pick is None or len(data) != 1 and set(data) - {pick, "model"}:
-            raise ValueError(f"{path}: has sections {wrapped}; keep one section (or flat keys) per file")
-        data = {**data.get("model", {}), **data[pick]}
-        if "name_or_path" in data:
-            data["model_name"] = data.pop("name_or_path")
-    return data
+    return unwrap_section(data, path, section)
 
 
-def parse_overrides(argv: list[str]) -> dict:
-    """``--key value`` / ``--key=value`` pairs -> {key: raw string}; a bare ``--flag`` means true."""
-    out, i = {}, 0
-    while i < len(argv):
-        arg = argv[i]
-        if not arg.startswith("--") or arg == "--":
-            raise ValueError(f"expected --key value, got {arg!r}")
-        if "=" in arg:
-            key, value = arg.split("=", 1)
-            i += 1
-        elif i + 1 < len(argv) and not argv[i + 1].startswith("--"):
-            key, value = arg, argv[i + 1]
-            i += 2
-        else:
-            key, value = arg, "true"
-            i += 1
-        out[key[2:].replace("-", "_")] = value
-    return out
+def parse_overrides(argv: list[str]) -> dict[str, str]:
+    """``--key value`` / ``--key=value`` words -> {key: raw string} (argparse, one option per key, alias
+    and earlier key; a bare ``--flag`` means true); an unknown key names the nearest valid one."""
+    return parse_flags(argv, valid_keys() + list(ALIASES) + list(LEGACY_KEYS), unknown=_unknown)
 
 
 def build_config(values: dict, overrides: dict | None = None, where: str = "config") -> TrainConfig:
-    """TrainConfig from raw values plus command-line overrides (aliases mapped, types coerced)."""
+    """TrainConfig from raw values plus command-line overrides (aliases mapped, types coerced, earlier keys
+    mapped per source: the command line's warmup replaces the file's, whichever way either spells it)."""
     merged: dict = {}
     for source, raw in ((where, values), ("the command line", overrides or {})):
+        given = {}
         for key, value in raw.items():
             canon = _canonical(str(key), source)
-            merged[canon] = coerce(canon, value, source)
+            given[canon] = coerce(canon, value, source)
+        merged.update(map_earlier_keys(given, source))
     return TrainConfig(**merged)
 
 
@@ -356,7 +340,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | dict | No
     the current folder, as :meth:`TrainConfig.resolved` makes them)."""
     values = read_file(path, section) if path is not None else {}
     if base is not None:
-        values = {k: absolute_path(ALIASES.get(k, k), v, Path(base)) for k, v in values.items()}
+        values = {k: absolute_path(ALIASES.get(k, k), v, Path(base)) if ALIASES.get(k, k) in PATH_KEYS else v
+                  for k, v in values.items()}
     if isinstance(overrides, list):
         overrides = parse_overrides(overrides)
     return build_config(values, overrides, where=str(path) if path else "defaults")
