@@ -89,6 +89,10 @@ def build_model(cfg: TrainConfig, model_name: str | None = None) -> torch.nn.Mod
         except (SafetensorError, OSError, KeyError) as e:  # a truncated / damaged weights file
             raise ValueError(f"{name}: cannot load the model weights, the checkpoint is damaged or incomplete "
                              f"({type(e).__name__}: {first_line(e)})") from e
+    if cfg.shift_logits != adapters.shifts(model):
+        if not cfg.shift_logits:
+            raise ValueError(f"{name} predicts shifted (llada_shift_logits); set shift_logits: true to train it")
+        adapters.set_shift(model)  # recorded in config.json, so every sampler and scorer applies it
     model.config.use_cache = False  # no KV cache in training (and none makes sense bidirectionally)
     if cfg.gradient_checkpointing:
         enable_checkpointing(model)

@@ -100,6 +100,12 @@ class TrainConfig:
                           "SNAC frame phase), and TTS prompts are padded to whole frames", "model")
     audio_loss: str = _f("full", "full: cross-entropy over every id; slot: an audio target over its frame slot's 4096 "
                          "codes + stream ends only, as the sampler decodes (~40x cheaper head for hidden 256)", "model")
+    shift_logits: bool = _f(False, "AR-to-diffusion adaptation: predict a masked token from the position before it, "
+                            "as an autoregressive head was trained (recorded in config.json; samplers and scorers "
+                            "apply it)", "model")
+    attention_anneal_steps: int = _f(0, "AR-to-diffusion adaptation: the attention opens from causal to bidirectional "
+                                     "over this many optimizer updates (a growing window of future keys); 0 = "
+                                     "bidirectional from the start", "model")
     # --- optimisation ---
     epochs: int = _f(1, "passes over the TTS rows (over the text rows for text-only training)", "training")
     max_steps: int | None = _f(None, "stop after this many optimizer updates (all epochs when unset)", "training")
@@ -175,6 +181,7 @@ class TrainConfig:
         need(self.mixed_precision in PRECISIONS, "mixed_precision", f"must be one of {PRECISIONS}")
         need(self.seed >= 0, "seed", "must be >= 0")
         need(self.audio_loss in ("full", "slot"), "audio_loss", "must be full or slot")
+        need(self.attention_anneal_steps >= 0, "attention_anneal_steps", "must be >= 0")
         need(0.0 < self.eps <= 1.0, "eps", "must be in (0, 1]")
         need(self.pad_token == L.PAD_ID, "pad_token", f"is fixed at {L.PAD_ID} by the Orpheus layout")
         need(self.mask_token_id == L.MASK_ID, "mask_token_id", f"is fixed at {L.MASK_ID} (a dedicated token; "

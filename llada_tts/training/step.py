@@ -28,6 +28,7 @@ from llada_tts.diffusion import (
     random_length,
     restricted_ce,
 )
+from llada_tts.diffusion.anneal import annealed_mask
 from llada_tts.model import adapters
 from llada_tts.sampling.constraints import slot_candidates
 
@@ -126,11 +127,11 @@ def audio_slots(batch: dict[str, torch.Tensor]) -> torch.Tensor:
     return torch.where(answer, offset % L.SLOTS_PER_FRAME, torch.full_like(offset, -1))
 
 
-def _slot_loss(model, noisy, batch, masked, target_rows):
+def _slot_loss(model, noisy, attn, batch, masked, target_rows):
     """(ce [N], pred [N] head rows) of the masked tokens (``target_rows`` [N]: their targets as rows of
     the head), audio ones scored over their slot's candidates."""
     with head_on(model, masked, identity=True):
-        hidden = model(input_ids=noisy, attention_mask=batch["attention_mask"]).logits[0]  # [N, H]
+        hidden = model(input_ids=noisy, attention_mask=attn).logits[0]  # [N, H]
     lut = adapters.row_lookup_of(model)
     cand = slot_candidates().to(target_rows.device)  # [7, C] ids
     cand = cand if lut is None else adapters.to_rows(cand, lut)  # [7, C] rows
@@ -140,7 +141,8 @@ def _slot_loss(model, noisy, batch, masked, target_rows):
 
 def diffusion_step(model: torch.nn.Module, batch: dict[str, torch.Tensor], generator: torch.Generator,
                    mask_id: int = L.MASK_ID, eps: float = 1e-3, random_length_prob: float = 0.0,
-                   full_logits: bool = False, prompt_drop_prob: float = 0.0, audio_loss: str = "full") -> StepOutput:
+                   full_logits: bool = False, prompt_drop_prob: float = 0.0, audio_loss: str = "full",
+                   attention_fraction: float = 1.0) -> StepOutput:
     """Loss and detached statistics of ``model`` on ``batch`` (a ``llada_tts.data.collate`` output on the device).
 
     Logits are computed for the masked positions only (the loss needs no others) unless
@@ -148,10 +150,14 @@ def diffusion_step(model: torch.nn.Module, batch: dict[str, torch.Tensor], gener
     "slot" scores each masked audio-region target over its frame slot's 4096 codes + stream ends
     only (:func:`restricted_ce`), the candidates the sampler decodes from; "full" over every id.
     A compact-embedding model's head has rows, not ids: targets are mapped to rows either way.
+    ``attention_fraction`` < 1: the attention is annealed (AR-to-diffusion adaptation): each position
+    sees only that share of the keys after it (:func:`llada_tts.diffusion.anneal.annealed_mask`).
     """
     if audio_loss not in ("full", "slot"):
         raise ValueError(f"audio_loss must be 'full' or 'slot', got {audio_loss!r}")
     batch, cropped = crop_text_rows(batch, random_length_prob, generator)
+    dtype = next(getattr(model, "module", model).parameters()).dtype
+    attn = annealed_mask(batch["attention_mask"], attention_fraction, dtype)  # [B, L], or [B, 1, L, L] annealed
     targets = batch["input_ids"]  # [B, L]
     noisy, masked, p_mask = forward_process(targets, batch["maskable"], mask_id, eps=eps, generator=generator)
     noisy, dropped = drop_prompts(noisy, batch, prompt_drop_prob, mask_id, generator)
@@ -161,20 +167,20 @@ def diffusion_step(model: torch.nn.Module, batch: dict[str, torch.Tensor], gener
     # loss = mean_b(sum_l CE / p_mask / normalizer[b]) exactly when every masked token sits in one row
     scale = batch["normalizer"].float()[masked.nonzero(as_tuple=True)[0]] * targets.shape[0]  # [N]
     if audio_loss == "slot":
-        ce, pred = _slot_loss(model, noisy, batch, masked, loss_targets[masked])
+        ce, pred = _slot_loss(model, noisy, attn, batch, masked, loss_targets[masked])
         pred = adapters.ids_of_rows(model, pred)  # [N]
         token_wce = (ce / p_mask[masked])[None]  # CE / p_mask per masked token [1, N]
         loss = (token_wce[0] / scale).sum()  # = mean_b(sum_l CE / p_mask / normalizer[b])
         sel_targets = targets[masked][None]
         sel_masked = torch.ones_like(sel_targets, dtype=torch.bool)
     elif full_logits:
-        logits = model(input_ids=noisy, attention_mask=batch["attention_mask"]).logits  # [B, L, V]
+        logits = model(input_ids=noisy, attention_mask=attn).logits  # [B, L, V]
         loss, weighted_ce = masked_diffusion_loss(logits, loss_targets, masked, p_mask, batch["normalizer"])
         sel_targets, sel_masked, token_wce = targets, masked, weighted_ce
         pred = adapters.ids_of_rows(model, logits.detach()[masked].argmax(dim=-1))  # [N]
     else:
         with head_on(model, masked):
-            logits = model(input_ids=noisy, attention_mask=batch["attention_mask"]).logits  # [1, N, V]
+            logits = model(input_ids=noisy, attention_mask=attn).logits  # [1, N, V]
         # one pseudo-row holding every masked token, its p_mask scaled (see `scale` above)
         sel_targets = targets[masked][None]  # [1, N]
         sel_masked = torch.ones_like(sel_targets, dtype=torch.bool)

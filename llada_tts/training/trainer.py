@@ -31,6 +31,7 @@ from accelerate.utils import DistributedType, set_seed
 
 from audio_tokenizer.training.state import NonFiniteLossError, build_holding, take_run_lock
 from llada_tts.data import MixtureDataset, MixtureSampler, collate
+from llada_tts.diffusion.anneal import anneal_fraction
 from llada_tts.training import checkpoint as ckpt
 from llada_tts.training.build import build_model, build_tokenizer, load_datasets, prompt_multiple
 from llada_tts.training.config import TrainConfig, load_config, save_config
@@ -333,7 +334,8 @@ class Trainer:
                         gen = step_generator(c.seed, st.micro_step, acc.process_index, acc.device)
                         out = diffusion_step(self.model, batch, gen, c.mask_token_id, c.eps, c.random_length_prob,
                                              full_logits=self.full_logits, prompt_drop_prob=c.prompt_drop_prob,
-                                             audio_loss=c.audio_loss)
+                                             audio_loss=c.audio_loss, attention_fraction=anneal_fraction(
+                                                 st.global_step, c.attention_anneal_steps))
                         acc.backward(out.loss / group)
                     window.add(out.loss, out.stats, out.tokens)
                     self.watch.add(out.loss, st.global_step + 1)
