@@ -146,7 +146,7 @@ def diffusion_step(model: torch.nn.Module, batch: dict[str, torch.Tensor], gener
     """Loss and detached statistics of ``model`` on ``batch`` (a ``llada_tts.data.collate`` output on the device).
 
     Logits are computed for the masked positions only (the loss needs no others) unless
-    ``full_logits``; both give the same loss (see tests/test_training_units.py). ``audio_loss``
+    ``full_logits``; both give the same loss (see tests/training/test_training_units.py). ``audio_loss``
     "slot" scores each masked audio-region target over its frame slot's 4096 codes + stream ends
     only (:func:`restricted_ce`), the candidates the sampler decodes from; "full" over every id.
     A compact-embedding model's head has rows, not ids: targets are mapped to rows either way.

@@ -18,7 +18,7 @@ import pytest
 
 from llada_tts.data.toy_data import toy_tts_rows, write_toy_text
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BF16_RTOL = 1e-2  # per-step loss, bf16 vs fp32 (measured <= 4e-4 over these 12 steps)
 
 BF16_SCRIPT = """

@@ -12,7 +12,7 @@ from audio_tokenizer.__main__ import main as audio_tokenizer_main
 from llada_tts.cli import build_parser, main
 from llada_tts.commands.delegate import prog
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DATA_COMMANDS = ("corpus", "build", "random-codec", "eval-codec")
 
 

@@ -22,7 +22,7 @@ from llada_tts.training.config import (
 from llada_tts.training.warmup import LEGACY_KEYS as WARMUP_KEYS
 from llada_tts.training.warmup import Warmup, from_legacy
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = sorted(p for p in (ROOT / "recipes" / "configs").glob("*.yaml")
                  if not p.name.startswith("codec"))  # codec_*.yaml: recipes/codec_train.py, another schema
 

@@ -27,7 +27,7 @@ from synthesis_fixtures import (  # noqa: F401  (fixtures)
 from audio_tokenizer import layout as L
 from llada_tts.cli import COMMANDS, build_parser, main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FAST_ARGS = ["--steps", str(FAST["steps"]), "--block-length", str(FAST["block_length"])]
 
 

@@ -13,7 +13,7 @@ import yaml
 from llada_tts import quickstart as qs
 from llada_tts.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_recipe_config_is_the_quickstart_training_config():

@@ -12,7 +12,7 @@ import pytest
 
 from llada_tts.training.config import build_config
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _script():
@@ -54,7 +54,7 @@ def test_log_summary_averages_the_last_quarter(tmp_path):
     assert got["crops"] == 4 and got["prompt_drops"] == 8 and got["tts_fill_fraction"] == 0.5
 
 
-@pytest.mark.slow
+@pytest.mark.bench
 @pytest.mark.skipif(shutil.which("git") is None or not (ROOT / ".git").exists(), reason="needs the git history")
 def test_smoke_run_prints_both_arms(tmp_path):
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "mixed_batching.py"), "--smoke",

@@ -30,7 +30,7 @@ from benchmarks.learning import (
 from llada_tts.model import tiny_config
 from llada_tts.sampling import allowed_ids
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 A = L.AUDIO_OFFSET
 
 
@@ -283,7 +283,7 @@ def test_canvas_is_true_length_plus_margin_in_whole_blocks():
     assert script.canvas_frames(3, 4, 0.0) == 4  # at least one extra frame, then whole blocks
 
 
-@pytest.mark.slow
+@pytest.mark.bench
 def test_smoke_run_writes_both_models_with_valid_values(tmp_path):
     out = tmp_path / "learn.json"
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "learn_tts.py"), "--smoke", "--out", str(out),

@@ -211,7 +211,7 @@ def test_transformers_has_an_upper_bound():
 
     import tomllib
 
-    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
     deps = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
     spec = next(d for d in deps if d.startswith("transformers"))
     upper = re.search(r"<\s*([\d.]+)", spec)

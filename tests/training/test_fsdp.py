@@ -31,7 +31,7 @@ from llada_tts.training import read_metrics
 from llada_tts.training.checkpoint import STATE_DIR
 from llada_tts.training.config import TrainConfig
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FSDP_YAML = ROOT / "recipes/accelerate/fsdp.yaml"
 DDP_YAML = ROOT / "recipes/accelerate/cpu_2proc.yaml"
 LOSS_RTOL = 1e-5  # FSDP vs DDP, fp32: only the order of float sums differs (measured <= 1e-7)

@@ -33,7 +33,7 @@ sf = pytest.importorskip("soundfile")
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 KEY = "test-key-123"
 SENTENCES = ["The cat sat on the mat.", "A dog ran in the park.", "We like to read books.", "Birds sing at dawn.",
              "Rain falls on the roof.", "The sun is warm today.", "Fish swim in the sea.", "Trees grow very tall."]

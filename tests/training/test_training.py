@@ -25,7 +25,7 @@ from llada_tts.training.cli import main
 from llada_tts.training.config import TrainConfig, load_config
 from llada_tts.training.step import diffusion_step, step_generator
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
