@@ -33,6 +33,7 @@ from audio_tokenizer import audio_io, layout
 from audio_tokenizer.corpus import InputError, Utterance, read_metadata
 from audio_tokenizer.errors import first_line
 from audio_tokenizer.espeak import FRONT_ENDS, EspeakError, apply_front_end
+from audio_tokenizer.fileio import write_atomic
 from audio_tokenizer.hub import load_hub_split, select_split
 from audio_tokenizer.normalize import strip_invisible
 from audio_tokenizer.text import prompt_ids
@@ -583,7 +584,5 @@ def build(cfg: BuildConfig, overwrite: bool = False, progress: bool = True, num_
     info["processes"] = dist.num_processes if dist is not None else num_processes
     info["speed"] = {"utterances_this_run": todo_items, "encode_seconds": round(encode_seconds, 3),
                      "utterances_per_second": round(todo_items / encode_seconds, 2) if encode_seconds else None}
-    tmp = out / "build_info.json.tmp"
-    tmp.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(out / "build_info.json")
+    write_atomic(out / "build_info.json", json.dumps(info, indent=2) + "\n")
     return info

@@ -114,12 +114,11 @@ def tts_only_reason(path) -> str | None:
 
 def load_text_model(args: argparse.Namespace):
     """(model in eval mode, tokenizer) of a text checkpoint from --model / --device / --dtype (CliError, one line)."""
-    from pathlib import Path
 
     from transformers.utils import logging as hf_logging
 
     from audio_tokenizer.errors import first_line
-    from audio_tokenizer.hub import looks_like_hub_id
+    from audio_tokenizer.hub import local_folder
     from llada_tts.model import load_model
     from llada_tts.vocab import load_tokenizer
 
@@ -127,13 +126,12 @@ def load_text_model(args: argparse.Namespace):
     if not name:
         raise CliError(f"no model: pass --model CKPT (a checkpoint-epoch-N folder of recipes/pretrain.py or "
                        f"recipes/sft.py) or set ${MODEL_ENV}")
-    local = not looks_like_hub_id(name)
+    try:
+        path = local_folder(name, "config.json", "checkpoint folder")  # None: a hub id
+    except FileNotFoundError as e:
+        raise CliError(f"model: {e}") from e
+    local = path is not None
     if local:
-        path = Path(name).expanduser()
-        if not path.is_dir():
-            raise CliError(f"model: no checkpoint folder at {path}")
-        if not (path / "config.json").is_file():
-            raise CliError(f"model: {path} is not a checkpoint (no config.json)")
         reason = tts_only_reason(path)
         if reason:
             raise CliError(reason)

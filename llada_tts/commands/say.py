@@ -16,6 +16,7 @@ from llada_tts.commands.common import (
     sampler_options,
     seed_number,
 )
+from llada_tts.fileio import atomic_file
 from llada_tts.synthesis.defaults import DEFAULT_BATCH_SIZE, DEFAULT_MAX_CHUNK_CHARS, DEFAULT_MAX_DURATION
 
 HELP = "speak text into a WAV file"
@@ -144,8 +145,6 @@ def _check_reference_args(args: argparse.Namespace):
 
 def _run_stream(tts, text, out, kwargs, quiet) -> int:
     """Write pieces to a temp WAV as they arrive; rename it into place at the end."""
-    import os
-    import tempfile
 
     import numpy as np
     import soundfile as sf
@@ -155,21 +154,14 @@ def _run_stream(tts, text, out, kwargs, quiet) -> int:
         import secrets
 
         seed = secrets.randbits(31)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp.wav", dir=out.parent)
-    os.close(fd)
     start, first, n = time.perf_counter(), None, 0
-    try:
+    with atomic_file(out) as tmp:  # the WAV appears whole, or not at all
         with sf.SoundFile(tmp, "w", samplerate=tts.sample_rate, channels=1, subtype="PCM_16", format="WAV") as f:
             for piece in tts.stream(text, seed=seed, **kwargs):
                 first = first if first is not None else time.perf_counter() - start
                 f.write(np.clip(piece, -1.0, 1.0))
                 f.flush()
                 n += len(piece)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     wall = time.perf_counter() - start
     if not quiet:
         seconds = n / tts.sample_rate

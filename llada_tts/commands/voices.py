@@ -5,7 +5,7 @@ import argparse
 import json
 
 from audio_tokenizer.errors import first_line
-from audio_tokenizer.hub import looks_like_hub_id
+from audio_tokenizer.hub import local_folder
 from llada_tts.commands.common import CliError, model_name
 
 HELP = "list the voices of a checkpoint"
@@ -31,13 +31,12 @@ def _meta_dir(name: str):
         name = demo_voice.resolve(name)
     except FileNotFoundError as e:
         raise CliError(f"{e}; pass --model DIR_OR_ID") from e
-    path = Path(name).expanduser()
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise CliError(f"{path} is not a checkpoint (no config.json)")
+    try:
+        path = local_folder(name, "config.json", "checkpoint folder")  # None: a hub id
+    except FileNotFoundError as e:
+        raise CliError(str(e)) from e
+    if path is not None:
         return path
-    if not looks_like_hub_id(name):
-        raise CliError(f"no checkpoint folder at {path}")
     from huggingface_hub import hf_hub_download
 
     from llada_tts.checkpoint_meta import META_FILE

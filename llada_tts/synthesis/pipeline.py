@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from audio_tokenizer import layout as L
 from audio_tokenizer.errors import first_line
-from audio_tokenizer.hub import looks_like_hub_id
+from audio_tokenizer.hub import local_folder
 from llada_tts.checkpoint_meta import CheckpointMeta, read_meta
 from llada_tts.model.adapters import prompt_multiple
 from llada_tts.prompts import tts_prompt
@@ -146,13 +146,11 @@ class LladaTTS:
             name = demo_voice.resolve(str(model))
         except FileNotFoundError as e:
             raise SynthesisError(f"model: {e}") from e
-        path = Path(name).expanduser()
-        local = not looks_like_hub_id(name)
-        if local:
-            if not path.is_dir():
-                raise SynthesisError(f"model: no checkpoint folder at {path}")
-            if not (path / "config.json").is_file():
-                raise SynthesisError(f"model: {path} is not a checkpoint (no config.json)")
+        try:
+            found = local_folder(name, "config.json", "checkpoint folder")  # None: a hub id
+        except FileNotFoundError as e:
+            raise SynthesisError(f"model: {e}") from e
+        local, path = found is not None, found or Path(name)
         try:
             net = load_model(str(path) if local else name, dtype=dtype, device=device)
         except SafetensorError as e:  # a truncated download or copy

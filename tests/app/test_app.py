@@ -367,7 +367,7 @@ def test_bad_options_are_usage_errors(capsys, argv, message):
 def test_missing_checkpoint_is_one_line_and_exit_2(tmp_path, capsys):
     assert app.main(["--model", str(tmp_path / "missing"), "--device", "cpu"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1] == f"error: model: no checkpoint folder at {tmp_path / 'missing'}"
+    assert err[-1] == f"error: model: no checkpoint folder at {tmp_path / 'missing'} (it does not exist)"
     assert not any("Traceback" in line for line in err)
 
 

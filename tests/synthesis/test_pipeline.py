@@ -213,7 +213,7 @@ def test_loading_errors(tmp_path, tiny_model_dir, tiny_codec_dir, text_only_mode
     (tmp_path / "noweights" / "config.json").write_text((tiny_model_dir / "config.json").read_text())
     cases = [
         (tmp_path / "missing", None, "no checkpoint folder at"),
-        (tmp_path / "empty", None, "is not a checkpoint \\(no config.json\\)"),
+        (tmp_path / "empty", None, "checkpoint folder .*empty has no config.json"),
         (tmp_path / "noweights", None, "has no model.safetensors weights"),
         (text_only_model_dir, None, "128256 embedding rows"),
         (tiny_model_dir, tmp_path / "nocodec", "codec: no codec folder at .* does not exist"),
