@@ -7,21 +7,17 @@ from llada_tts.diffusion.forward import (
     random_length_crop,
 )
 from llada_tts.diffusion.losses import (
-    accuracy_breakdown,
     audio_positions,
     loss_breakdown,
-    masked_accuracy,
     masked_diffusion_loss,
     restricted_ce,
 )
 
 __all__ = [
-    "accuracy_breakdown",
     "audio_positions",
     "crop_normalizer",
     "forward_process",
     "loss_breakdown",
-    "masked_accuracy",
     "mask_prompt",
     "masked_diffusion_loss",
     "random_length",

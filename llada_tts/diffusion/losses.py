@@ -96,27 +96,6 @@ def loss_breakdown(
     return out
 
 
-def masked_accuracy(
-    logits: torch.Tensor, targets: torch.Tensor, masked: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(correct, total) long scalars: argmax predictions that equal the target on masked positions."""
-    _check(logits, targets, masked)
-    pred = logits[masked].argmax(dim=-1)  # [N]
-    correct = (pred == targets[masked]).sum()
-    return correct, masked.sum()
-
-
-def accuracy_breakdown(
-    logits: torch.Tensor, targets: torch.Tensor, masked: torch.Tensor, audio_lo: int, audio_hi: int,
-    fill: torch.Tensor | None = None,
-) -> dict[str, torch.Tensor]:
-    """``{all,text,audio,fill}_{correct,total}`` long scalars; the split is :func:`loss_breakdown`'s."""
-    out = {}
-    for name, sel in {"all": masked, **_kinds(targets, masked, audio_lo, audio_hi, fill)}.items():
-        out[f"{name}_correct"], out[f"{name}_total"] = masked_accuracy(logits, targets, sel)
-    return out
-
-
 def restricted_ce(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, slots: torch.Tensor,
                   slot_rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Cross-entropy of masked tokens whose candidates are restricted by their frame slot.

@@ -9,16 +9,15 @@ import torch.nn.functional as F
 
 from audio_tokenizer import layout as L
 from llada_tts.diffusion import (
-    accuracy_breakdown,
     crop_normalizer,
     forward_process,
     loss_breakdown,
     mask_prompt,
-    masked_accuracy,
     masked_diffusion_loss,
     random_length,
     random_length_crop,
 )
+from llada_tts.training.step import accuracy_counts
 
 MASK = 99
 # B=2, L=3, V=5
@@ -244,21 +243,19 @@ def test_loss_breakdown_keeps_fill_out_of_text():
     out = loss_breakdown(weighted, targets, masked, L.AUDIO_OFFSET, L.AUDIO_END, fill=fill)
     assert (out["text_sum"].item(), out["text_count"].item()) == (5.0, 2)
     assert (out["audio_sum"].item(), out["fill_sum"].item(), out["fill_count"].item()) == (2.0, 8.0, 1)
-    logits = torch.zeros(1, 5, L.VOCAB_SIZE)
-    logits[0, :, L.PAD_ID] = 1.0
-    acc = accuracy_breakdown(logits, targets, masked, L.AUDIO_OFFSET, L.AUDIO_END, fill=fill)
+    pred = torch.full((4,), L.PAD_ID)  # the masked positions all predicted as pad
+    acc = accuracy_counts(pred, targets[masked], fill[masked])
     assert (acc["fill_correct"].item(), acc["fill_total"].item(), acc["text_total"].item()) == (1, 1, 2)
 
 
-def test_masked_accuracy_overall_and_per_type():
-    # argmax per position: row0 -> 0, 0, 1; row1 -> 0, 3, 0
-    correct, total = masked_accuracy(LOGITS, TARGETS, MASKED)
-    # masked: (0,0) target 0 ok, (0,2) target 1 ok, (1,1) target 3 ok, (1,2) target 4 wrong
-    assert (correct.item(), total.item()) == (3, 4)
-    out = accuracy_breakdown(LOGITS, TARGETS, MASKED, 3, 5)  # "audio" = ids 3, 4 here
-    assert (out["audio_correct"].item(), out["audio_total"].item()) == (1, 2)
-    assert (out["text_correct"].item(), out["text_total"].item()) == (2, 2)
-    assert (out["all_correct"].item(), out["all_total"].item()) == (3, 4)
+def test_accuracy_counts_overall_and_per_type():
+    a = L.AUDIO_OFFSET
+    target = torch.tensor([5, a, a + 9, 7, L.PAD_ID])
+    pred = torch.tensor([5, a, a + 1, 8, L.PAD_ID])
+    fill = torch.tensor([False, False, False, False, True])
+    out = {k: int(v) for k, v in accuracy_counts(pred, target, fill).items()}
+    assert out == {"all_correct": 3, "all_total": 5, "text_correct": 1, "text_total": 2,
+                   "audio_correct": 1, "audio_total": 2, "fill_correct": 1, "fill_total": 1}
 
 
 @pytest.mark.gpu
