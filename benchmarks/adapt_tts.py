@@ -166,6 +166,10 @@ def wer_of(arm: str, model, args, work: Path, asr) -> dict:
     return run_row(tts, items, asr, {"threshold": 0.9, "cache": "prefix"})
 
 
+def _fmt(value, digits: int) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
 def table(result: dict) -> str:
     evals = max(len(c) for c in result["curves"].values())
     head = "| arm | updates | " + " | ".join(f"NLL @ eval {i}" for i in range(evals)) + " | WER | dur | ended |"
@@ -176,9 +180,8 @@ def table(result: dict) -> str:
         c = result["curves"][arm]
         cells = [f"{p['nll']:.3f} ({p['seconds']:.0f} s)" for p in c] + ["—"] * (evals - len(c))
         w = result.get("wer", {}).get(arm, {})
-        lines.append(f"| {arm} | {result['train'][arm]['updates']} | " + " | ".join(cells)
-                     + f" | {w.get('wer', float('nan')):.3f} | {w.get('median_duration_ratio') or float('nan'):.2f} "
-                       f"| {w.get('ended_fraction') or float('nan'):.2f} |")
+        judged = [_fmt(w.get(k), d) for k, d in (("wer", 3), ("median_duration_ratio", 2), ("ended_fraction", 2))]
+        lines.append(f"| {arm} | {result['train'][arm]['updates']} | " + " | ".join(cells + judged) + " |")
     return "\n".join(lines)
 
 
