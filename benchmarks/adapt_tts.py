@@ -82,7 +82,8 @@ def train(name: str, model, rows: list[dict], args, budget: float, anneal_steps:
     """Train for ``budget`` seconds of this model's own step time; a generator that yields after every
     update (so arms interleave) with (update, seconds spent), and returns a summary."""
     model.train()
-    opt = build_optimizer(model, args.lr, args.weight_decay)
+    lr = args.lr if ar or args.arm_lr is None else args.arm_lr
+    opt = build_optimizer(model, lr, args.weight_decay)
     sched = build_scheduler(opt, "constant", args.warmup_steps, 1)
     gen_batches = batches(len(rows), min(args.batch_size, len(rows)), args.seed)
     losses, step, spent, last_print = [], 0, 0.0, 0.0
@@ -201,7 +202,8 @@ def parse_args(argv):
     p.add_argument("--max-steps", type=int, default=None)
     p.add_argument("--anneal-steps", type=int, default=60, help="K: causal -> bidirectional over K updates")
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (constant after warmup)")
+    p.add_argument("--arm-lr", type=float, default=None, help="the diffusion arms' learning rate (default: --lr)")
     p.add_argument("--warmup-steps", type=int, default=10)
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument("--max-length", type=int, default=400)

@@ -2,7 +2,8 @@
 
 Each check runs in a fresh Python process: accelerate's state is a per-process singleton, so an fp32 and a
 bf16 Accelerator cannot be made one after the other inside pytest's process, and peak memory
-(``ru_maxrss``) is only meaningful per process.
+(VmHWM, the peak RSS of the process image, which exec resets; ru_maxrss would carry the forking pytest
+process's peak) is only meaningful per process.
 """
 from __future__ import annotations
 
@@ -50,19 +51,21 @@ json.dump(out, open(sys.argv[2], "w"))
 """
 
 MEMORY_SCRIPT = """
-import json, resource, sys, time, torch
+import json, sys, time, torch
 torch.set_num_threads(1)
+def hwm_kb():  # this process image's peak RSS (VmHWM); ru_maxrss would include the forking parent's
+    return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
 from llada_tts.training.config import TrainConfig
 from llada_tts.training import Trainer, read_metrics
 spec = json.loads(open(sys.argv[1]).read())
 t = Trainer(TrainConfig(**spec))
 t.save = lambda label: None  # the memory of training steps only
 net = t.accelerator.unwrap_model(t.model)
-built = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+built = hwm_kb()
 start = time.perf_counter()
 t.train()
 seconds = time.perf_counter() - start
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+peak = hwm_kb()
 json.dump(dict(losses=[m["loss"] for _, m in sorted(read_metrics(spec["save_folder"]).items())],
                checkpointing=bool(net.is_gradient_checkpointing), built_mb=built / 1024, peak_mb=peak / 1024,
                train_mb=(peak - built) / 1024, seconds=seconds), open(sys.argv[2], "w"))
