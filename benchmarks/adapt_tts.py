@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository (
 import torch
 import torch.nn.functional as F
 
-from benchmarks.learn_tts import batches
+from benchmarks.learn_tts import apply_update, batches
 from benchmarks.learning import diffusion_nll_bound, logits_at
 from llada_tts.data import collate, load_tts_rows
 from llada_tts.diffusion.anneal import anneal_fraction
@@ -96,12 +96,7 @@ def train(name: str, model, rows: list[dict], args, budget: float, anneal_steps:
             frac = anneal_fraction(step, anneal_steps)
             loss = diffusion_step(model, batch, step_generator(args.seed, step, 0, torch.device("cpu")),
                                   audio_loss="slot", attention_fraction=frac).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
-        losses.append(loss.item())
+        losses.append(apply_update(model, opt, sched, loss))
         step += 1
         spent += time.perf_counter() - start
         if spent - last_print >= args.print_every or step == 1:

@@ -136,6 +136,17 @@ def batches(n_rows: int, batch_size: int, seed: int):
             yield order[i:i + batch_size].tolist()
 
 
+def apply_update(model, opt, sched, loss: torch.Tensor) -> float:
+    """One optimizer update from ``loss``: backward, clip the gradient norm to 1, step the optimizer and
+    the schedule, clear the gradients. Returns the loss as a float."""
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    sched.step()
+    opt.zero_grad(set_to_none=True)
+    return loss.item()
+
+
 def train(name: str, model, rows: list[dict], args):
     """Train for ``args.budget_seconds`` of this model's own step time (or ``args.max_steps``).
 
@@ -154,12 +165,7 @@ def train(name: str, model, rows: list[dict], args):
             loss = diffusion_step(model, batch, step_generator(args.seed, step, 0, torch.device("cpu"))).loss
         else:
             loss = next_token_loss(model, batch["input_ids"], batch["maskable"], batch["normalizer"])[0]
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
-        losses.append(loss.item())
+        losses.append(apply_update(model, opt, sched, loss))
         step, tokens = step + 1, tokens + batch["input_ids"].numel()
         spent += time.perf_counter() - start
         if spent - last_print >= args.print_every or step == 1:

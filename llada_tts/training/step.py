@@ -156,8 +156,9 @@ def diffusion_step(model: torch.nn.Module, batch: dict[str, torch.Tensor], gener
     if audio_loss not in ("full", "slot"):
         raise ValueError(f"audio_loss must be 'full' or 'slot', got {audio_loss!r}")
     batch, cropped = crop_text_rows(batch, random_length_prob, generator)
-    dtype = next(getattr(model, "module", model).parameters()).dtype
-    attn = annealed_mask(batch["attention_mask"], attention_fraction, dtype)  # [B, L], or [B, 1, L, L] annealed
+    attn = batch["attention_mask"]  # [B, L]; while annealing, [B, 1, L, L]
+    if attention_fraction < 1.0:
+        attn = annealed_mask(attn, attention_fraction, next(getattr(model, "module", model).parameters()).dtype)
     targets = batch["input_ids"]  # [B, L]
     noisy, masked, p_mask = forward_process(targets, batch["maskable"], mask_id, eps=eps, generator=generator)
     noisy, dropped = drop_prompts(noisy, batch, prompt_drop_prob, mask_id, generator)
