@@ -7,6 +7,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from audio_tokenizer.espeak import FRONT_ENDS
+
 PROG = "python -m audio_tokenizer"
 EXAMPLES = """examples:
   python -m audio_tokenizer corpus data/espeak --n 200 --holdout 20 --seed 0
@@ -94,8 +96,10 @@ def _parser(prog: str = PROG, parser_class: type[argparse.ArgumentParser] = argp
     b.add_argument("--voice-column", default="voice", help="per-row voice column, used when present "
                                                             "('' to ignore)")
     b.add_argument("--split", default="train", help="split of a Hugging Face dataset")
-    b.add_argument("--front-end", choices=("text", "espeak-ipa"), default="text",
-                   help="prompt text: the transcript itself, or eSpeak NG's IPA phonemes of it (espeak-ipa; "
+    b.add_argument("--front-end", choices=FRONT_ENDS, default="text",
+                   help="prompt text: the transcript itself, eSpeak NG's IPA phonemes of it (espeak-ipa), or "
+                        "one eSpeak phoneme token per codec frame (espeak-frames: the audio must be eSpeak's "
+                        "rendering of the text in the row's voice, as the corpus command makes it; "
                         "the text column keeps the transcript, build_info.json records the choice and "
                         "checkpoints trained on it phonemize at synthesis automatically)")
     b.add_argument("--min-duration", type=float, default=0.5, help="skip shorter audio (seconds)")

@@ -238,7 +238,8 @@ class _Encoder:
             return None, utt.error
         if not text:
             return None, "empty text"
-        prompt_text = apply_front_end(text, cfg.front_end)  # the text itself, or its phonemes
+        voice = cfg.voice or utt.voice or None
+        prompt_text = apply_front_end(text, cfg.front_end, voice)  # the text, its phonemes, or frame phonemes
         if not prompt_text:
             return None, "no phonemes: eSpeak NG found nothing to say"
         if isinstance(utt.audio, (str, Path)) and not Path(utt.audio).is_file():
@@ -260,8 +261,15 @@ class _Encoder:
         audio_ids = self.codec.encode_tokens(wave, layout.SAMPLE_RATE).tolist()  # [7n]
         if cfg.drop_repeated_frames:
             audio_ids = drop_repeated_frames(audio_ids)
-        voice = cfg.voice or utt.voice or None
         ids, prompt_len = make_row(self.tokenizer, text, voice, audio_ids, cfg.front_end)
+        if cfg.front_end == "espeak-frames":
+            from audio_tokenizer.frames import RATE, frames_of_ids
+
+            have = frames_of_ids(ids[:prompt_len])
+            if len(audio_ids) != layout.SLOTS_PER_FRAME * have:
+                return None, (f"eSpeak's timeline has {have} frames, the audio {len(audio_ids) // 7}: "
+                              f"espeak-frames needs eSpeak NG renderings of the text in the row's voice at {RATE} "
+                              "words/min (corpus --rates 175)")
         if len(ids) > cfg.max_length:
             return None, f"row too long: {len(ids)} tokens > --max-length {cfg.max_length}"
         return {"input_ids": ids, "attention_mask": [1] * len(ids), "prompt_lengths": prompt_len,

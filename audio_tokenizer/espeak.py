@@ -37,8 +37,11 @@ _PARAM_RATE, _PARAM_PITCH = 1, 3
 _EE_OK = 0
 _INITIALIZE_DONT_EXIT = 0x8000  # return an error instead of calling exit()
 _PHONEMES_IPA = 0x02
+_PHONEME_EVENTS = 0x0001 | 0x0002  # espeakINITIALIZE_PHONEME_EVENTS | espeakINITIALIZE_PHONEME_IPA
+_EVENT_LIST_END, _EVENT_PHONEME = 0, 7
 
-FRONT_ENDS = ("text", "espeak-ipa")  # what a TTS prompt holds: the text itself, or eSpeak NG's IPA of it
+# what a TTS prompt holds: the text itself, eSpeak NG's IPA of it, or one phoneme token per codec frame
+FRONT_ENDS = ("text", "espeak-ipa", "espeak-frames")
 G2P_LANGUAGE = "en-us"  # one G2P language for every voice variant (accents live in the audio)
 # clause punctuation kept in the phoneme string (UTF-8 bytes): . , ; : ! ? or an ellipsis, followed by
 # optional closing quotes/brackets and then a space or the end of the text ("3.5" and "a,b" do not count)
@@ -48,7 +51,19 @@ _CLAUSE_MARK = re.compile(_MARK + rb"(?=" + _CLOSERS + rb"(?:\s|\Z))")
 _FINAL_MARK = re.compile(rb"(" + _MARK + rb")" + _CLOSERS + rb"\s*\Z")
 
 _LOCK = threading.Lock()
-_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
+
+
+class _EventId(ctypes.Union):
+    _fields_ = [("number", ctypes.c_int), ("name", ctypes.c_char_p), ("string", ctypes.c_char * 8)]
+
+
+class _Event(ctypes.Structure):  # speak_lib.h espeak_EVENT
+    _fields_ = [("type", ctypes.c_int), ("unique_identifier", ctypes.c_uint), ("text_position", ctypes.c_int),
+                ("length", ctypes.c_int), ("audio_position", ctypes.c_int), ("sample", ctypes.c_int),
+                ("user_data", ctypes.c_void_p), ("id", _EventId)]
+
+
+_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event))
 
 
 class EspeakError(RuntimeFailure):
@@ -107,8 +122,10 @@ def _declare(lib: ctypes.CDLL) -> None:
 
 
 @contextlib.contextmanager
-def _engine():
-    """A freshly initialised eSpeak instance: yields (lib, sample_rate, chunks list)."""
+def _engine(options: int = 0, phonemes: list | None = None):
+    """A freshly initialised eSpeak instance: yields (lib, sample_rate, chunks list).
+
+    With ``options=_PHONEME_EVENTS``, ``phonemes`` collects (sample offset, IPA phoneme) pairs."""
     lib_path, data_path = _paths()
     with _LOCK:
         try:
@@ -118,14 +135,20 @@ def _engine():
         _declare(lib)
         chunks: list[np.ndarray] = []
 
-        def on_audio(wav, n, _events):  # int16 chunks; return 0 to keep going
+        def on_audio(wav, n, events):  # int16 chunks; return 0 to keep going
             if wav and n > 0:
                 chunks.append(np.ctypeslib.as_array(wav, shape=(n,)).copy())
+            i = 0
+            while phonemes is not None and events and events[i].type != _EVENT_LIST_END:
+                if events[i].type == _EVENT_PHONEME:
+                    name = bytes(events[i].id.string).split(b"\0")[0].decode("utf-8", errors="replace")
+                    phonemes.append((int(events[i].sample), name))
+                i += 1
             return 0
 
         callback = _CALLBACK(on_audio)
         try:
-            sr = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data_path.encode(), 0)
+            sr = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data_path.encode(), options)
             if sr <= 0:
                 raise EspeakError(f"espeak_Initialize failed with data path {data_path}")
             lib.espeak_SetSynthCallback(callback)
@@ -185,6 +208,14 @@ def synthesize(text: str, voice: str = "en-us", rate: int = 175, pitch: int = 50
     voice: an eSpeak voice or language, optionally with a variant (``en-us``, ``en-gb``, ``en-us+f3``).
     rate: words per minute (80..450). pitch: 0..100.
     """
+    wave, sr, _ = synthesize_timed(text, voice, rate, pitch)
+    return wave, sr
+
+
+def synthesize_timed(text: str, voice: str = "en-us", rate: int = 175,
+                     pitch: int = 50) -> tuple[np.ndarray, int, list[tuple[int, str]]]:
+    """:func:`synthesize` plus eSpeak's phoneme timeline: (wave, sample_rate, [(first sample, IPA
+    phoneme)...] in time order; ``""`` marks a pause). The audio is the same as :func:`synthesize`'s."""
     if not isinstance(text, str) or not text.strip():
         raise ValueError("text to synthesise must be a non-empty string")
     if not 80 <= rate <= 450:
@@ -192,7 +223,8 @@ def synthesize(text: str, voice: str = "en-us", rate: int = 175, pitch: int = 50
     if not 0 <= pitch <= 100:
         raise ValueError(f"pitch must be in 0..100, got {pitch}")
     data = text.encode("utf-8") + b"\0"
-    with _engine() as (lib, sr, chunks):
+    phonemes: list[tuple[int, str]] = []
+    with _engine(_PHONEME_EVENTS, phonemes) as (lib, sr, chunks):
         _set_voice(lib, voice)
         lib.espeak_SetParameter(_PARAM_RATE, int(rate), 0)
         lib.espeak_SetParameter(_PARAM_PITCH, int(pitch), 0)
@@ -201,7 +233,7 @@ def synthesize(text: str, voice: str = "en-us", rate: int = 175, pitch: int = 50
             raise EspeakError(f"espeak_Synth failed with error {err}")
         lib.espeak_Synchronize()
     pcm = np.concatenate(chunks) if chunks else np.zeros(0, np.int16)  # [T] int16
-    return pcm.astype(np.float32) / 32768.0, sr
+    return pcm.astype(np.float32) / 32768.0, sr, phonemes
 
 
 _G2P: dict = {}  # the G2P engine: {"lib": CDLL, "language": str}, made on first use (under _LOCK)
@@ -270,7 +302,7 @@ def phonemize(text: str, language: str = G2P_LANGUAGE) -> str:
     return " ".join(parts)
 
 
-def apply_front_end(text: str, front_end: str) -> str:
+def apply_front_end(text: str, front_end: str, voice: str | None = None) -> str:
     """``text`` as a model trained with ``front_end`` reads it: unchanged ("text"), or ("espeak-ipa")
     the IPA of its spoken form: numbers and symbols spelled out by ``normalize.normalize_text`` first,
     as synthesis does, so a transcript and a request with the same "$12.50" get the same phonemes."""
@@ -278,4 +310,8 @@ def apply_front_end(text: str, front_end: str) -> str:
         return text
     if front_end == "espeak-ipa":
         return phonemize(normalize_text(text), G2P_LANGUAGE)
+    if front_end == "espeak-frames":  # one phoneme token per codec frame, timed by ``voice``
+        from audio_tokenizer.frames import frame_prompt
+
+        return frame_prompt(text, voice)
     raise ValueError(f"unknown front end {front_end!r}; choose one of {', '.join(FRONT_ENDS)}")

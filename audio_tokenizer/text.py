@@ -29,9 +29,18 @@ def prompt_text(text: str, voice: str | None = None, front_end: str = "text") ->
     """The prompt's text: ``front_end`` applied to ``text`` (never to the voice), then the voice prefix."""
     from audio_tokenizer.espeak import apply_front_end
 
-    return voice_text(apply_front_end(text, front_end), voice)
+    return voice_text(apply_front_end(text, front_end, voice), voice)
 
 
-def prompt_ids(tokenizer, text: str, voice: str | None = None, front_end: str = "text") -> list[int]:
-    """BOS + the tokens of :func:`prompt_text`: what sits between start_of_human and end_of_text."""
+def prompt_ids(tokenizer, text: str, voice: str | None = None, front_end: str = "text",
+               speed: float = 1.0) -> list[int]:
+    """BOS + the tokens of :func:`prompt_text`: what sits between start_of_human and end_of_text.
+
+    ``espeak-frames``: BOS, the voice prefix's tokens, then one phoneme id per codec frame
+    (``frames.frame_ids``; ids, since the tokenizer splits special-token strings), at ``speed``.
+    Other front ends ignore ``speed`` (their canvas length carries it)."""
+    if front_end == "espeak-frames":
+        from audio_tokenizer.frames import frame_ids
+
+        return encode_text(tokenizer, voice_text("", voice)) + frame_ids(text, voice, speed)
     return encode_text(tokenizer, prompt_text(text, voice, front_end))

@@ -22,7 +22,8 @@ Rows (all audio-constrained; --rows picks some):
     dual        threshold + the dual cache (also the masked suffix)
     ar          the same model decoding one token per step, one frame per block, left to right
 
-report.json in --out holds the config, the originals' WER and every row's summary.
+report.json in --out holds the config, the originals' WER and every row's summary with each line's
+transcript; --out/<row>/ holds the audio.
 """
 from __future__ import annotations
 
@@ -58,13 +59,16 @@ def originals_wer(folder: Path, limit: int | None, asr) -> float:
     return corpus_wer(pairs)
 
 
-def run_row(tts, items, asr, options: dict) -> dict:
+def run_row(tts, items, asr, options: dict, audio_dir: Path | None = None) -> dict:
     t0 = time.perf_counter()
-    report = evaluate(tts, items, asr=asr, seed=0, sampler_options=dict(options), progress=False, warmup=True)
+    report = evaluate(tts, items, asr=asr, seed=0, sampler_options=dict(options), progress=False, warmup=True,
+                      audio_dir=audio_dir)
     s = report["summary"]
     return {"options": options, "wer": s["wer"], "nfe": s.get("mean_nfe"), "rtf": s["rtf"],
             "median_duration_ratio": s.get("median_duration_ratio"), "ended_fraction": s.get("ended_fraction"),
-            "failed": s["failed"], "seconds": time.perf_counter() - t0}
+            "failed": s["failed"], "seconds": time.perf_counter() - t0,
+            "transcripts": [{"text": r.get("text"), "heard": r.get("transcript"), "wer": r.get("wer")}
+                            for r in report["rows"]]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         options = dict(ROWS[name])
         if args.temperature is not None:
             options["temperature"] = args.temperature
-        r = results[name] = run_row(tts, items, asr, options)
+        r = results[name] = run_row(tts, items, asr, options, Path(args.out) / name)
         print(f"{name:<10} {r['wer']:>6.3f} {r['nfe'] or 0:>6.0f} {r['rtf'] or 0:>6.3f} "
               f"{r['median_duration_ratio'] or 0:>5.2f} {r['ended_fraction']:>6.0%} {r['failed']:>6}", flush=True)
     out = Path(args.out)

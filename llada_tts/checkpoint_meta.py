@@ -3,7 +3,8 @@
     {"voices": ["alice", "bob"],        sorted distinct non-empty voices of the TTS dataset ([] if none)
      "codec": "hubertsiuzdak/snac_24khz",  the codec the TTS dataset was tokenised with (null: unknown)
      "chars_per_second": 14.2,          speaking rate calibrated on the dataset's text/duration (null: unknown)
-     "front_end": "text",               what the prompts held: the text, or "espeak-ipa" phonemes of it
+     "front_end": "text",               what the prompts held: the text, "espeak-ipa" phonemes of it, or
+                                        "espeak-frames" (one eSpeak phoneme per codec frame)
      "format_version": 1}
 
 The trainer writes it into every checkpoint; :class:`llada_tts.synthesis.LladaTTS` reads it for the

@@ -11,11 +11,11 @@ from llada_tts.model.adapters import align_prompt
 
 
 def tts_prompt(tokenizer, text: str, voice: str | None = None, *, front_end: str = "text",
-               multiple: int = 1) -> list[int]:
+               multiple: int = 1, speed: float = 1.0) -> list[int]:
     """[start_of_human, BOS, "voice: text"..., end_of_text, end_of_human, start_of_ai, start_of_speech],
     with filler ids in front up to a multiple of ``multiple`` tokens (7 for a frame-phase model:
     ``adapters.prompt_multiple(model.config)``; its training rows were aligned the same way)."""
-    ids = L.tts_prompt_ids(prompt_ids(tokenizer, text, voice, front_end))
+    ids = L.tts_prompt_ids(prompt_ids(tokenizer, text, voice, front_end, speed))
     return align_prompt(ids, len(ids), multiple)[0]
 
 

@@ -13,6 +13,7 @@ from llada_tts.checkpoint_meta import META_FILE, CheckpointMeta
 from llada_tts.model import adapters, config_for_size, create_model, save_model
 from llada_tts.prompts import tts_prompt
 from llada_tts.synthesis import LladaTTS
+from llada_tts.synthesis.errors import SynthesisError
 from llada_tts.vocab import build_offline_tokenizer
 
 
@@ -50,6 +51,32 @@ def test_exported_voice_loads_with_the_offline_tokenizer_and_aligned_phoneme_pro
     assert prompt[-len(want):] == want
     wave, sr = tts.synthesize("Hi.", voice="en-us", seed=0, duration=0.5, steps=8)
     assert sr == 24000 and len(wave) > 0
+
+
+def test_a_frame_phoneme_voice_speaks_at_espeaks_length(tmp_path):
+    """An espeak-frames checkpoint: prompts hold one phone per frame, the canvas is that many frames
+    plus the stream end, and duration / speed are refused in one line."""
+    from audio_tokenizer.frames import frame_ids
+
+    model = create_model(config_for_size("tiny", compact=True, slot_masks=True, frame_phones=True), seed=6)
+    meta = CheckpointMeta(voices=["en-us"], codec="demo", chars_per_second=14.0, front_end="espeak-frames")
+    save_model(model, tmp_path / "ckpt", tokenizer=build_offline_tokenizer(), extra_files={META_FILE: meta.to_json()})
+    out = demo_voice.export_voice(tmp_path / "ckpt", tmp_path / "voice")
+    tts = LladaTTS.from_pretrained(str(out), dtype=torch.float32)
+    assert tts.front_end == "espeak-frames"
+    phones = frame_ids("Hi there.", "en-us")
+    prompt = tts.prompt("Hi there.", "en-us")
+    assert len(prompt) % 7 == 0 and prompt[-4 - len(phones):-4] == phones
+    run = tts.prepare("Hi there.", seed=0, steps=8)  # no voice: the checkpoint's first
+    assert run.voice == "en-us" and [p.frames for p in run.plans] == [len(phones) + 1]
+    with pytest.raises(SynthesisError, match="duration cannot be set"):
+        tts.prepare("Hi there.", duration=2.0)
+    fast = tts.prepare("Hi there.", speed=1.5)  # eSpeak speaks faster: fewer frames, same phones
+    fast_phones = frame_ids("Hi there.", "en-us", speed=1.5)
+    assert fast.speed == 1.5 and [p.frames for p in fast.plans] == [len(fast_phones) + 1] < [len(phones) + 1]
+    assert tts.prompt("Hi there.", "en-us", 1.5)[-4 - len(fast_phones):-4] == fast_phones
+    with pytest.raises(SynthesisError, match=r"speaks 80..450 \(speed 0.46..2.57\)"):
+        tts.prepare("Hi there.", speed=3.0)
 
 
 def test_demo_alias(tmp_path, monkeypatch):

@@ -22,6 +22,15 @@ sees the same transformation without knowing about it.
     model's input changes. Positions come from ``position_ids`` (or the cache offset), so block
     and KV-cached calls get the same phase as full ones.
 
+``"llada_frame_phones": [128028, 128156]``  frame-aligned phonemes (the ``espeak-frames`` front end)
+    The prompt holds one phoneme token per codec frame (ids in ``[lo, hi)``, eSpeak NG's phoneme
+    timeline sampled at frame centres: ``audio_tokenizer.frames``). Finding which prompt token an
+    audio position speaks is the slowest thing a small TTS model learns; here the hook adds the
+    embedding of frame i's phoneme token to the input of every position of audio frame i, so the
+    alignment is given. Frame i of a row starts at the position after its start_of_speech. A call
+    that starts at position 0 reads the prompts from its own ids and remembers them; a KV-cached call
+    (it starts later) uses the ones remembered by the last full call of the same batch size.
+
 ``"llada_shift_logits": true``  shifted prediction (AR-to-diffusion adaptation)
     An autoregressive checkpoint's head reads position i-1 to predict token i. A forward hook on
     the decoder stack moves every hidden state one position right (position 0 keeps its own), so
@@ -41,6 +50,7 @@ from audio_tokenizer import layout as L
 ROWS_KEY = "llada_rows"
 SLOT_MASKS_KEY = "llada_slot_masks"
 SHIFT_KEY = "llada_shift_logits"
+FRAMES_KEY = "llada_frame_phones"
 SLOT_MASK_IDS = tuple(range(128011, 128011 + L.SLOTS_PER_FRAME))  # <|reserved_special_token_3..9|>
 FILLER_ID = 128004  # <|finetune_right_pad_id|>: front padding that aligns a prompt to whole frames
 # Rows a fresh model with the offline byte tokenizer uses: bytes, Llama-3 specials + Orpheus control
@@ -103,6 +113,43 @@ def phase_masks(input_ids: torch.Tensor, positions: torch.Tensor, mask_id: int, 
     return torch.where(input_ids == mask_id, slot_ids, input_ids)
 
 
+def frame_table(input_ids: torch.Tensor, positions: torch.Tensor, lo: int, hi: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(phones [B, F] int64, audio_start [B] int64) of each row of ``input_ids`` [B, n].
+
+    phones[b, i] is row b's i-th prompt token with an id in ``[lo, hi)`` before its first
+    start_of_speech (-1 past the row's count); audio_start[b] is the rotary position after that
+    start_of_speech (``positions`` [B or 1, n]; -1 for a row without one: no conditioning).
+    """
+    sos = input_ids == L.START_OF_SPEECH_ID  # [B, n]
+    has = sos.any(dim=1)  # [B]
+    first = torch.where(has, sos.int().argmax(dim=1), torch.full_like(has, input_ids.shape[1], dtype=torch.long))
+    col = torch.arange(input_ids.shape[1], device=input_ids.device)[None, :]  # [1, n]
+    is_phone = (input_ids >= lo) & (input_ids < hi) & (col < first[:, None]) & has[:, None]  # [B, n]
+    count = is_phone.sum(dim=1)  # [B]
+    width = max(int(count.max()) if count.numel() else 0, 1)
+    phones = torch.full((input_ids.shape[0], width), -1, dtype=torch.long, device=input_ids.device)
+    rank = is_phone.long().cumsum(dim=1) - 1  # [B, n] index of each phone token in its row
+    rows = torch.arange(input_ids.shape[0], device=input_ids.device)[:, None].expand_as(input_ids)
+    phones[rows[is_phone], rank[is_phone]] = input_ids[is_phone].long()
+    pos = positions.to(input_ids.device).long().expand(input_ids.shape[0], -1)  # [B, n]
+    sos_pos = pos.gather(1, first.clamp(max=input_ids.shape[1] - 1)[:, None])[:, 0]  # [B]
+    start = torch.where(has, sos_pos + 1, torch.full_like(first, -1))
+    return phones, start
+
+
+def frame_condition(phones: torch.Tensor, start: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """[B, n] int64: the phone id whose embedding each position gets (-1 for none).
+
+    phones [B, F], start [B] (from :func:`frame_table`, as positions); positions [B or 1, n].
+    Position p of row b belongs to frame (p - start[b]) // 7 when that is within the row's phones.
+    """
+    pos = positions.to(phones.device).long().expand(phones.shape[0], -1)  # [B, n]
+    frame = torch.div(pos - start[:, None], L.SLOTS_PER_FRAME, rounding_mode="floor")  # [B, n]
+    ok = (start[:, None] >= 0) & (frame >= 0) & (frame < phones.shape[1])
+    cond = phones.gather(1, frame.clamp(0, phones.shape[1] - 1))  # [B, n]
+    return torch.where(ok, cond, torch.full_like(cond, -1))
+
+
 def align_prompt(ids: list[int], prompt_length: int, multiple: int = L.SLOTS_PER_FRAME) -> tuple[list[int], int]:
     """(ids, prompt_length) with FILLER_ID tokens in front so the prompt is a multiple of ``multiple``."""
     pad = -prompt_length % multiple
@@ -141,13 +188,44 @@ def _pre_hook(module, args, kwargs):
     if slot_masks:
         ids = phase_masks(ids, _positions(ids, kwargs), getattr(config, "mask_token_id", L.MASK_ID), slot_masks)
     lut = getattr(module, "_llada_row_lookup", None)
+    frames = getattr(config, FRAMES_KEY, None)
+    cond = _frame_ids(module, ids, kwargs, frames) if frames else None
     if lut is not None:
         ids = to_rows(ids, lut)
+    if cond is not None:
+        embeds = _conditioned_embeddings(module, ids, cond, lut)
+        if "input_ids" in kwargs or not args:
+            kwargs = {**kwargs, "input_ids": None, "inputs_embeds": embeds}
+        else:
+            args, kwargs = (None, *args[1:]), {**kwargs, "inputs_embeds": embeds}
+        return args, kwargs
     if "input_ids" in kwargs or not args:
         kwargs = {**kwargs, "input_ids": ids}
     else:
         args = (ids, *args[1:])
     return args, kwargs
+
+
+def _frame_ids(module, ids: torch.Tensor, kwargs: dict, frames) -> torch.Tensor:
+    """[B, n] phone ids to add at each position (-1 none), from this call's prompts or remembered ones."""
+    positions = _positions(ids, kwargs)
+    if int(positions.min()) == 0:
+        module._llada_frames = frame_table(ids, positions, int(frames[0]), int(frames[1]))
+    table = getattr(module, "_llada_frames", None)
+    if table is None or table[0].shape[0] != ids.shape[0]:
+        raise ValueError("a frame-conditioned model's cached call needs a full call of the same batch first "
+                         f"(it reads the phone tokens of the prompts; {FRAMES_KEY})")
+    return frame_condition(*table, positions)
+
+
+def _conditioned_embeddings(module, rows: torch.Tensor, cond: torch.Tensor, lut) -> torch.Tensor:
+    """embed(rows) + embed(cond) where cond >= 0: [B, n, H]."""
+    embed = module.embed_tokens
+    has = cond >= 0  # [B, n]
+    cond_ids = cond.clamp(min=0)
+    cond_rows = to_rows(cond_ids, lut) if lut is not None else cond_ids
+    extra = embed(cond_rows) * has[..., None].to(embed.weight.dtype)  # [B, n, H]
+    return embed(rows) + extra
 
 
 def shift_right(hidden: torch.Tensor) -> torch.Tensor:
@@ -190,7 +268,7 @@ def install(model) -> torch.nn.Module:
     ranges = getattr(config, ROWS_KEY, None)
     body._llada_row_lookup = row_lookup(ranges) if ranges else None
     body._llada_row_ids = row_ids(ranges) if ranges else None
-    if ranges or getattr(config, SLOT_MASKS_KEY, None):
+    if ranges or getattr(config, SLOT_MASKS_KEY, None) or getattr(config, FRAMES_KEY, None):
         body._llada_hook = body.register_forward_pre_hook(_pre_hook, with_kwargs=True)
     return model
 

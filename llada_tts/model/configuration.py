@@ -69,11 +69,13 @@ SIZES: dict[str, dict] = {
 }
 
 
-def config_for_size(name: str, compact: bool = False, slot_masks: bool = False, **overrides) -> LlamaConfig:
+def config_for_size(name: str, compact: bool = False, slot_masks: bool = False, frame_phones: bool = False,
+                    **overrides) -> LlamaConfig:
     """A bidirectional ``LlamaConfig`` of a named size ("tiny", "small", "voice", "1b", "3b") plus overrides.
 
     ``compact``: embeddings hold only the rows the offline byte tokenizer uses (``adapters.BYTE_ROWS``);
-    ``slot_masks``: masked positions are fed with their frame slot (``adapters.SLOT_MASK_IDS``).
+    ``slot_masks``: masked positions are fed with their frame slot (``adapters.SLOT_MASK_IDS``);
+    ``frame_phones``: audio frames get their prompt's frame phoneme (``audio_tokenizer.frames``).
     """
     if name not in SIZES:
         raise ValueError(f"unknown model size {name!r}; choose one of {sorted(SIZES)}")
@@ -83,6 +85,10 @@ def config_for_size(name: str, compact: bool = False, slot_masks: bool = False, 
         kwargs["rope_parameters"] = dict(rope)  # transformers mutates it in place
     if slot_masks:
         kwargs[adapters.SLOT_MASKS_KEY] = list(adapters.SLOT_MASK_IDS)
+    if frame_phones:
+        from audio_tokenizer.frames import ID_RANGE
+
+        kwargs[adapters.FRAMES_KEY] = list(ID_RANGE)
     config = LlamaConfig(**kwargs)
     return adapters.compact_config(config) if compact else config
 

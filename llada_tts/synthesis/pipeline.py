@@ -113,7 +113,8 @@ class _Run:
     seed: int
     batch_size: int
     progress: bool
-    nfe: int = 0  # forward passes so far, over all its sample() calls
+    nfe: int = 0
+    speed: float = 1.0  # an espeak-frames checkpoint's prompts carry it (eSpeak's rate)  # forward passes so far, over all its sample() calls
 
 
 class LladaTTS:
@@ -202,13 +203,14 @@ class LladaTTS:
 
     @property
     def front_end(self) -> str:
-        """What the checkpoint's prompts hold: "text", or "espeak-ipa" (eSpeak NG phonemes)."""
+        """What the checkpoint's prompts hold: "text", "espeak-ipa" (eSpeak NG phonemes) or
+        "espeak-frames" (one eSpeak phoneme per codec frame: ``audio_tokenizer.frames``)."""
         return self.meta.front_end
 
-    def prompt(self, text: str, voice: str | None = None) -> list[int]:
+    def prompt(self, text: str, voice: str | None = None, speed: float = 1.0) -> list[int]:
         """The prompt ids of one chunk, in the checkpoint's front end (as its training rows were)."""
         return tts_prompt(self.tokenizer, text, voice, front_end=self.front_end,
-                          multiple=prompt_multiple(self.model.config))
+                          multiple=prompt_multiple(self.model.config), speed=speed)
 
     # --- synthesis ------------------------------------------------------------------------------
     def synthesize(self, text: str, voice: str | None = None, *, seed: int | None = None,
@@ -318,7 +320,7 @@ class LladaTTS:
         config = sampler_config(max(p.frames for p in plans), options)
         first, index = rows[0]
         generator = torch.Generator(device=self.device).manual_seed((first.seed + index) % 2**64)
-        prompts = [self.prompt(run.plans[i].text, run.voice) for run, i in rows]
+        prompts = [self.prompt(run.plans[i].text, run.voice, run.speed) for run, i in rows]
         out = sample(self.model, prompts, config, generator=generator)
         results = []
         for (run, i), row in zip(rows, out.generated):
@@ -346,12 +348,23 @@ class LladaTTS:
             raise SynthesisError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         seed = secrets.randbits(31) if request.seed is None else check_seed(request.seed)
         options = check_sampler_options(request.options, max_duration)  # caps from the canvas of max_duration
+        frames_of, prompt_speed = None, 1.0
+        if self.front_end == "espeak-frames":  # eSpeak's timeline, at eSpeak's rate x speed, fixes each length
+            from audio_tokenizer.frames import frame_phonemes, speed_rate
+
+            try:
+                rate = speed_rate(speed)
+            except ValueError as e:
+                raise SynthesisError(str(e)) from None
+            voice = voice or (self.voices[0] if self.voices else None)  # its rows always named a voice
+            frames_of = lambda piece: len(frame_phonemes(piece, voice or "en-us", rate))  # noqa: E731
+            prompt_speed = speed
         plans = plan_chunks(request.text, duration=request.duration, chars_per_second=self.chars_per_second * speed,
-                            max_chunk_chars=request.max_chunk_chars, max_duration=max_duration)
+                            max_chunk_chars=request.max_chunk_chars, max_duration=max_duration, frames_of=frames_of)
         for p in plans:  # configuration errors (steps/blocks) surface before any model work
             sampler_config(p.frames, options)
         _check_batches(plans, options, batch_size, max_duration)
-        return _Run(plans, voice, options, int(seed), batch_size, request.progress)
+        return _Run(plans, voice, options, int(seed), batch_size, request.progress, speed=prompt_speed)
 
     def _chunks(self, run: _Run) -> Iterator[_ChunkAudio]:
         """Sample, validate and decode the chunks in order, ``run.batch_size`` per sample() call."""
@@ -364,7 +377,7 @@ class LladaTTS:
         done = 0
         try:
             for batch, config in zip(batches, configs):
-                prompts = [self.prompt(p.text, run.voice) for p in batch]
+                prompts = [self.prompt(p.text, run.voice, run.speed) for p in batch]
                 out = sample(self.model, prompts, config, generator=generator, on_step=on_step)
                 run.nfe += out.nfe
                 bar.update(config.steps - out.steps)  # threshold decoding / early stop take fewer steps
@@ -382,7 +395,7 @@ class LladaTTS:
 
         def pieces(index: int, plan: ChunkPlan):
             config = sampler_config(plan.frames, run.options)
-            done = yield from stream_chunk(self.model, self.codec, self.prompt(plan.text, run.voice), config,
+            done = yield from stream_chunk(self.model, self.codec, self.prompt(plan.text, run.voice, run.speed), config,
                                            generator, run.seed)  # its pieces as they become final
             run.nfe += done.result.nfe
             chunk = self._decode_chunk(index, len(run.plans), plan, done.result.generated[0], config,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 from audio_tokenizer import layout as L
@@ -28,8 +29,12 @@ class ChunkPlan:
 
 
 def plan_chunks(text: str, *, duration: float | None, chars_per_second: float, max_chunk_chars: int,
-                max_duration: float | None) -> list[ChunkPlan]:
-    """Normalise and split ``text``; size each chunk's canvas; refuse (never cut) over-long requests."""
+                max_duration: float | None, frames_of: Callable[[str], int] | None = None) -> list[ChunkPlan]:
+    """Normalise and split ``text``; size each chunk's canvas; refuse (never cut) over-long requests.
+
+    ``frames_of``: for a checkpoint whose prompt fixes the speech length (``espeak-frames``), a chunk's
+    exact frame count; its canvas is that plus one frame for the stream end, and ``duration`` cannot
+    apply."""
     if not isinstance(text, str):
         raise SynthesisError(f"text must be a string, got {type(text).__name__}")
     if not isinstance(max_chunk_chars, int) or max_chunk_chars < 1:
@@ -43,7 +48,12 @@ def plan_chunks(text: str, *, duration: float | None, chars_per_second: float, m
     if not norm:
         raise SynthesisError("text is empty: nothing to say")
     pieces = split_text(norm, max_chunk_chars)
-    if duration is None:
+    if frames_of is not None:
+        if duration is not None:
+            raise SynthesisError("this checkpoint speaks at eSpeak NG's timing (espeak-frames prompts): "
+                                 "duration cannot be set; leave it out")
+        frames = [frames_of(p) + 1 for p in pieces]
+    elif duration is None:
         frames = [canvas_frames(p, None, chars_per_second, CANVAS_MARGIN) for p in pieces]
     else:  # the requested length, shared out by characters
         total = canvas_frames(norm, duration)

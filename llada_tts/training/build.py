@@ -73,9 +73,10 @@ def build_model(cfg: TrainConfig, model_name: str | None = None) -> torch.nn.Mod
     """fp32 bidirectional model: a fresh size, a llada-tts checkpoint, or a Llama-3 checkpoint whose
     vocabulary is extended (decided by its embedding rows)."""
     name = model_name or cfg.model_name
+    frames = cfg.TTS_dataset is not None and dataset_front_end(cfg.TTS_dataset) == "espeak-frames"
     if is_fresh_size(name):
         config = config_for_size(name, compact=cfg.compact_embeddings, slot_masks=cfg.slot_masks,
-                                 attn_implementation=cfg.attn_implementation)
+                                 frame_phones=frames, attn_implementation=cfg.attn_implementation)
         model = create_model(config, seed=cfg.seed)
     else:
         try:
@@ -89,6 +90,9 @@ def build_model(cfg: TrainConfig, model_name: str | None = None) -> torch.nn.Mod
         except (SafetensorError, OSError, KeyError) as e:  # a truncated / damaged weights file
             raise ValueError(f"{name}: cannot load the model weights, the checkpoint is damaged or incomplete "
                              f"({type(e).__name__}: {first_line(e)})") from e
+    if frames and not getattr(model.config, adapters.FRAMES_KEY, None):
+        raise ValueError(f"{cfg.TTS_dataset} was built with --front-end espeak-frames, but {name} does not read "
+                         f"frame phonemes ({adapters.FRAMES_KEY}); train a fresh size on it, or rebuild the data")
     if cfg.shift_logits != adapters.shifts(model):
         if not cfg.shift_logits:
             raise ValueError(f"{name} predicts shifted (llada_shift_logits); set shift_logits: true to train it")

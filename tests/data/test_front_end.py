@@ -64,10 +64,10 @@ def test_phonemize_is_deterministic_in_any_order_and_thread():
 
 
 def test_apply_front_end():
-    assert FRONT_ENDS == ("text", "espeak-ipa")
+    assert FRONT_ENDS == ("text", "espeak-ipa", "espeak-frames")
     assert apply_front_end("Hello, world.", "text") == "Hello, world."
     assert apply_front_end("Hello, world.", "espeak-ipa") == "həlˈoʊ, wˈɜːld."
-    with pytest.raises(ValueError, match="unknown front end 'arpabet'; choose one of text, espeak-ipa"):
+    with pytest.raises(ValueError, match="unknown front end 'arpabet'; choose one of text, espeak-ipa, espeak-frames"):
         apply_front_end("hello", "arpabet")
 
 
@@ -159,6 +159,34 @@ def test_build_writes_phoneme_prompts_and_records_the_front_end(tmp_path, ipa_co
     assert info["front_end"] == "espeak-ipa" and info["config"]["front_end"] == "espeak-ipa"
     assert info["counts"]["skipped_by_reason"] == {"no phonemes": 1}
     assert dataset_front_end(out) == "espeak-ipa"
+
+
+def test_build_writes_one_phone_per_frame_and_a_fresh_model_reads_them(tmp_path, offline_tokenizer_dir,
+                                                                      tiny_codec_dir):
+    from audio_tokenizer.frames import frame_ids
+    from llada_tts.model import adapters
+    from llada_tts.training.build import build_model
+    from llada_tts.training.config import TrainConfig
+
+    corpus = make_corpus(tmp_path / "c", 3, voices=("en-us", "en-gb+m3"), rates=(175,), seed=0, progress=False)
+    shutil.copy(corpus / "wavs" / "utt_00000.wav", corpus / "wavs" / "other.wav")
+    with open(corpus / "metadata.csv", "a", encoding="utf-8") as f:
+        f.write("other|Not what the recording says at all.|en-us\n")
+    out = tmp_path / "frames"
+    assert main(_build_args(corpus, out, offline_tokenizer_dir, tiny_codec_dir, "--front-end", "espeak-frames")) == 0
+    ds = datasets.load_from_disk(str(out))
+    assert ds["source"] == ["utt_00000", "utt_00001", "utt_00002"]  # not "other": another sentence's audio
+    for row in ds:
+        phones = frame_ids(row["text"], row["voice"])
+        assert row["input_ids"][: row["prompt_lengths"]] == [*HUMAN, *f"{row['voice']}: ".encode(), *phones, *TAIL]
+        assert len(row["input_ids"]) - row["prompt_lengths"] == 7 * len(phones) + 2  # + end of speech, end of ai
+    reasons = json.loads((out / "build_info.json").read_text())["counts"]["skipped_by_reason"]
+    assert sum(reasons.values()) == 1 and all(r.startswith("eSpeak's timeline has") for r in reasons)
+    assert dataset_front_end(out) == "espeak-frames"
+    model = build_model(TrainConfig(TTS_dataset=str(out), model_name="tiny"))
+    assert getattr(model.config, adapters.FRAMES_KEY) == [128028, 128153]
+    plain = build_model(TrainConfig(TTS_dataset=str(tmp_path / "none"), model_name="tiny"))
+    assert getattr(plain.config, adapters.FRAMES_KEY, None) is None
 
 
 def test_another_front_end_is_another_run(tmp_path, ipa_corpus, offline_tokenizer_dir, tiny_codec_dir):

@@ -50,6 +50,19 @@ def test_chunk_plans_estimate_and_share_out_duration():
         plan_chunks("  \n ", duration=None, chars_per_second=10.0, max_chunk_chars=25, max_duration=60)
 
 
+def test_a_frame_prompt_checkpoint_gets_its_exact_length_plus_the_stream_end():
+    from audio_tokenizer.frames import frame_phonemes
+
+    exact = lambda piece: len(frame_phonemes(piece, "en-us"))  # noqa: E731
+    plans = plan_chunks(LONG, duration=None, chars_per_second=10.0, max_chunk_chars=25, max_duration=60,
+                        frames_of=exact)
+    assert [p.frames for p in plans] == [exact(p.text) + 1 for p in plans]
+    with pytest.raises(SynthesisError, match="duration cannot be set"):
+        plan_chunks(LONG, duration=3.0, chars_per_second=10.0, max_chunk_chars=25, max_duration=60, frames_of=exact)
+    with pytest.raises(SynthesisError, match="more than max_duration=1 s"):
+        plan_chunks(LONG, duration=None, chars_per_second=10.0, max_chunk_chars=25, max_duration=1, frames_of=exact)
+
+
 @pytest.mark.parametrize("options, match", [
     ({"steps": 0}, "steps must be an integer >= 1"),
     ({"block_length": 10}, "multiple of 7"),

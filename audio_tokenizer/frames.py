@@ -1,0 +1,113 @@
+"""The ``espeak-frames`` front end: one phoneme token per codec frame, from eSpeak NG's own timeline.
+
+A TTS model that reads a phoneme string must still learn which phoneme each audio frame speaks (the
+alignment), and a small model on a CPU budget learns that last and slowest. eSpeak NG knows it: its
+rules give every phoneme a duration. :func:`frame_phonemes` speaks the text with eSpeak (a few ms),
+takes its phoneme events, and samples them at the centre of each 2048-sample frame of the 24 kHz
+rendering, so a row's prompt holds exactly one token per audio frame. A model trained this way
+(``adapters.FRAMES_KEY``) gets each frame's phoneme added at the frame's positions; its speech
+lasts as long as eSpeak's, at eSpeak's rate.
+
+Phonemes are Llama-3 reserved special tokens (one id each, the same in the offline byte tokenizer
+and Llama-3's own): id 128028 (``<|reserved_special_token_20|>``) is :data:`FRAME_PHONES` [0] (a
+pause), and so on. They enter a prompt as ids (:func:`frame_ids`), never through the tokenizer, which
+splits special-token strings in user text. The table only grows at its end, so trained models keep
+their meaning.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from audio_tokenizer import espeak
+from audio_tokenizer import layout as L
+
+SAMPLE_RATE = 24000
+HOP = 2048  # samples per SNAC frame at 24 kHz
+RATE = 175  # eSpeak words per minute: the corpus generator's default, and what the timeline uses
+FIRST_ID = 128028  # <|reserved_special_token_20|> (Llama-3 numbering; checked by the tests)
+STRESS = "\u02c8\u02cc"  # primary and secondary stress marks
+
+# "" = pause, "?" = a phoneme not in the table (after dropping its stress); the rest as eSpeak NG's
+# en voices name them, most frequent first (8,150 corpus sentences, 3 voices).
+FRAME_PHONES = (
+    '', '?', 'n', 't', 'ə', 'd', 'ɪ', 's', 'ð', 'ɹ', 'l', 'w', 'k', 'm', 'ˈɛ', 'b', 'f', 'z', 'p',
+    'ˈɪ', 'ɐ', 'i', 'ɚ', 'h', 'v', 'ˈaɪ', 'ŋ', 'ˈeɪ', 'ˈiː', 'ʃ', 'ˈæ', 'aɪ', 'iː', 'ˈʌ', 'θ',
+    'ˈuː', 'ɡ', 'ʊ', 'əl', 'ˈɔː', 'ᵻ', 'æ', 'ɜː', 'ˈɑː', 'j', 'dʒ', 'ˈoʊ', 'ˈa', 'ɾ', 'ˌaɪ', 'ʌ',
+    'tʃ', 'ˌɛ', 'ˈɒ', 'ˈɜː', 'ˈɔːɹ', 'ˌaʊ', 'a', 'ˈiə', 'ˌɜː', 'ˌʊ', 'ɑː', 'ˈɔ', 'ɛ', 'ˈəʊ', 'ˌʌ',
+    'ˌoʊ', 'ˌeɪ', 'ˌɔːɹ', 'ɛɹ', 'ˌɪɹ', 'oʊ', 'ˌɪ', 'ˌɔː', 'ˈaʊ', 'eɪ', 'uː', 'ˈɑːɹ', 'ˌɒ', 'iə',
+    'ˌəʊ', 'ɒ', 'ˌiə', 'əʊ', 'eə', 'ˈɔɪ', 'ˌæ', 'ˈʊ', 'ˌuː', 'ˌɑː', 'ɔː', 'ˈɛɹ', 'ˈaɪə', 'ˌiː',
+    'ˌa', 'ˌɔ', 'ʒ', 'ˈʊɹ', 'aʊ', 'ˈeə', 'ˈɪɹ', 'ˈaɪɚ', 'ɔːɹ', 'ɑːɹ', 'ˈʊə', 'ˌɑːɹ', 'ʔ', 'n̩',
+    'aɪə', 'ɔɪ', 'ˌʊɹ', 'ɔ', 'ˌɔɪ', 'ʊɹ', 'ˌaɪə', 'aɪɚ', 'ɪɹ', 'r', 'ʊə', 'ɑ̃', 'ˌɛɹ', 'ˈe', 'ˌeə',
+    'ˈɚ', 'ˌʊə',
+)
+PHONE_INDEX = {p: i for i, p in enumerate(FRAME_PHONES)}
+ID_RANGE = (FIRST_ID, FIRST_ID + len(FRAME_PHONES))  # [lo, hi): the ids a frame prompt uses
+
+
+def phone_index(phoneme: str) -> int:
+    """The table index of an eSpeak phoneme: itself, else without stress, else "?"."""
+    if phoneme in PHONE_INDEX:
+        return PHONE_INDEX[phoneme]
+    return PHONE_INDEX.get(phoneme.strip(STRESS), PHONE_INDEX["?"])
+
+
+def frame_count(samples: int, sample_rate: int) -> int:
+    """Codec frames of a rendering of ``samples`` at ``sample_rate`` once resampled to 24 kHz (the
+    resampler rounds its length down; the codec pads a partial last frame)."""
+    return math.ceil((samples * SAMPLE_RATE // sample_rate) / HOP)
+
+
+def timeline_frames(events: list[tuple[int, str]], samples: int, sample_rate: int) -> list[int]:
+    """Table indices, one per frame: the phoneme sounding at each frame's centre.
+
+    events: [(first sample, phoneme)] in time order (at ``sample_rate``); before the first event and
+    at events named "" it is a pause.
+    """
+    starts = np.array([s for s, _ in events], dtype=np.int64)
+    names = [phone_index(p) for _, p in events]
+    out = []
+    for i in range(frame_count(samples, sample_rate)):
+        centre = (i + 0.5) * HOP * sample_rate / SAMPLE_RATE
+        k = int(np.searchsorted(starts, centre, side="right")) - 1
+        out.append(names[k] if k >= 0 else PHONE_INDEX[""])
+    return out
+
+
+def frame_phonemes(text: str, voice: str = "en-us", rate: int = RATE) -> list[int]:
+    """Table indices of ``text`` spoken by eSpeak NG ``voice``, one per 24 kHz codec frame."""
+    wave, sr, events = espeak.synthesize_timed(text, voice=voice, rate=rate)
+    return timeline_frames(events, len(wave), sr)
+
+
+def speed_rate(speed: float) -> int:
+    """eSpeak's words per minute for a speaking ``speed`` (1 = :data:`RATE`); ValueError outside 80..450."""
+    rate = round(RATE * float(speed))
+    if not 80 <= rate <= 450:
+        raise ValueError(f"speed {speed:g} asks eSpeak NG for {rate} words per minute; it speaks 80..450 "
+                         f"(speed {80 / RATE:.2f}..{450 / RATE:.2f})")
+    return rate
+
+
+def frame_ids(text: str, voice: str | None = None, speed: float = 1.0) -> list[int]:
+    """The ``espeak-frames`` prompt ids of ``text``: one reserved-token id per frame.
+
+    ``voice`` is the eSpeak voice whose timing the model imitates (``en-us`` when None); ``speed``
+    scales eSpeak's rate (so the timeline, and the speech, get shorter or longer). The text is spoken
+    as given (eSpeak reads numbers itself), exactly as the corpus generator spoke it."""
+    return [FIRST_ID + i for i in frame_phonemes(text, voice or "en-us", speed_rate(speed))]
+
+
+def frame_prompt(text: str, voice: str | None = None) -> str:
+    """A readable form of the same frames: one symbol per frame, "_" for a pause (for logs and errors)."""
+    return " ".join(FRAME_PHONES[i] or "_" for i in frame_phonemes(text, voice or "en-us"))
+
+
+def frames_of_ids(ids) -> int:
+    """How many frame tokens a prompt's ids hold."""
+    lo, hi = ID_RANGE
+    return sum(1 for i in ids if lo <= int(i) < hi)
+
+
+assert ID_RANGE[1] <= L.START_OF_SPEECH_ID - 1  # inside Llama-3's reserved special tokens
