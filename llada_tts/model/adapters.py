@@ -113,7 +113,8 @@ def phase_masks(input_ids: torch.Tensor, positions: torch.Tensor, mask_id: int, 
     return torch.where(input_ids == mask_id, slot_ids, input_ids)
 
 
-def frame_table(input_ids: torch.Tensor, positions: torch.Tensor, lo: int, hi: int) -> tuple[torch.Tensor, torch.Tensor]:
+def frame_table(input_ids: torch.Tensor, positions: torch.Tensor, lo: int,
+                hi: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(phones [B, F] int64, audio_start [B] int64) of each row of ``input_ids`` [B, n].
 
     phones[b, i] is row b's i-th prompt token with an id in ``[lo, hi)`` before its first

@@ -114,7 +114,7 @@ class _Run:
     batch_size: int
     progress: bool
     nfe: int = 0
-    speed: float = 1.0  # an espeak-frames checkpoint's prompts carry it (eSpeak's rate)  # forward passes so far, over all its sample() calls
+    speed: float = 1.0  # espeak-frames prompts carry it (eSpeak's rate)  # forward passes so far, over all its sample() calls
 
 
 class LladaTTS:
