@@ -113,8 +113,8 @@ class _Run:
     seed: int
     batch_size: int
     progress: bool
-    nfe: int = 0
-    speed: float = 1.0  # espeak-frames prompts carry it (eSpeak's rate)  # forward passes so far, over all its sample() calls
+    nfe: int = 0  # forward passes so far, over all its sample() calls
+    speed: float = 1.0  # espeak-frames prompts carry it (eSpeak's rate)
 
 
 class LladaTTS:
