@@ -21,6 +21,9 @@ Rows (all audio-constrained; --rows picks some):
     prefix      threshold + the block KV cache of the prompt and committed blocks
     dual        threshold + the dual cache (also the masked suffix)
     ar          the same model decoding one token per step, one frame per block, left to right
+    steps48/24  the reference with 48 / 24 steps per line (about 1 / 0.5 per frame here)
+    sched48     threshold decoding that commits at least the 48-step schedule's tokens per step
+    sched48-prefix  the same with the prefix cache
 
 report.json in --out holds the config, the originals' WER and every row's summary with each line's
 transcript; --out/<row>/ holds the audio.
@@ -46,6 +49,12 @@ ROWS = {
     "prefix": {"threshold": 0.9, "cache": "prefix"},
     "dual": {"threshold": 0.9, "cache": "dual"},
     "ar": {"block_length": 7, "steps": 4900},  # steps are capped at the canvas tokens: one per step
+    # fewer steps (about one frame per step for the 2-5 s held-out lines), alone and with threshold
+    # decoding that commits at least the schedule's tokens per step (so NFE <= steps)
+    "steps48": {"steps": 48},
+    "steps24": {"steps": 24},
+    "sched48": {"threshold": 0.9, "steps": 48, "threshold_floor": "schedule"},
+    "sched48-prefix": {"threshold": 0.9, "steps": 48, "threshold_floor": "schedule", "cache": "prefix"},
 }
 
 
