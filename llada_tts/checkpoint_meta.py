@@ -3,6 +3,8 @@
     {"voices": ["alice", "bob"],        sorted distinct non-empty voices of the TTS dataset ([] if none)
      "codec": "hubertsiuzdak/snac_24khz",  the codec the TTS dataset was tokenised with (null: unknown)
      "chars_per_second": 14.2,          speaking rate calibrated on the dataset's text/duration (null: unknown)
+     "sampler": {"tokens_per_step": 7}, sampler options this checkpoint speaks with by default
+                                        (a request's own options win; {} = the global defaults)
      "front_end": "text",               what the prompts held: the text, "espeak-ipa" phonemes of it, or
                                         "espeak-frames" (one eSpeak phoneme per codec frame)
      "format_version": 1}
@@ -33,6 +35,7 @@ class CheckpointMeta:
     chars_per_second: float | None = None
     front_end: str = "text"  # one of audio_tokenizer.espeak.FRONT_ENDS
     format_version: int = FORMAT_VERSION
+    sampler: dict = field(default_factory=dict)  # default sampler options (checked by the synthesis options table)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1) + "\n"
@@ -60,8 +63,12 @@ def read_meta(ckpt_dir: str | Path) -> CheckpointMeta:
     front_end = raw.get("front_end", "text")
     if front_end not in FRONT_ENDS:
         raise ValueError(f"{path}: 'front_end' must be one of {', '.join(FRONT_ENDS)}, got {front_end!r}")
+    sampler = raw.get("sampler") or {}
+    if not isinstance(sampler, dict):
+        raise ValueError(f"{path}: 'sampler' must be an object of sampler options, got {sampler!r}")
     return CheckpointMeta(voices=list(voices), codec=codec, chars_per_second=None if cps is None else float(cps),
-                          front_end=front_end, format_version=int(raw.get("format_version", FORMAT_VERSION)))
+                          front_end=front_end, format_version=int(raw.get("format_version", FORMAT_VERSION)),
+                          sampler=dict(sampler))
 
 
 def _build_info(dataset_path: str | Path | None) -> dict:

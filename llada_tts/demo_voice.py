@@ -42,18 +42,25 @@ def needs_offline_tokenizer(folder: str | Path) -> bool:
     return adapters.uses_byte_rows(rows)
 
 
-def export_voice(checkpoint: str | Path, out_dir: str | Path, readme: str | None = None) -> Path:
+def export_voice(checkpoint: str | Path, out_dir: str | Path, readme: str | None = None,
+                 sampler: dict | None = None) -> Path:
     """Write ``checkpoint`` (a trained compact-embedding model) as an fp16 voice folder at ``out_dir``.
 
     The weights stay compact (no unused rows) and tied; the tokenizer is left out when the offline
-    byte tokenizer can rebuild it. Written atomically (``save_model``); returns the folder.
+    byte tokenizer can rebuild it. ``sampler``: default sampler options recorded in its
+    ``llada_tts.json`` (checked first). Written atomically (``save_model``); returns the folder.
     """
+    from llada_tts.checkpoint_meta import read_meta
     from llada_tts.model import load_model, save_model
+    from llada_tts.synthesis.defaults import check_sampler_options
 
     checkpoint = Path(checkpoint)
+    meta = read_meta(checkpoint)
+    if sampler:
+        check_sampler_options(dict(sampler))
+        meta.sampler = dict(sampler)
     model = load_model(checkpoint, dtype=torch.float32, expand=False).to(torch.float16)
-    extra = ({META_FILE: (checkpoint / META_FILE).read_text(encoding="utf-8")}
-             if (checkpoint / META_FILE).is_file() else {})
+    extra = {META_FILE: meta.to_json()} if (checkpoint / META_FILE).is_file() or sampler else {}
     if readme:
         extra["README.md"] = readme
     out = save_model(model, out_dir, extra_files=extra)

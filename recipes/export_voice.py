@@ -12,20 +12,36 @@ import argparse
 import sys
 from pathlib import Path
 
+import yaml
+
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("checkpoint", help="trained checkpoint folder (config.json, model.safetensors, llada_tts.json)")
     ap.add_argument("out", help="voice folder to write (replaced atomically)")
     ap.add_argument("--readme", default=None, help="a markdown file to ship as the folder's README.md")
+    ap.add_argument("--sampler", action="append", default=[], metavar="KEY=VALUE",
+                    help="a default sampler option recorded in llada_tts.json (repeatable), e.g. tokens_per_step=7")
     args = ap.parse_args(argv)
     from llada_tts.demo_voice import export_voice
+    from llada_tts.synthesis.errors import SynthesisError
+
+    sampler = {}
+    for item in args.sampler:
+        key, sep, value = item.partition("=")
+        if not sep:
+            ap.error(f"--sampler {item!r}: expected KEY=VALUE")
+        sampler[key.strip()] = yaml.safe_load(value)  # numbers, true/false and names as YAML reads them
 
     if not (Path(args.checkpoint) / "config.json").is_file():
         print(f"error: {args.checkpoint} is not a checkpoint folder (no config.json)", file=sys.stderr)
         return 2
     readme = Path(args.readme).read_text(encoding="utf-8") if args.readme else None
-    out = export_voice(args.checkpoint, args.out, readme=readme)
+    try:
+        out = export_voice(args.checkpoint, args.out, readme=readme, sampler=sampler)
+    except SynthesisError as e:
+        print(f"error: --sampler: {e}", file=sys.stderr)
+        return 2
     size = sum(f.stat().st_size for f in out.iterdir()) / 1e6
     print(f"wrote {out} ({size:.1f} MB)")
     return 0

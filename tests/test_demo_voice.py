@@ -62,14 +62,25 @@ def test_a_frame_phoneme_voice_speaks_at_espeaks_length(tmp_path):
     model = create_model(config_for_size("tiny", compact=True, slot_masks=True, frame_phones=True), seed=6)
     meta = CheckpointMeta(voices=["en-us"], codec="demo", chars_per_second=14.0, front_end="espeak-frames")
     save_model(model, tmp_path / "ckpt", tokenizer=build_offline_tokenizer(), extra_files={META_FILE: meta.to_json()})
-    out = demo_voice.export_voice(tmp_path / "ckpt", tmp_path / "voice")
+    out = demo_voice.export_voice(tmp_path / "ckpt", tmp_path / "voice", sampler={"tokens_per_step": 7})
+    with pytest.raises(SynthesisError, match="unknown sampler option"):
+        demo_voice.export_voice(tmp_path / "ckpt", tmp_path / "bad", sampler={"step": 7})
     tts = LladaTTS.from_pretrained(str(out), dtype=torch.float32)
-    assert tts.front_end == "espeak-frames"
+    assert tts.front_end == "espeak-frames" and tts.meta.sampler == {"tokens_per_step": 7}
+    assert tts.prepare("Hi there.", seed=0).options == {"tokens_per_step": 7}
+    tts.meta.sampler = {}
     phones = frame_ids("Hi there.", "en-us")
     prompt = tts.prompt("Hi there.", "en-us")
     assert len(prompt) % 7 == 0 and prompt[-4 - len(phones):-4] == phones
     run = tts.prepare("Hi there.", seed=0, steps=8)  # no voice: the checkpoint's first
     assert run.voice == "en-us" and [p.frames for p in run.plans] == [len(phones) + 1]
+    tts.meta.sampler = {"tokens_per_step": 7, "temperature": 0.3}  # the checkpoint's own defaults ...
+    assert tts.prepare("Hi there.").options == {"tokens_per_step": 7, "temperature": 0.3}
+    assert tts.prepare("Hi there.", temperature=0.8).options == {"tokens_per_step": 7, "temperature": 0.8}  # ... lose
+    tts.meta.sampler = {"tokens_per_step": 0}
+    with pytest.raises(SynthesisError, match="tokens_per_step"):
+        tts.prepare("Hi there.")
+    tts.meta.sampler = {}
     with pytest.raises(SynthesisError, match="duration cannot be set"):
         tts.prepare("Hi there.", duration=2.0)
     fast = tts.prepare("Hi there.", speed=1.5)  # eSpeak speaks faster: fewer frames, same phones

@@ -174,6 +174,8 @@ SAMPLER_OPTIONS = (
            help="denoising steps per chunk canvas, rounded up to a multiple of the block count (default: canvas "
                 "tokens / 2); at most the canvas limit (7 tokens per frame of --max-duration: "
                 f"{_LIMIT} for {DEFAULT_MAX_DURATION:g} s), and capped at each chunk's canvas tokens"),
+    Option("tokens_per_step", "int", flag="--tokens-per-step", low=1, metavar="N",
+           help="without --steps: one denoising step per N canvas tokens (default 2; 7 = one frame per step)"),
     Option("block_length", "frames", flag="--block-length", low=SLOTS_PER_FRAME, canvas_cap=True,
            help=f"tokens per block, a multiple of 7 (default {DEFAULT_BLOCK_LENGTH}); the canvas is rounded up to "
                 f"whole blocks; at most the canvas limit ({_LIMIT} for {DEFAULT_MAX_DURATION:g} s)"),
@@ -191,7 +193,7 @@ SAMPLER_OPTIONS = (
            note="a fraction of each chunk's estimated length",
            help="no end of speech before this fraction of each chunk's estimated length, in [0, 1] (default 0); "
                 "guards against a model that stops at once"),
-    Option("cache", "choice", flag="--cache", choices=CACHES, cli_default="none",
+    Option("cache", "choice", flag="--cache", choices=CACHES,
            help="block KV cache (Fast-dLLM): none (exact), prefix or dual (faster, approximate)"),
     Option("use_cache", "bool", help="older spelling of cache: true = cache_mode (default dual)"),
     Option("cache_mode", "choice", choices=CACHE_MODES, label="cache mode", help="older spelling of cache"),

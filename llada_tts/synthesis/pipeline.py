@@ -347,7 +347,8 @@ class LladaTTS:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise SynthesisError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         seed = secrets.randbits(31) if request.seed is None else check_seed(request.seed)
-        options = check_sampler_options(request.options, max_duration)  # caps from the canvas of max_duration
+        # the checkpoint's own defaults (llada_tts.json "sampler"), then the request's options
+        options = check_sampler_options({**self.meta.sampler, **request.options}, max_duration)
         frames_of, prompt_speed = None, 1.0
         if self.front_end == "espeak-frames":  # eSpeak's timeline, at eSpeak's rate x speed, fixes each length
             from audio_tokenizer.frames import frame_phonemes, speed_rate

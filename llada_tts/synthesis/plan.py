@@ -79,7 +79,8 @@ def share_out(total: int, weights: list[int]) -> list[int]:
 
 def sampler_config(frames: int, options: dict, seed: int | None = None) -> SamplerConfig:
     """SamplerConfig for a canvas of at least ``frames`` frames: rounded up to whole blocks, steps
-    rounded up to a multiple of the block count (default: one step per 2 canvas tokens) and capped
+    rounded up to a multiple of the block count (default: one step per ``tokens_per_step`` = 2 canvas
+    tokens) and capped
     at the canvas tokens (a step commits at least one token: more steps cannot change the result).
     ``options`` as returned by ``check_sampler_options``."""
     o = dict(options)
@@ -87,6 +88,7 @@ def sampler_config(frames: int, options: dict, seed: int | None = None) -> Sampl
     method = o.pop("method", "semi_autoregressive_padding")
     block = o.pop("block_length", None) or DEFAULT_BLOCK_LENGTH
     steps = o.pop("steps", None)
+    tokens_per_step = o.pop("tokens_per_step", None) or TOKENS_PER_STEP
     if method == "fixed_length":
         gen_length = L.SLOTS_PER_FRAME * frames
         num_blocks, block = 1, gen_length
@@ -95,7 +97,7 @@ def sampler_config(frames: int, options: dict, seed: int | None = None) -> Sampl
         num_blocks = math.ceil(frames / block_frames)
         gen_length = num_blocks * block
     if steps is None:
-        steps = max(1, gen_length // TOKENS_PER_STEP)
+        steps = max(1, gen_length // tokens_per_step)
     steps = min(max(num_blocks, math.ceil(steps / num_blocks) * num_blocks), gen_length)
     known = {f.name for f in fields(SamplerConfig)}
     kwargs = {k: v for k, v in o.items() if k in known}

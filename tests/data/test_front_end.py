@@ -106,6 +106,12 @@ def test_checkpoint_meta_records_and_validates_front_end(tmp_path):
         (tmp_path / META_FILE).write_text(json.dumps({"front_end": bad}))
         with pytest.raises(ValueError, match="'front_end' must be one of text, espeak-ipa"):
             read_meta(tmp_path)
+    with_sampler = CheckpointMeta(voices=["a"], sampler={"tokens_per_step": 7})
+    (tmp_path / META_FILE).write_text(with_sampler.to_json())
+    assert read_meta(tmp_path) == with_sampler and read_meta(tmp_path).sampler == {"tokens_per_step": 7}
+    (tmp_path / META_FILE).write_text(json.dumps({"sampler": [7]}))
+    with pytest.raises(ValueError, match="'sampler' must be an object"):
+        read_meta(tmp_path)
 
 
 def test_dataset_front_end_reads_build_info(tmp_path):

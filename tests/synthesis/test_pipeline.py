@@ -36,6 +36,11 @@ def test_canvas_is_rounded_up_to_whole_blocks_and_steps_to_the_block_count():
     assert sampler_config(13, {"block_length": 28, "steps": 1}).steps == 4  # at least one per block
     f = sampler_config(13, {"method": "fixed_length", "steps": 5})
     assert (f.gen_length, f.block, f.steps) == (91, 91, 5)
+    assert sampler_config(13, {"block_length": 28, "tokens_per_step": 7}).steps == 16  # 112 / 7: one per frame
+    assert sampler_config(13, {"block_length": 28, "tokens_per_step": 50}).steps == 4  # 2, up to the block count
+    assert sampler_config(13, {"block_length": 28, "tokens_per_step": 7, "steps": 8}).steps == 8  # steps win
+    with pytest.raises(SynthesisError, match="tokens_per_step"):
+        check_sampler_options({"tokens_per_step": 0})
 
 
 def test_chunk_plans_estimate_and_share_out_duration():
