@@ -45,6 +45,7 @@ def describe(tts) -> dict:
             "voices": tts.voices,
             "chars_per_second": tts.meta.chars_per_second,
             "front_end": tts.meta.front_end,
+            "sampler_defaults": dict(tts.meta.sampler),
         },
         "codec": {
             "source": tts.codec_source, "sample_rate": tts.codec.sample_rate,
@@ -95,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
           f"  voices        {voices}\n"
           f"  speaking rate {cps}\n"
           f"  front end     {_FRONT_END_NOTES.get(c['front_end'], c['front_end'])}\n"
+          f"  sampler       {', '.join(f'{k}={v}' for k, v in c['sampler_defaults'].items()) or 'global defaults'}\n"
           f"codec       {k['source']}\n"
           f"  sample rate   {k['sample_rate']} Hz, {k['levels']} levels at "
           f"{' / '.join(f'{r:g}' for r in k['level_rates_hz'])} Hz, {k['codebook_size']} codes each\n"

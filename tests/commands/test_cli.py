@@ -212,7 +212,7 @@ def test_info(capsys, model_args, tiny_model_dir, tiny_codec_dir):
     assert c["source"] == str(tiny_model_dir.resolve())
     assert ((c["layers"], c["hidden_size"], c["vocab_size"], c["is_causal"], c["dtype"])
             == (2, 64, L.VOCAB_SIZE, False, "float32"))
-    assert c["voices"] == VOICES and c["chars_per_second"] == CHARS_PER_SECOND
+    assert c["voices"] == VOICES and c["chars_per_second"] == CHARS_PER_SECOND and c["sampler_defaults"] == {}
     assert c["parameters"] == L.VOCAB_SIZE * 64 + c["non_embedding_parameters"]  # tied embeddings counted once
     assert info["codec"]["source"] == str(tiny_codec_dir) and info["codec"]["sample_rate"] == 24000
     assert info["codec"]["levels"] == 3 and info["codec"]["level_rates_hz"] == [11.719, 23.438, 46.875]
@@ -223,7 +223,7 @@ def test_info(capsys, model_args, tiny_model_dir, tiny_codec_dir):
     assert main(["info", *model_args]) == 0
     text = capsys.readouterr().out
     for expected in ("is_causal     false (bidirectional attention)", "voices        alice, bob",
-                     "mask id       156938", "audio ids     128266 .. 156937", "24000 Hz, 3 levels", "82.031 tokens/s",
+                     "sampler       global defaults", "mask id       156938", "audio ids     128266 .. 156937", "24000 Hz, 3 levels", "82.031 tokens/s",
                      "device      cpu"):
         assert expected in text, expected
 
