@@ -22,7 +22,7 @@ def test_meta_from_columns():
     assert meta_from_columns({"text": ["a"]}) == CheckpointMeta()  # no durations: rate unknown
     assert json.loads(meta.to_json()) == {"voices": ["alice", "bob"], "codec": "x/snac",
                                           "chars_per_second": round(10 / 3, 4), "front_end": "text",
-                                          "format_version": 1}
+                                          "format_version": 1, "sampler": {}}
 
 
 def test_read_meta_defaults_and_validation(tmp_path):
@@ -59,7 +59,7 @@ def test_trainer_checkpoint_has_meta_and_loads_into_lladatts(tmp_path, offline_t
     result = Trainer(cfg).train()
     meta = json.loads((result.checkpoint / META_FILE).read_text())
     assert meta == {"voices": ["leo", "tara"], "codec": str(tiny_codec_dir), "chars_per_second": round(14 / 3, 4),
-                    "front_end": "text", "format_version": 1}
+                    "front_end": "text", "format_version": 1, "sampler": {}}
     from llada_tts.synthesis import LladaTTS
 
     tts = LladaTTS.from_pretrained(str(result.checkpoint))  # codec from the metadata, no --codec needed
