@@ -223,7 +223,8 @@ def test_info(capsys, model_args, tiny_model_dir, tiny_codec_dir):
     assert main(["info", *model_args]) == 0
     text = capsys.readouterr().out
     for expected in ("is_causal     false (bidirectional attention)", "voices        alice, bob",
-                     "sampler       global defaults", "mask id       156938", "audio ids     128266 .. 156937", "24000 Hz, 3 levels", "82.031 tokens/s",
+                     "sampler       global defaults",
+                     "mask id       156938", "audio ids     128266 .. 156937", "24000 Hz, 3 levels", "82.031 tokens/s",
                      "device      cpu"):
         assert expected in text, expected
 
