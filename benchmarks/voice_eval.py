@@ -24,6 +24,7 @@ Rows (all audio-constrained; --rows picks some):
     steps48/24  the reference with 48 / 24 steps per line (about 1 / 0.5 per frame here)
     sched48     threshold decoding that commits at least the 48-step schedule's tokens per step
     sched48-prefix  the same with the prefix cache
+    steps48-dual / steps24-dual  48 / 24 steps with the dual cache (only the block is recomputed)
     cfg2        the reference with classifier-free guidance 2 (twice the forward passes)
     cfg2-steps48    the same with 48 steps
     t0.2        the reference at temperature 0.2 (default 0.5)
@@ -58,6 +59,8 @@ ROWS = {
     "steps24": {"steps": 24},
     "sched48": {"threshold": 0.9, "steps": 48, "threshold_floor": "schedule"},
     "sched48-prefix": {"threshold": 0.9, "steps": 48, "threshold_floor": "schedule", "cache": "prefix"},
+    "steps48-dual": {"steps": 48, "cache": "dual"},
+    "steps24-dual": {"steps": 24, "cache": "dual"},
     # classifier-free guidance (the model was trained with prompt dropout), and colder sampling
     "cfg2": {"cfg_scale": 2.0},
     "cfg2-steps48": {"cfg_scale": 2.0, "steps": 48},
