@@ -267,7 +267,8 @@ class _Encoder:
 
             have = frames_of_ids(ids[:prompt_len])
             if len(audio_ids) != layout.SLOTS_PER_FRAME * have:
-                return None, (f"eSpeak's timeline has {have} frames, the audio {len(audio_ids) // 7}: "
+                return None, (f"eSpeak's timeline has {have} frames, the audio "
+                              f"{len(audio_ids) // layout.SLOTS_PER_FRAME}: "
                               f"espeak-frames needs eSpeak NG renderings of the text in the row's voice at {RATE} "
                               "words/min (corpus --rates 175)")
         if len(ids) > cfg.max_length:

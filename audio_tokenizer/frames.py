@@ -16,6 +16,7 @@ their meaning.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -23,8 +24,6 @@ import numpy as np
 from audio_tokenizer import espeak
 from audio_tokenizer import layout as L
 
-SAMPLE_RATE = 24000
-HOP = 2048  # samples per SNAC frame at 24 kHz
 RATE = 175  # eSpeak words per minute: the corpus generator's default, and what the timeline uses
 FIRST_ID = 128028  # <|reserved_special_token_20|> (Llama-3 numbering; checked by the tests)
 STRESS = "\u02c8\u02cc"  # primary and secondary stress marks
@@ -56,7 +55,7 @@ def phone_index(phoneme: str) -> int:
 def frame_count(samples: int, sample_rate: int) -> int:
     """Codec frames of a rendering of ``samples`` at ``sample_rate`` once resampled to 24 kHz (the
     resampler rounds its length down; the codec pads a partial last frame)."""
-    return math.ceil((samples * SAMPLE_RATE // sample_rate) / HOP)
+    return math.ceil((samples * L.SAMPLE_RATE // sample_rate) / L.SAMPLES_PER_FRAME)
 
 
 def timeline_frames(events: list[tuple[int, str]], samples: int, sample_rate: int) -> list[int]:
@@ -69,16 +68,20 @@ def timeline_frames(events: list[tuple[int, str]], samples: int, sample_rate: in
     names = [phone_index(p) for _, p in events]
     out = []
     for i in range(frame_count(samples, sample_rate)):
-        centre = (i + 0.5) * HOP * sample_rate / SAMPLE_RATE
+        centre = (i + 0.5) * L.SAMPLES_PER_FRAME * sample_rate / L.SAMPLE_RATE
         k = int(np.searchsorted(starts, centre, side="right")) - 1
         out.append(names[k] if k >= 0 else PHONE_INDEX[""])
     return out
 
 
-def frame_phonemes(text: str, voice: str = "en-us", rate: int = RATE) -> list[int]:
-    """Table indices of ``text`` spoken by eSpeak NG ``voice``, one per 24 kHz codec frame."""
+@functools.lru_cache(maxsize=512)
+def frame_phonemes(text: str, voice: str = "en-us", rate: int = RATE) -> tuple[int, ...]:
+    """Table indices of ``text`` spoken by eSpeak NG ``voice``, one per 24 kHz codec frame.
+
+    Deterministic, so cached: planning a chunk's canvas and building its prompt (or a dataset row's
+    readable form and its ids) speak the text once."""
     wave, sr, events = espeak.synthesize_timed(text, voice=voice, rate=rate)
-    return timeline_frames(events, len(wave), sr)
+    return tuple(timeline_frames(events, len(wave), sr))
 
 
 def speed_rate(speed: float) -> int:

@@ -22,7 +22,7 @@ sees the same transformation without knowing about it.
     model's input changes. Positions come from ``position_ids`` (or the cache offset), so block
     and KV-cached calls get the same phase as full ones.
 
-``"llada_frame_phones": [128028, 128156]``  frame-aligned phonemes (the ``espeak-frames`` front end)
+``"llada_frame_phones": [128028, 128153]``  frame-aligned phonemes (the ``espeak-frames`` front end)
     The prompt holds one phoneme token per codec frame (ids in ``[lo, hi)``, eSpeak NG's phoneme
     timeline sampled at frame centres: ``audio_tokenizer.frames``). Finding which prompt token an
     audio position speaks is the slowest thing a small TTS model learns; here the hook adds the
@@ -193,17 +193,13 @@ def _pre_hook(module, args, kwargs):
     cond = _frame_ids(module, ids, kwargs, frames) if frames else None
     if lut is not None:
         ids = to_rows(ids, lut)
-    if cond is not None:
-        embeds = _conditioned_embeddings(module, ids, cond, lut)
-        if "input_ids" in kwargs or not args:
-            kwargs = {**kwargs, "input_ids": None, "inputs_embeds": embeds}
-        else:
-            args, kwargs = (None, *args[1:]), {**kwargs, "inputs_embeds": embeds}
-        return args, kwargs
+    extra = {}
+    if cond is not None:  # the decoder takes the summed embeddings instead of ids
+        ids, extra = None, {"inputs_embeds": _conditioned_embeddings(module, ids, cond, lut)}
     if "input_ids" in kwargs or not args:
-        kwargs = {**kwargs, "input_ids": ids}
+        kwargs = {**kwargs, "input_ids": ids, **extra}
     else:
-        args = (ids, *args[1:])
+        args, kwargs = (ids, *args[1:]), {**kwargs, **extra}
     return args, kwargs
 
 

@@ -351,14 +351,14 @@ class LladaTTS:
         options = check_sampler_options({**self.meta.sampler, **request.options}, max_duration)
         frames_of, prompt_speed = None, 1.0
         if self.front_end == "espeak-frames":  # eSpeak's timeline, at eSpeak's rate x speed, fixes each length
-            from audio_tokenizer.frames import frame_phonemes, speed_rate
+            from audio_tokenizer.frames import frame_ids, speed_rate
 
             try:
-                rate = speed_rate(speed)
+                speed_rate(speed)
             except ValueError as e:
                 raise SynthesisError(str(e)) from None
             voice = voice or (self.voices[0] if self.voices else None)  # its rows always named a voice
-            frames_of = lambda piece: len(frame_phonemes(piece, voice or "en-us", rate))  # noqa: E731
+            frames_of = lambda piece: len(frame_ids(piece, voice, speed))  # noqa: E731  (the prompt's own phones)
             prompt_speed = speed
         plans = plan_chunks(request.text, duration=request.duration, chars_per_second=self.chars_per_second * speed,
                             max_chunk_chars=request.max_chunk_chars, max_duration=max_duration, frames_of=frames_of)

@@ -80,8 +80,8 @@ def share_out(total: int, weights: list[int]) -> list[int]:
 def sampler_config(frames: int, options: dict, seed: int | None = None) -> SamplerConfig:
     """SamplerConfig for a canvas of at least ``frames`` frames: rounded up to whole blocks, steps
     rounded up to a multiple of the block count (default: one step per ``tokens_per_step`` = 2 canvas
-    tokens) and capped
-    at the canvas tokens (a step commits at least one token: more steps cannot change the result).
+    tokens) and capped at the canvas tokens (a step commits at least one token: more steps cannot
+    change the result).
     ``options`` as returned by ``check_sampler_options``."""
     o = dict(options)
     min_frames = math.floor(o.pop("min_length", 0.0) * frames)  # no end of speech before this

@@ -25,12 +25,13 @@ def test_phone_index_falls_back_to_the_unstressed_phoneme_then_unknown():
 
 
 def test_timeline_frames_hand_values():
+    hop = L.SAMPLES_PER_FRAME
     sr = 24000  # frame centres at 1024, 3072, 5120, 7168 samples
     events = [(1100, "n"), (3072, "t"), (6000, "")]  # before the first event: a pause; a start at a centre counts
-    assert F.timeline_frames(events, 4 * F.HOP, sr) == [0, F.PHONE_INDEX["t"], F.PHONE_INDEX["t"], 0]
+    assert F.timeline_frames(events, 4 * hop, sr) == [0, F.PHONE_INDEX["t"], F.PHONE_INDEX["t"], 0]
     events = [(0, "n"), (3073, "t")]
-    assert F.timeline_frames(events, 4 * F.HOP, sr) == [F.PHONE_INDEX["n"]] * 2 + [F.PHONE_INDEX["t"]] * 2
-    assert len(F.timeline_frames(events, 4 * F.HOP + 1, sr)) == 5  # a partial frame counts, as the codec pads
+    assert F.timeline_frames(events, 4 * hop, sr) == [F.PHONE_INDEX["n"]] * 2 + [F.PHONE_INDEX["t"]] * 2
+    assert len(F.timeline_frames(events, 4 * hop + 1, sr)) == 5  # a partial frame counts, as the codec pads
     assert F.frame_count(22050, 22050) == 12  # 1 s = 24000 samples at 24 kHz = 11.7 frames
 
 
@@ -42,7 +43,7 @@ def test_timed_synthesis_is_the_same_audio_and_the_frames_match_the_codec_frames
     assert [p for _, p in events][:3] == ["ð", "ə", "k"] and all(a[0] <= b[0] for a, b in zip(events, events[1:]))
     frames = F.frame_phonemes(text, "en-gb+m3")
     at_24k = resample(wave, sr, L.SAMPLE_RATE)
-    assert len(frames) == -(-len(at_24k) // F.HOP)  # one phoneme per frame of the 24 kHz rendering
+    assert len(frames) == -(-len(at_24k) // L.SAMPLES_PER_FRAME)  # one phoneme per frame of the 24 kHz rendering
     assert F.PHONE_INDEX["k"] in frames and frames[-1] == 0  # speech then the closing pause
 
 
