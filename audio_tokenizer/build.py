@@ -262,14 +262,14 @@ class _Encoder:
         if cfg.drop_repeated_frames:
             audio_ids = drop_repeated_frames(audio_ids)
         ids, prompt_len = make_row(self.tokenizer, text, voice, audio_ids, cfg.front_end)
-        if cfg.front_end == "espeak-frames":
-            from audio_tokenizer.frames import RATE, frames_of_ids
+        from audio_tokenizer.frames import PER_FRAME, RATE, frames_of_ids
 
-            have = frames_of_ids(ids[:prompt_len])
+        if cfg.front_end in PER_FRAME:
+            have = frames_of_ids(ids[:prompt_len], PER_FRAME[cfg.front_end])
             if len(audio_ids) != layout.SLOTS_PER_FRAME * have:
                 return None, (f"eSpeak's timeline has {have} frames, the audio "
                               f"{len(audio_ids) // layout.SLOTS_PER_FRAME}: "
-                              f"espeak-frames needs eSpeak NG renderings of the text in the row's voice at {RATE} "
+                              f"{cfg.front_end} needs eSpeak NG renderings of the text in the row's voice at {RATE} "
                               "words/min (corpus --rates 175)")
         if len(ids) > cfg.max_length:
             return None, f"row too long: {len(ids)} tokens > --max-length {cfg.max_length}"

@@ -41,7 +41,7 @@ _PHONEME_EVENTS = 0x0001 | 0x0002  # espeakINITIALIZE_PHONEME_EVENTS | espeakINI
 _EVENT_LIST_END, _EVENT_PHONEME = 0, 7
 
 # what a TTS prompt holds: the text itself, eSpeak NG's IPA of it, or one phoneme token per codec frame
-FRONT_ENDS = ("text", "espeak-ipa", "espeak-frames")
+FRONT_ENDS = ("text", "espeak-ipa", "espeak-frames", "espeak-quarters")
 G2P_LANGUAGE = "en-us"  # one G2P language for every voice variant (accents live in the audio)
 # clause punctuation kept in the phoneme string (UTF-8 bytes): . , ; : ! ? or an ellipsis, followed by
 # optional closing quotes/brackets and then a space or the end of the text ("3.5" and "a,b" do not count)
@@ -310,8 +310,8 @@ def apply_front_end(text: str, front_end: str, voice: str | None = None) -> str:
         return text
     if front_end == "espeak-ipa":
         return phonemize(normalize_text(text), G2P_LANGUAGE)
-    if front_end == "espeak-frames":  # one phoneme token per codec frame, timed by ``voice``
-        from audio_tokenizer.frames import frame_prompt
+    if front_end in ("espeak-frames", "espeak-quarters"):  # phoneme tokens per codec frame, timed by ``voice``
+        from audio_tokenizer.frames import PER_FRAME, frame_prompt
 
-        return frame_prompt(text, voice)
+        return frame_prompt(text, voice, PER_FRAME[front_end])
     raise ValueError(f"unknown front end {front_end!r}; choose one of {', '.join(FRONT_ENDS)}")

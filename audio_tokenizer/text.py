@@ -37,10 +37,13 @@ def prompt_ids(tokenizer, text: str, voice: str | None = None, front_end: str = 
     """BOS + the tokens of :func:`prompt_text`: what sits between start_of_human and end_of_text.
 
     ``espeak-frames``: BOS, the voice prefix's tokens, then one phoneme id per codec frame
-    (``frames.frame_ids``; ids, since the tokenizer splits special-token strings), at ``speed``.
-    Other front ends ignore ``speed`` (their canvas length carries it)."""
-    if front_end == "espeak-frames":
+    (``frames.frame_ids``; ids, since the tokenizer splits special-token strings), at ``speed``;
+    ``espeak-quarters`` the same with four per frame. Other front ends ignore ``speed`` (their
+    canvas length carries it)."""
+    from audio_tokenizer.frames import PER_FRAME
+
+    if front_end in PER_FRAME:
         from audio_tokenizer.frames import frame_ids
 
-        return encode_text(tokenizer, voice_text("", voice)) + frame_ids(text, voice, speed)
+        return encode_text(tokenizer, voice_text("", voice)) + frame_ids(text, voice, speed, PER_FRAME[front_end])
     return encode_text(tokenizer, prompt_text(text, voice, front_end))

@@ -28,6 +28,8 @@ Rows (all audio-constrained; --rows picks some):
     cfg2        the reference with classifier-free guidance 2 (twice the forward passes)
     cfg2-steps48    the same with 48 steps
     t0.2        the reference at temperature 0.2 (default 0.5)
+    steps48-t0 / cfg2-steps48-t0    48 steps, greedy (temperature 0), without and with guidance 2
+    cfg3-steps48    48 steps with guidance 3
 
 report.json in --out holds the config, the originals' WER and every row's summary with each line's
 transcript; --out/<row>/ holds the audio.
@@ -65,6 +67,9 @@ ROWS = {
     "cfg2": {"cfg_scale": 2.0},
     "cfg2-steps48": {"cfg_scale": 2.0, "steps": 48},
     "t0.2": {"temperature": 0.2},
+    "steps48-t0": {"steps": 48, "temperature": 0.0},
+    "cfg2-steps48-t0": {"cfg_scale": 2.0, "steps": 48, "temperature": 0.0},
+    "cfg3-steps48": {"cfg_scale": 3.0, "steps": 48},
 }
 
 

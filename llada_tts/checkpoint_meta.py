@@ -6,7 +6,8 @@
      "sampler": {"tokens_per_step": 7}, sampler options this checkpoint speaks with by default
                                         (a request's own options win; {} = the global defaults)
      "front_end": "text",               what the prompts held: the text, "espeak-ipa" phonemes of it, or
-                                        "espeak-frames" (one eSpeak phoneme per codec frame)
+                                        "espeak-frames" (one eSpeak phoneme per codec frame), or
+                                        "espeak-quarters" (one per quarter frame)
      "format_version": 1}
 
 The trainer writes it into every checkpoint; :class:`llada_tts.synthesis.LladaTTS` reads it for the

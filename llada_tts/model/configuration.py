@@ -69,13 +69,14 @@ SIZES: dict[str, dict] = {
 }
 
 
-def config_for_size(name: str, compact: bool = False, slot_masks: bool = False, frame_phones: bool = False,
+def config_for_size(name: str, compact: bool = False, slot_masks: bool = False, frame_phones: int = 0,
                     **overrides) -> LlamaConfig:
     """A bidirectional ``LlamaConfig`` of a named size ("tiny", "small", "voice", "1b", "3b") plus overrides.
 
     ``compact``: embeddings hold only the rows the offline byte tokenizer uses (``adapters.BYTE_ROWS``);
     ``slot_masks``: masked positions are fed with their frame slot (``adapters.SLOT_MASK_IDS``);
-    ``frame_phones``: audio frames get their prompt's frame phoneme (``audio_tokenizer.frames``).
+    ``frame_phones``: audio frames get their prompt's frame phonemes (``audio_tokenizer.frames``),
+    this many per frame (True = 1; 4 for ``espeak-quarters``; 0/False = none).
     """
     if name not in SIZES:
         raise ValueError(f"unknown model size {name!r}; choose one of {sorted(SIZES)}")
@@ -89,6 +90,8 @@ def config_for_size(name: str, compact: bool = False, slot_masks: bool = False, 
         from audio_tokenizer.frames import ID_RANGE
 
         kwargs[adapters.FRAMES_KEY] = list(ID_RANGE)
+        if int(frame_phones) > 1:
+            kwargs[adapters.PER_FRAME_KEY] = int(frame_phones)
     config = LlamaConfig(**kwargs)
     return adapters.compact_config(config) if compact else config
 

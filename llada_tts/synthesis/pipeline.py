@@ -114,7 +114,7 @@ class _Run:
     batch_size: int
     progress: bool
     nfe: int = 0  # forward passes so far, over all its sample() calls
-    speed: float = 1.0  # espeak-frames prompts carry it (eSpeak's rate)
+    speed: float = 1.0  # espeak-frames / -quarters prompts carry it (eSpeak's rate)
 
 
 class LladaTTS:
@@ -204,7 +204,8 @@ class LladaTTS:
     @property
     def front_end(self) -> str:
         """What the checkpoint's prompts hold: "text", "espeak-ipa" (eSpeak NG phonemes) or
-        "espeak-frames" (one eSpeak phoneme per codec frame: ``audio_tokenizer.frames``)."""
+        "espeak-frames" / "espeak-quarters" (eSpeak phonemes per codec frame / quarter frame:
+        ``audio_tokenizer.frames``)."""
         return self.meta.front_end
 
     def prompt(self, text: str, voice: str | None = None, speed: float = 1.0) -> list[int]:
@@ -350,7 +351,9 @@ class LladaTTS:
         # the checkpoint's own defaults (llada_tts.json "sampler"), then the request's options
         options = check_sampler_options({**self.meta.sampler, **request.options}, max_duration)
         frames_of, prompt_speed = None, 1.0
-        if self.front_end == "espeak-frames":  # eSpeak's timeline, at eSpeak's rate x speed, fixes each length
+        from audio_tokenizer.frames import PER_FRAME
+
+        if self.front_end in PER_FRAME:  # eSpeak's timeline, at eSpeak's rate x speed, fixes each length
             from audio_tokenizer.frames import frame_ids, speed_rate
 
             try:
@@ -358,7 +361,8 @@ class LladaTTS:
             except ValueError as e:
                 raise SynthesisError(str(e)) from None
             voice = voice or (self.voices[0] if self.voices else None)  # its rows always named a voice
-            frames_of = lambda piece: len(frame_ids(piece, voice, speed))  # noqa: E731  (the prompt's own phones)
+            per_frame = PER_FRAME[self.front_end]
+            frames_of = lambda piece: len(frame_ids(piece, voice, speed, per_frame)) // per_frame  # noqa: E731
             prompt_speed = speed
         plans = plan_chunks(request.text, duration=request.duration, chars_per_second=self.chars_per_second * speed,
                             max_chunk_chars=request.max_chunk_chars, max_duration=max_duration, frames_of=frames_of)

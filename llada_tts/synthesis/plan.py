@@ -32,7 +32,7 @@ def plan_chunks(text: str, *, duration: float | None, chars_per_second: float, m
                 max_duration: float | None, frames_of: Callable[[str], int] | None = None) -> list[ChunkPlan]:
     """Normalise and split ``text``; size each chunk's canvas; refuse (never cut) over-long requests.
 
-    ``frames_of``: for a checkpoint whose prompt fixes the speech length (``espeak-frames``), a chunk's
+    ``frames_of``: for a checkpoint whose prompt fixes the speech length (``espeak-frames`` / ``espeak-quarters``), a chunk's
     exact frame count; its canvas is that plus one frame for the stream end, and ``duration`` cannot
     apply."""
     if not isinstance(text, str):
@@ -50,7 +50,7 @@ def plan_chunks(text: str, *, duration: float | None, chars_per_second: float, m
     pieces = split_text(norm, max_chunk_chars)
     if frames_of is not None:
         if duration is not None:
-            raise SynthesisError("this checkpoint speaks at eSpeak NG's timing (espeak-frames prompts): "
+            raise SynthesisError("this checkpoint speaks at eSpeak NG's timing (frame-timed phoneme prompts): "
                                  "duration cannot be set; leave it out")
         frames = [frames_of(p) + 1 for p in pieces]
     elif duration is None:

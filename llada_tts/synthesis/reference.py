@@ -121,9 +121,9 @@ def synthesize_with_reference(tts, request: SynthesisRequest, reference: Referen
     if not isinstance(reference, Reference):
         raise SynthesisError(f"reference must be a Reference (tts.reference(audio, text)), got "
                              f"{type(reference).__name__}")
-    if tts.front_end == "espeak-frames":
+    if tts.front_end in ("espeak-frames", "espeak-quarters"):
         raise SynthesisError("voice continuation needs a checkpoint with text or phoneme prompts; this one reads "
-                             "eSpeak NG frame timelines (espeak-frames), which a reference recording does not follow")
+                             f"eSpeak NG frame timelines ({tts.front_end}), which a reference recording does not follow")
     start = time.perf_counter()
     run = tts._prepare(request)
     generator = torch.Generator(device=tts.device).manual_seed(run.seed)

@@ -73,7 +73,10 @@ def build_model(cfg: TrainConfig, model_name: str | None = None) -> torch.nn.Mod
     """fp32 bidirectional model: a fresh size, a llada-tts checkpoint, or a Llama-3 checkpoint whose
     vocabulary is extended (decided by its embedding rows)."""
     name = model_name or cfg.model_name
-    frames = cfg.TTS_dataset is not None and dataset_front_end(cfg.TTS_dataset) == "espeak-frames"
+    from audio_tokenizer.frames import PER_FRAME
+
+    front_end = dataset_front_end(cfg.TTS_dataset) if cfg.TTS_dataset is not None else None
+    frames = PER_FRAME.get(front_end, 0)  # phoneme tokens per frame in the data's prompts (0: none)
     if is_fresh_size(name):
         config = config_for_size(name, compact=cfg.compact_embeddings, slot_masks=cfg.slot_masks,
                                  frame_phones=frames, attn_implementation=cfg.attn_implementation)
@@ -91,8 +94,12 @@ def build_model(cfg: TrainConfig, model_name: str | None = None) -> torch.nn.Mod
             raise ValueError(f"{name}: cannot load the model weights, the checkpoint is damaged or incomplete "
                              f"({type(e).__name__}: {first_line(e)})") from e
     if frames and not getattr(model.config, adapters.FRAMES_KEY, None):
-        raise ValueError(f"{cfg.TTS_dataset} was built with --front-end espeak-frames, but {name} does not read "
+        raise ValueError(f"{cfg.TTS_dataset} was built with --front-end {front_end}, but {name} does not read "
                          f"frame phonemes ({adapters.FRAMES_KEY}); train a fresh size on it, or rebuild the data")
+    if frames and adapters.phones_per_frame(model.config) != frames:  # same phonemes, finer timeline
+        log.info("%s reads %d phoneme(s) per frame, %s has %d: it learns the data's", name,
+                 adapters.phones_per_frame(model.config), cfg.TTS_dataset, frames)
+        setattr(model.config, adapters.PER_FRAME_KEY, frames)
     if cfg.shift_logits != adapters.shifts(model):
         if not cfg.shift_logits:
             raise ValueError(f"{name} predicts shifted (llada_shift_logits); set shift_logits: true to train it")

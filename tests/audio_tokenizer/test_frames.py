@@ -35,6 +35,25 @@ def test_timeline_frames_hand_values():
     assert F.frame_count(22050, 22050) == 12  # 1 s = 24000 samples at 24 kHz = 11.7 frames
 
 
+def test_quarter_timeline_hand_values():
+    hop = L.SAMPLES_PER_FRAME
+    sr = 24000  # quarter centres at 256, 768, 1280, 1792 (frame 0), 2304, ... samples
+    events = [(0, "n"), (800, "t"), (1900, "")]  # "t" lasts 46 ms: no frame centre (1024 samples) misses it
+    assert F.timeline_frames(events, 2 * hop, sr, per_frame=4) == [F.PHONE_INDEX["n"]] * 2 + [F.PHONE_INDEX["t"]] * 2 \
+        + [0] * 4
+    assert F.timeline_frames(events, 2 * hop, sr) == [F.PHONE_INDEX["t"], 0]
+
+
+def test_quarters_keep_the_short_phonemes_that_frame_centres_skip():
+    text = "Hello there, world."
+    _, _, events = espeak.synthesize_timed(text, "en-us")
+    spoken = {F.phone_index(p) for _, p in events if p}
+    frames, quarters = set(F.frame_phonemes(text)), set(F.frame_phonemes(text, per_frame=4))
+    assert spoken <= quarters and not spoken <= frames  # "ə" of hello, "d" of world fall between frame centres
+    assert len(F.frame_ids(text, per_frame=4)) == 4 * len(F.frame_ids(text))
+    assert F.frames_of_ids(F.frame_ids(text, per_frame=4), per_frame=4) == len(F.frame_ids(text))
+
+
 def test_timed_synthesis_is_the_same_audio_and_the_frames_match_the_codec_frames():
     text = "The quick brown fox jumps over the lazy dog."
     wave, sr = espeak.synthesize(text, "en-gb+m3")

@@ -96,6 +96,29 @@ def test_estimate_is_reproducible_and_more_samples_shrink_the_spread(model_tok):
     assert more.stderr < one.stderr
 
 
+def test_a_compact_model_in_memory_scores_as_its_expanded_copy():
+    """Compact embeddings (training's in-memory form) score the same ids as the full-vocabulary model."""
+    from llada_tts.model import adapters, config_for_size, create_model
+
+    from types import SimpleNamespace
+
+    compact = create_model(config_for_size("tiny", compact=True), seed=3).eval()
+    rows = adapters.row_ids(compact.config.llada_rows)
+    full = adapters.expand_rows(create_model(config_for_size("tiny", compact=True), seed=3)).eval()
+
+    class OnlyRows(torch.nn.Module):  # the expanded model, its softmax over the compact rows' ids only
+        def forward(self, x):
+            logits = full(x).logits
+            keep = torch.full_like(logits, float("-inf"))
+            keep[..., rows] = logits[..., rows]
+            return SimpleNamespace(logits=keep)
+
+    prompt, answer = [L.BOS_ID, 72, 105], [L.START_OF_SPEECH_ID, L.AUDIO_OFFSET + 5, L.END_OF_SPEECH_ID]
+    a = elbo_nll(compact, prompt, answer, mc_samples=8, generator=torch.Generator().manual_seed(0))
+    b = elbo_nll(OnlyRows(), prompt, answer, mc_samples=8, generator=torch.Generator().manual_seed(0))
+    assert math.isfinite(a.nll) and torch.allclose(a.draws, b.draws, atol=1e-4)
+
+
 def test_a_uniform_model_scores_exactly_log_v_per_token():
     class Uniform(torch.nn.Module):
         def forward(self, input_ids):

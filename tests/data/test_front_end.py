@@ -64,10 +64,10 @@ def test_phonemize_is_deterministic_in_any_order_and_thread():
 
 
 def test_apply_front_end():
-    assert FRONT_ENDS == ("text", "espeak-ipa", "espeak-frames")
+    assert FRONT_ENDS == ("text", "espeak-ipa", "espeak-frames", "espeak-quarters")
     assert apply_front_end("Hello, world.", "text") == "Hello, world."
     assert apply_front_end("Hello, world.", "espeak-ipa") == "həlˈoʊ, wˈɜːld."
-    with pytest.raises(ValueError, match="unknown front end 'arpabet'; choose one of text, espeak-ipa, espeak-frames"):
+    with pytest.raises(ValueError, match="unknown front end 'arpabet'; choose one of text, espeak-ipa, espeak-frames, espeak-quarters"):
         apply_front_end("hello", "arpabet")
 
 
@@ -167,9 +167,10 @@ def test_build_writes_phoneme_prompts_and_records_the_front_end(tmp_path, ipa_co
     assert dataset_front_end(out) == "espeak-ipa"
 
 
-def test_build_writes_one_phone_per_frame_and_a_fresh_model_reads_them(tmp_path, offline_tokenizer_dir,
-                                                                      tiny_codec_dir):
-    from audio_tokenizer.frames import frame_ids
+@pytest.mark.parametrize("front_end", ["espeak-frames", "espeak-quarters"])
+def test_build_writes_phones_per_frame_and_a_fresh_model_reads_them(tmp_path, offline_tokenizer_dir,
+                                                                    tiny_codec_dir, front_end):
+    from audio_tokenizer.frames import PER_FRAME, frame_ids
     from llada_tts.model import adapters
     from llada_tts.training.build import build_model
     from llada_tts.training.config import TrainConfig
@@ -179,18 +180,27 @@ def test_build_writes_one_phone_per_frame_and_a_fresh_model_reads_them(tmp_path,
     with open(corpus / "metadata.csv", "a", encoding="utf-8") as f:
         f.write("other|Not what the recording says at all.|en-us\n")
     out = tmp_path / "frames"
-    assert main(_build_args(corpus, out, offline_tokenizer_dir, tiny_codec_dir, "--front-end", "espeak-frames")) == 0
+    assert main(_build_args(corpus, out, offline_tokenizer_dir, tiny_codec_dir, "--front-end", front_end)) == 0
     ds = datasets.load_from_disk(str(out))
     assert ds["source"] == ["utt_00000", "utt_00001", "utt_00002"]  # not "other": another sentence's audio
+    per_frame = PER_FRAME[front_end]
     for row in ds:
-        phones = frame_ids(row["text"], row["voice"])
+        phones = frame_ids(row["text"], row["voice"], per_frame=per_frame)
         assert row["input_ids"][: row["prompt_lengths"]] == [*HUMAN, *f"{row['voice']}: ".encode(), *phones, *TAIL]
-        assert len(row["input_ids"]) - row["prompt_lengths"] == 7 * len(phones) + 2  # + end of speech, end of ai
+        # 7 codes per frame, + end of speech, end of ai
+        assert len(row["input_ids"]) - row["prompt_lengths"] == 7 * len(phones) // per_frame + 2
     reasons = json.loads((out / "build_info.json").read_text())["counts"]["skipped_by_reason"]
     assert sum(reasons.values()) == 1 and all(r.startswith("eSpeak's timeline has") for r in reasons)
-    assert dataset_front_end(out) == "espeak-frames"
+    assert dataset_front_end(out) == front_end
     model = build_model(TrainConfig(TTS_dataset=str(out), model_name="tiny"))
     assert getattr(model.config, adapters.FRAMES_KEY) == [128028, 128153]
+    assert adapters.phones_per_frame(model.config) == per_frame
+    if per_frame > 1:  # a one-per-frame checkpoint fine-tunes on quarter prompts: it reads the data's timeline
+        from llada_tts.model import config_for_size, create_model, save_model
+
+        save_model(create_model(config_for_size("tiny", frame_phones=1), seed=0), tmp_path / "one")
+        warm = build_model(TrainConfig(TTS_dataset=str(out), model_name=str(tmp_path / "one")))
+        assert adapters.phones_per_frame(warm.config) == per_frame
     plain = build_model(TrainConfig(TTS_dataset=str(tmp_path / "none"), model_name="tiny"))
     assert getattr(plain.config, adapters.FRAMES_KEY, None) is None
 
