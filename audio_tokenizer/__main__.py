@@ -99,7 +99,8 @@ def _parser(prog: str = PROG, parser_class: type[argparse.ArgumentParser] = argp
     b.add_argument("--front-end", choices=FRONT_ENDS, default="text",
                    help="prompt text: the transcript itself, eSpeak NG's IPA phonemes of it (espeak-ipa), or "
                         "eSpeak phoneme tokens timed to the codec frames: one per frame (espeak-frames) or one per "
-                        "quarter frame (espeak-quarters; the audio must be eSpeak's rendering of the text in the row's voice, as the corpus command makes it; "
+                        "quarter frame (espeak-quarters); both need eSpeak's rendering of the text in the row's "
+                        "voice as the audio, as the corpus command makes it; "
                         "the text column keeps the transcript, build_info.json records the choice and "
                         "checkpoints trained on it phonemize at synthesis automatically)")
     b.add_argument("--min-duration", type=float, default=0.5, help="skip shorter audio (seconds)")

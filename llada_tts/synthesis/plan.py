@@ -32,9 +32,9 @@ def plan_chunks(text: str, *, duration: float | None, chars_per_second: float, m
                 max_duration: float | None, frames_of: Callable[[str], int] | None = None) -> list[ChunkPlan]:
     """Normalise and split ``text``; size each chunk's canvas; refuse (never cut) over-long requests.
 
-    ``frames_of``: for a checkpoint whose prompt fixes the speech length (``espeak-frames`` / ``espeak-quarters``), a chunk's
-    exact frame count; its canvas is that plus one frame for the stream end, and ``duration`` cannot
-    apply."""
+    ``frames_of``: for a checkpoint whose prompt fixes the speech length (``espeak-frames`` /
+    ``espeak-quarters``), a chunk's exact frame count; its canvas is that plus one frame for the
+    stream end, and ``duration`` cannot apply."""
     if not isinstance(text, str):
         raise SynthesisError(f"text must be a string, got {type(text).__name__}")
     if not isinstance(max_chunk_chars, int) or max_chunk_chars < 1:

@@ -123,7 +123,8 @@ def synthesize_with_reference(tts, request: SynthesisRequest, reference: Referen
                              f"{type(reference).__name__}")
     if tts.front_end in ("espeak-frames", "espeak-quarters"):
         raise SynthesisError("voice continuation needs a checkpoint with text or phoneme prompts; this one reads "
-                             f"eSpeak NG frame timelines ({tts.front_end}), which a reference recording does not follow")
+                             f"eSpeak NG frame timelines ({tts.front_end}), which a reference recording does "
+                             "not follow")
     start = time.perf_counter()
     run = tts._prepare(request)
     generator = torch.Generator(device=tts.device).manual_seed(run.seed)

@@ -98,9 +98,9 @@ def test_estimate_is_reproducible_and_more_samples_shrink_the_spread(model_tok):
 
 def test_a_compact_model_in_memory_scores_as_its_expanded_copy():
     """Compact embeddings (training's in-memory form) score the same ids as the full-vocabulary model."""
-    from llada_tts.model import adapters, config_for_size, create_model
-
     from types import SimpleNamespace
+
+    from llada_tts.model import adapters, config_for_size, create_model
 
     compact = create_model(config_for_size("tiny", compact=True), seed=3).eval()
     rows = adapters.row_ids(compact.config.llada_rows)

@@ -67,7 +67,8 @@ def test_apply_front_end():
     assert FRONT_ENDS == ("text", "espeak-ipa", "espeak-frames", "espeak-quarters")
     assert apply_front_end("Hello, world.", "text") == "Hello, world."
     assert apply_front_end("Hello, world.", "espeak-ipa") == "həlˈoʊ, wˈɜːld."
-    with pytest.raises(ValueError, match="unknown front end 'arpabet'; choose one of text, espeak-ipa, espeak-frames, espeak-quarters"):
+    with pytest.raises(ValueError, match="unknown front end 'arpabet'; choose one of text, espeak-ipa, "
+                                         "espeak-frames, espeak-quarters"):
         apply_front_end("hello", "arpabet")
 
 
