@@ -24,7 +24,15 @@ def option(default, help: str, section: str = "run"):
 
 def coerce(cls, key: str, value, where: str = "config"):
     """``value`` (from YAML or the command line) as the type of ``cls.key``; ValueError naming the key."""
-    typ = typing.get_type_hints(cls)[key]
+    return coerce_to(typing.get_type_hints(cls)[key], key, value, where)
+
+
+def coerce_to(typ, key: str, value, where: str = "config", join_lists: bool = False):
+    """``value`` as type ``typ`` (bool, int, float, str, or Optional of one); ValueError naming ``key``.
+
+    Booleans read true/false/1/0/yes/no/on/off; ints refuse fractions (1e3 is 1000); floats must be
+    finite; null/none/~ is None where the type allows it. ``join_lists``: a YAML list for a string
+    key becomes comma-separated text (``report_to: [tensorboard, wandb]``); else lists are refused."""
     args = typing.get_args(typ)
     optional = type(None) in args
     base = next((a for a in args if a is not type(None)), typ) if args else typ
@@ -50,6 +58,8 @@ def coerce(cls, key: str, value, where: str = "config"):
             if isinstance(value, bool) or not math.isfinite(float(value)):
                 raise ValueError  # inf / nan are never a setting
             return float(value)
+        if join_lists and isinstance(value, (list, tuple)):
+            return ",".join(str(v) for v in value)
         if isinstance(value, (list, tuple, dict)):
             raise ValueError
         return str(value)

@@ -31,6 +31,7 @@ from pathlib import Path
 import yaml
 
 from audio_tokenizer import layout as L
+from audio_tokenizer.typed_config import coerce_to
 from audio_tokenizer.typed_config import parse_overrides as parse_flags
 from llada_tts.fileio import write_atomic
 from llada_tts.training.earlier_keys import (
@@ -260,42 +261,9 @@ def _unknown(key: str, where: str) -> ValueError:
 
 
 def coerce(key: str, value, where: str = "config"):
-    """``value`` (from YAML or the command line) as the type of ``key``; ValueError naming the key."""
-    typ = field_types()[key]
-    args = typing.get_args(typ)
-    optional = type(None) in args
-    base = next((a for a in args if a is not type(None)), typ) if args else typ
-    if value is None or (optional and isinstance(value, str) and value.strip().lower() in ("null", "none", "~")):
-        if optional:
-            return None
-        raise ValueError(f"{key} in {where} cannot be empty (null)")
-    try:
-        if base is bool:
-            if isinstance(value, bool):
-                return value
-            text = str(value).strip().lower()
-            if text in ("true", "1", "yes", "on"):
-                return True
-            if text in ("false", "0", "no", "off"):
-                return False
-            raise ValueError
-        if base is int:
-            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-                raise ValueError
-            return int(float(value)) if isinstance(value, str) and "e" in value.lower() else int(value)
-        if base is float:
-            if isinstance(value, bool):
-                raise ValueError
-            return float(value)
-        if isinstance(value, (list, tuple)):  # e.g. report_to: [tensorboard, wandb]
-            return ",".join(str(v) for v in value)
-        if isinstance(value, dict):
-            raise ValueError
-        return str(value)
-    except (TypeError, ValueError):
-        name = getattr(base, "__name__", str(base))
-        raise ValueError(f"{key} in {where} must be {'an' if name[0] in 'aeiou' else 'a'} {name}, "
-                         f"got {value!r}") from None
+    """``value`` (from YAML or the command line) as the type of ``key``; ValueError naming the key
+    (``typed_config.coerce_to``; a list for a text key, e.g. ``report_to``, is joined with commas)."""
+    return coerce_to(field_types()[key], key, value, where, join_lists=True)
 
 
 def _canonical(key: str, where: str) -> str:
