@@ -30,6 +30,7 @@ Rows (all audio-constrained; --rows picks some):
     t0.2        the reference at temperature 0.2 (default 0.5)
     steps48-t0 / cfg2-steps48-t0    48 steps, greedy (temperature 0), without and with guidance 2
     cfg3-steps48    48 steps with guidance 3
+    cfg2-steps24-dual / cfg2-steps12-dual   guidance 2 with the dual cache at 24 / 12 steps
 
 report.json in --out holds the config, the originals' WER and every row's summary with each line's
 transcript; --out/<row>/ holds the audio.
@@ -70,6 +71,8 @@ ROWS = {
     "steps48-t0": {"steps": 48, "temperature": 0.0},
     "cfg2-steps48-t0": {"cfg_scale": 2.0, "steps": 48, "temperature": 0.0},
     "cfg3-steps48": {"cfg_scale": 3.0, "steps": 48},
+    "cfg2-steps24-dual": {"cfg_scale": 2.0, "steps": 24, "cache": "dual"},
+    "cfg2-steps12-dual": {"cfg_scale": 2.0, "steps": 12, "cache": "dual"},
 }
 
 
