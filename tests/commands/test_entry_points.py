@@ -92,8 +92,8 @@ def test_data_help_is_audio_tokenizers_help(capsys, command):
 def test_data_build_help_reaches_the_build_parser(capsys):
     code, out, _ = cli(capsys, "data", "build", "--help")
     assert code == 0
-    for option in ("--tokenizer TOKENIZER", "--front-end {text,espeak-ipa,espeak-frames}", "--drop-repeated-frames",
-                   "--threads"):
+    for option in ("--tokenizer TOKENIZER", "--front-end {text,espeak-ipa,espeak-frames,espeak-quarters}",
+                   "--drop-repeated-frames", "--threads"):
         assert option in out
 
 

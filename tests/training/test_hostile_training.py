@@ -165,7 +165,8 @@ def test_non_finite_learning_rate_is_refused(data, tmp_path, capsys, how):
         args = ["--config", data["config"], "--learning_rate", "inf"]
     rc = main([*args, "--save_folder", str(out), "--max_steps", "2"])
     assert rc == 2
-    assert error_line(capsys.readouterr().err) == "error: learning_rate: must be a finite number, got inf"
+    where, got = ("the command line", "'inf'") if how == "command line" else (tmp_path / "inf.yaml", "inf")
+    assert error_line(capsys.readouterr().err) == f"error: learning_rate in {where} must be a finite number, got {got}"
     assert not out.exists()
 
 
