@@ -200,7 +200,17 @@ def save_model(model: LlamaForCausalLM, out_dir: str | os.PathLike, tokenizer=No
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
         _write_extra(tmp, extra_files or {})
+        _same_mode_as_config(Path(tmp))
     return out
+
+
+def _same_mode_as_config(folder: Path) -> None:
+    """transformers writes the weights owner-only (0600) and config.json per the umask (0644): give
+    every file the config's mode, so a checkpoint or an exported voice is readable as a whole."""
+    mode = (folder / "config.json").stat().st_mode & 0o777
+    for f in folder.rglob("*"):
+        if f.is_file():
+            f.chmod(mode)
 
 
 def count_parameters(model: torch.nn.Module) -> dict[str, int]:

@@ -204,6 +204,8 @@ def test_save_load_round_trip_and_overwrite(tmp_path, offline_tokenizer):
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["is_causal"] is False and cfg["mask_token_id"] == L.MASK_ID and cfg["model_type"] == "llama"
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt"]  # no temp dirs left
+    mode = (out / "config.json").stat().st_mode & 0o777  # the weights too (transformers writes them 0600)
+    assert mode & 0o044 and all(f.stat().st_mode & 0o777 == mode for f in out.rglob("*") if f.is_file())
 
     loaded = load_model(out)
     ids = _ids(16)
