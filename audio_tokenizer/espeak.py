@@ -310,8 +310,8 @@ def apply_front_end(text: str, front_end: str, voice: str | None = None) -> str:
         return text
     if front_end == "espeak-ipa":
         return phonemize(normalize_text(text), G2P_LANGUAGE)
-    if front_end in ("espeak-frames", "espeak-quarters"):  # phoneme tokens per codec frame, timed by ``voice``
-        from audio_tokenizer.frames import PER_FRAME, frame_prompt
+    from audio_tokenizer.frames import PER_FRAME, frame_prompt  # (frames imports this module)
 
+    if front_end in PER_FRAME:  # phoneme tokens per codec frame, timed by ``voice``
         return frame_prompt(text, voice, PER_FRAME[front_end])
     raise ValueError(f"unknown front end {front_end!r}; choose one of {', '.join(FRONT_ENDS)}")

@@ -133,13 +133,13 @@ def main(argv: list[str] | None = None) -> int:
         options = dict(ROWS[name])
         if args.temperature is not None:
             options["temperature"] = args.temperature
-        r = results[name] = run_row(tts, items, asr, options, Path(args.out) / name)
+        r = results[name] = run_row(tts, items, asr, options, out / name)
         print(f"{name:<10} {r['wer']:>6.3f} {r['nfe'] or 0:>6.0f} {r['rtf'] or 0:>6.3f} "
               f"{r['median_duration_ratio'] or 0:>5.2f} {r['ended_fraction']:>6.0%} {r['failed']:>6}", flush=True)
         # after every row, so an interrupted table keeps the rows it finished
         write_atomic(out / "report.json", json.dumps({"model": args.model, "heldout": args.heldout,
-                                                           "lines": len(items), "originals_wer": base,
-                                                           "rows": results}, indent=1))
+                                                      "lines": len(items), "originals_wer": base,
+                                                      "rows": results}, indent=1))
     print(f"wrote {out / 'report.json'}")
     return 0
 

@@ -47,6 +47,7 @@ sees the same transformation without knowing about it.
 """
 from __future__ import annotations
 
+import functools
 import logging
 
 import torch
@@ -145,11 +146,13 @@ def frame_table(input_ids: torch.Tensor, positions: torch.Tensor, lo: int,
     return phones, start
 
 
+@functools.lru_cache(maxsize=8)
 def slot_weights(per_frame: int) -> torch.Tensor:
     """[7, per_frame] float: the share of slot s's time span that part q of its frame covers.
 
     SNAC slot s codes the span [k / 2^l, (k + 1) / 2^l) of its frame (l = its level, k = its index
-    among the frame's codes of that level); part q is [q / d, (q + 1) / d). Rows sum to 1."""
+    among the frame's codes of that level); part q is [q / d, (q + 1) / d). Rows sum to 1. Cached
+    (every forward pass of a frame model reads it): callers index it, never write to it."""
     weights = torch.zeros(L.SLOTS_PER_FRAME, per_frame)
     seen: dict[int, int] = {}
     for slot, level in enumerate(L.SLOT_LEVELS):

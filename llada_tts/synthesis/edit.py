@@ -269,7 +269,9 @@ def edit(tts, audio, sample_rate: int | None = None, text: str | None = None, to
     a span. Sampler options as for ``synthesize`` (steps per block of the masked frames). Frames
     outside the regions are kept token for token. Raises SynthesisError (one line)."""
     start_time = time.perf_counter()
-    if tts.front_end in ("espeak-frames", "espeak-quarters"):
+    from audio_tokenizer.frames import PER_FRAME  # (lazy: it loads eSpeak NG)
+
+    if tts.front_end in PER_FRAME:
         raise SynthesisError("editing needs a checkpoint with text or phoneme prompts; this one reads eSpeak NG "
                              f"frame timelines ({tts.front_end}), whose lengths an edit cannot keep yet")
     if voice is not None and not isinstance(voice, str):

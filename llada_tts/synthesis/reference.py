@@ -121,7 +121,9 @@ def synthesize_with_reference(tts, request: SynthesisRequest, reference: Referen
     if not isinstance(reference, Reference):
         raise SynthesisError(f"reference must be a Reference (tts.reference(audio, text)), got "
                              f"{type(reference).__name__}")
-    if tts.front_end in ("espeak-frames", "espeak-quarters"):
+    from audio_tokenizer.frames import PER_FRAME  # (lazy: it loads eSpeak NG)
+
+    if tts.front_end in PER_FRAME:
         raise SynthesisError("voice continuation needs a checkpoint with text or phoneme prompts; this one reads "
                              f"eSpeak NG frame timelines ({tts.front_end}), which a reference recording does "
                              "not follow")
