@@ -38,7 +38,7 @@ _EE_OK = 0
 _INITIALIZE_DONT_EXIT = 0x8000  # return an error instead of calling exit()
 _PHONEMES_IPA = 0x02
 _PHONEME_EVENTS = 0x0001 | 0x0002  # espeakINITIALIZE_PHONEME_EVENTS | espeakINITIALIZE_PHONEME_IPA
-_EVENT_LIST_END, _EVENT_PHONEME = 0, 7
+_EVENT_LIST_END, _EVENT_WORD, _EVENT_PHONEME = 0, 1, 7
 
 # what a TTS prompt holds: the text itself, eSpeak NG's IPA of it, or one phoneme token per codec frame
 FRONT_ENDS = ("text", "espeak-ipa", "espeak-frames", "espeak-quarters")
@@ -122,10 +122,11 @@ def _declare(lib: ctypes.CDLL) -> None:
 
 
 @contextlib.contextmanager
-def _engine(options: int = 0, phonemes: list | None = None):
+def _engine(options: int = 0, phonemes: list | None = None, words: list | None = None):
     """A freshly initialised eSpeak instance: yields (lib, sample_rate, chunks list).
 
-    With ``options=_PHONEME_EVENTS``, ``phonemes`` collects (sample offset, IPA phoneme) pairs."""
+    With ``options=_PHONEME_EVENTS``, ``phonemes`` collects (sample offset, IPA phoneme) pairs;
+    ``words`` collects (sample offset, 1-based character position, characters) per spoken word."""
     lib_path, data_path = _paths()
     with _LOCK:
         try:
@@ -143,6 +144,8 @@ def _engine(options: int = 0, phonemes: list | None = None):
                 if events[i].type == _EVENT_PHONEME:
                     name = bytes(events[i].id.string).split(b"\0")[0].decode("utf-8", errors="replace")
                     phonemes.append((int(events[i].sample), name))
+                elif events[i].type == _EVENT_WORD and words is not None:
+                    words.append((int(events[i].sample), int(events[i].text_position), int(events[i].length)))
                 i += 1
             return 0
 
@@ -216,6 +219,13 @@ def synthesize_timed(text: str, voice: str = "en-us", rate: int = 175,
                      pitch: int = 50) -> tuple[np.ndarray, int, list[tuple[int, str]]]:
     """:func:`synthesize` plus eSpeak's phoneme timeline: (wave, sample_rate, [(first sample, IPA
     phoneme)...] in time order; ``""`` marks a pause). The audio is the same as :func:`synthesize`'s."""
+    wave, sr, phonemes, _ = synthesize_events(text, voice, rate, pitch)
+    return wave, sr, phonemes
+
+
+def synthesize_events(text: str, voice: str = "en-us", rate: int = 175, pitch: int = 50):
+    """:func:`synthesize_timed` plus eSpeak's word events: (wave, sample_rate, phonemes, [(first
+    sample, 1-based character position in ``text``, characters)...] one per spoken word)."""
     if not isinstance(text, str) or not text.strip():
         raise ValueError("text to synthesise must be a non-empty string")
     if not 80 <= rate <= 450:
@@ -224,7 +234,8 @@ def synthesize_timed(text: str, voice: str = "en-us", rate: int = 175,
         raise ValueError(f"pitch must be in 0..100, got {pitch}")
     data = text.encode("utf-8") + b"\0"
     phonemes: list[tuple[int, str]] = []
-    with _engine(_PHONEME_EVENTS, phonemes) as (lib, sr, chunks):
+    words: list[tuple[int, int, int]] = []
+    with _engine(_PHONEME_EVENTS, phonemes, words) as (lib, sr, chunks):
         _set_voice(lib, voice)
         lib.espeak_SetParameter(_PARAM_RATE, int(rate), 0)
         lib.espeak_SetParameter(_PARAM_PITCH, int(pitch), 0)
@@ -233,7 +244,7 @@ def synthesize_timed(text: str, voice: str = "en-us", rate: int = 175,
             raise EspeakError(f"espeak_Synth failed with error {err}")
         lib.espeak_Synchronize()
     pcm = np.concatenate(chunks) if chunks else np.zeros(0, np.int16)  # [T] int16
-    return pcm.astype(np.float32) / 32768.0, sr, phonemes
+    return pcm.astype(np.float32) / 32768.0, sr, phonemes, words
 
 
 _G2P: dict = {}  # the G2P engine: {"lib": CDLL, "language": str}, made on first use (under _LOCK)

@@ -90,6 +90,18 @@ def frame_phonemes(text: str, voice: str = "en-us", rate: int = RATE, per_frame:
     return tuple(timeline_frames(events, len(wave), sr, per_frame))
 
 
+@functools.lru_cache(maxsize=256)
+def timed_words(text: str, voice: str = "en-us", rate: int = RATE,
+                per_frame: int = 1) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...]]:
+    """(``frame_phonemes(text, voice, rate, per_frame)``, ((0-based character position in ``text``,
+    first frame) per word eSpeak NG spoke)): where each word starts on the same timeline, to the
+    nearest frame boundary (eSpeak's word events)."""
+    wave, sr, events, words = espeak.synthesize_events(text, voice=voice, rate=rate)
+    frame = L.SAMPLES_PER_FRAME * sr / L.SAMPLE_RATE  # samples of eSpeak's rate per codec frame
+    starts = tuple((position - 1, round(sample / frame)) for sample, position, _ in words)
+    return tuple(timeline_frames(events, len(wave), sr, per_frame)), starts
+
+
 def speed_rate(speed: float) -> int:
     """eSpeak's words per minute for a speaking ``speed`` (1 = :data:`RATE`); ValueError outside 80..450."""
     rate = round(RATE * float(speed))

@@ -45,5 +45,11 @@ def prompt_ids(tokenizer, text: str, voice: str | None = None, front_end: str = 
     if front_end in PER_FRAME:
         from audio_tokenizer.frames import frame_ids
 
-        return encode_text(tokenizer, voice_text("", voice)) + frame_ids(text, voice, speed, PER_FRAME[front_end])
+        return timeline_prompt_ids(tokenizer, frame_ids(text, voice, speed, PER_FRAME[front_end]), voice)
     return encode_text(tokenizer, prompt_text(text, voice, front_end))
+
+
+def timeline_prompt_ids(tokenizer, phone_ids: list[int], voice: str | None = None) -> list[int]:
+    """A frame-timed prompt from its phoneme ids (``frames.frame_ids``, or a timeline spliced by an
+    edit or a continuation): BOS, the voice prefix's tokens, then the ids."""
+    return encode_text(tokenizer, voice_text("", voice)) + [int(i) for i in phone_ids]

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from audio_tokenizer import layout as L
-from audio_tokenizer.text import prompt_ids, prompt_text, voice_text  # noqa: F401  (one definition, re-exported)
+from audio_tokenizer.text import prompt_ids, prompt_text, timeline_prompt_ids, voice_text  # noqa: F401  (re-exported)
 from llada_tts.model.adapters import align_prompt
 
 
@@ -16,6 +16,13 @@ def tts_prompt(tokenizer, text: str, voice: str | None = None, *, front_end: str
     with filler ids in front up to a multiple of ``multiple`` tokens (7 for a frame-phase model:
     ``adapters.prompt_multiple(model.config)``; its training rows were aligned the same way)."""
     ids = L.tts_prompt_ids(prompt_ids(tokenizer, text, voice, front_end, speed))
+    return align_prompt(ids, len(ids), multiple)[0]
+
+
+def tts_timeline_prompt(tokenizer, phone_ids: list[int], voice: str | None = None, *,
+                        multiple: int = 1) -> list[int]:
+    """:func:`tts_prompt` of a frame-timed checkpoint from its phoneme ids (a spliced timeline)."""
+    ids = L.tts_prompt_ids(timeline_prompt_ids(tokenizer, phone_ids, voice))
     return align_prompt(ids, len(ids), multiple)[0]
 
 

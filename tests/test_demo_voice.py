@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 import torch
 from safetensors import safe_open
@@ -89,12 +88,6 @@ def test_a_frame_phoneme_voice_speaks_at_espeaks_length(tmp_path):
     assert tts.prompt("Hi there.", "en-us", 1.5)[-4 - len(fast_phones):-4] == fast_phones
     with pytest.raises(SynthesisError, match=r"speaks 80..450 \(speed 0.46..2.57\)"):
         tts.prepare("Hi there.", speed=3.0)
-    wave = np.zeros(24000, np.float32)
-    with pytest.raises(SynthesisError, match="editing needs a checkpoint with text or phoneme prompts"):
-        tts.edit(wave, 24000, text="hi there", to="hi you", spans=[(0.2, 0.4)])
-    with pytest.raises(SynthesisError, match="voice continuation needs a checkpoint with text or phoneme prompts"):
-        tts.synthesize("Hi.", reference=tts.reference(np.random.default_rng(0).normal(0, 0.1, 24000).astype(np.float32),
-                                                      "hello", sample_rate=24000))
 
 
 def test_a_quarter_phoneme_voice_gets_four_phones_per_frame(tmp_path):

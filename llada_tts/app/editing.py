@@ -58,7 +58,9 @@ def edit_for_ui(tts, audio, text: str, to: str, spans: str | None = None, voice:
         span_list = parse_spans(spans)
     except ValueError as e:
         raise fail(f"Spans: {e}; separate several with commas, e.g. 1.2:1.55, 2.0:2.0") from None
-    if span_list is None:
+    from audio_tokenizer.frames import PER_FRAME
+
+    if span_list is None and tts.front_end not in PER_FRAME:  # a frame-timed voice times words with eSpeak
         from audio_tokenizer.judge import whisper_available
 
         changes = word_changes(text, to)

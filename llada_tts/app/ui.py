@@ -114,7 +114,8 @@ def build_demo(tts, max_chars: int = 1000, examples=EXAMPLES, max_duration: floa
                                                 placeholder="1.2:1.55, 2.0:2.0",
                                                 info="one START:END per changed group of words, in order (an "
                                                      "insertion may be empty, e.g. 2.0:2.0); empty = Whisper "
-                                                     "word timestamps (eval extra)")
+                                                     "word timestamps (eval extra), or eSpeak NG's for a "
+                                                     "frame-timed voice")
                         with gr.Row():
                             edit_margin = gr.Number(value=DEFAULT_MARGIN_FRAMES, precision=0, minimum=0, maximum=24,
                                                     label="Margin (frames)", elem_id="edit_margin",

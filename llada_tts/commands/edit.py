@@ -22,8 +22,10 @@ DESCRIPTION = """Make IN.wav, whose transcript is --text, say --to instead, and 
 
 The changed words come from a word-level diff of --text and --to. Their times come from --span
 (seconds, one START:END per change, in order; an insertion may be empty, e.g. 1.2:1.2) or, without
---span, from Whisper word timestamps (the eval extra). Each span plus --margin frames on both sides
-is masked and resized to the new words' estimated length, then infilled with --to as the prompt;
+--span, from Whisper word timestamps (the eval extra); a frame-timed checkpoint (espeak-frames /
+espeak-quarters, such as the demo voice) takes them from eSpeak NG's word timing of --text instead,
+stretched to IN.wav's length. Each span plus --margin frames on both sides is masked and resized to
+the new words' length (estimated, or eSpeak's), then infilled with --to as the prompt;
 every frame outside the spans keeps its codec tokens exactly. The whole result is decoded at once.
 
 examples:
@@ -48,7 +50,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--to", default=None, help="what it should say")
     p.add_argument("-o", "--output", default="out.wav", metavar="WAV", help="output file (default out.wav)")
     p.add_argument("--span", action="append", type=span_arg, default=None, metavar="START:END",
-                   help="seconds of IN.wav to rewrite, one per change in order (repeatable); default: Whisper")
+                   help="seconds of IN.wav to rewrite, one per change in order (repeatable); default: Whisper "
+                        "(eSpeak NG's word timing for a frame-timed checkpoint)")
     p.add_argument("--margin", type=non_negative_int, default=DEFAULT_MARGIN_FRAMES, metavar="FRAMES",
                    help=f"frames (85 ms each) re-generated on each side of a span (default {DEFAULT_MARGIN_FRAMES})")
     p.add_argument("--voice", "-v", default=None, help="voice name for the prompt (default: none)")

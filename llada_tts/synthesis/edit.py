@@ -43,6 +43,7 @@ class Change:
     end: int
     old: tuple[str, ...]
     new: tuple[str, ...]
+    at: int = 0  # where the new words start among the target's normalised words
 
     @property
     def kind(self) -> str:
@@ -117,7 +118,7 @@ def word_changes(text: str, to: str) -> list[Change]:
     """The word-level differences between transcript ``text`` and target ``to``, in order."""
     a, b = words_of(text), words_of(to)
     ops = SequenceMatcher(None, a, b, autojunk=False).get_opcodes()
-    return [Change(i1, i2, tuple(a[i1:i2]), tuple(b[j1:j2])) for tag, i1, i2, j1, j2 in ops if tag != "equal"]
+    return [Change(i1, i2, tuple(a[i1:i2]), tuple(b[j1:j2]), j1) for tag, i1, i2, j1, j2 in ops if tag != "equal"]
 
 
 def spans_from_word_times(words: list[str], heard: list[tuple[str, float, float]], changes: list[Change],
@@ -217,13 +218,13 @@ def speech_frames(words, chars_per_second: float) -> int:
 
 
 def span_region(span: tuple[float, float], change: Change, n_frames: int, margin: int,
-                chars_per_second: float) -> Region:
+                chars_per_second: float, speech: int | None = None) -> Region:
     """The input frames to replace for one change (span + ``margin`` frames each side, inside the
     audio) and how many frames replace them (the margins, re-generated at their length, + the new
-    words' estimated length)."""
+    words' length: ``speech`` frames, else estimated at ``chars_per_second``)."""
     lo, hi = span_frames(*span, n_frames)
     lo_m, hi_m = max(0, lo - margin), min(n_frames, hi + margin)
-    speech = speech_frames(change.new, chars_per_second)
+    speech = speech_frames(change.new, chars_per_second) if speech is None else speech
     return Region(lo_m, hi_m, (lo - lo_m) + (hi_m - hi) + speech, speech)
 
 
@@ -271,9 +272,7 @@ def edit(tts, audio, sample_rate: int | None = None, text: str | None = None, to
     start_time = time.perf_counter()
     from audio_tokenizer.frames import PER_FRAME  # (lazy: it loads eSpeak NG)
 
-    if tts.front_end in PER_FRAME:
-        raise SynthesisError("editing needs a checkpoint with text or phoneme prompts; this one reads eSpeak NG "
-                             f"frame timelines ({tts.front_end}), whose lengths an edit cannot keep yet")
+    per_frame = PER_FRAME.get(tts.front_end, 0)  # a frame-timed checkpoint: its prompt names every frame
     if voice is not None and not isinstance(voice, str):
         raise SynthesisError(f"voice must be a string, got {type(voice).__name__}")
     voice = voice.strip() if voice else None
@@ -296,11 +295,22 @@ def edit(tts, audio, sample_rate: int | None = None, text: str | None = None, to
     if max_duration is not None and seconds > max_duration:
         raise SynthesisError(f"the input audio is {seconds:.1f} s, longer than max_duration={max_duration:g} s "
                              "(an edit samples the whole recording at once); raise --max-duration or cut it")
-    spans = find_spans(wave, text, changes, spans)
+    if spans is not None or not per_frame:
+        spans = find_spans(wave, text, changes, spans)
     encoded = tts.codec.encode(wave, L.SAMPLE_RATE)
     source = encoded.tokens().long()  # [7n]
     n = encoded.frames
-    regions = merge_regions([span_region(s, c, n, margin, tts.chars_per_second) for s, c in zip(spans, changes)])
+    speech, phones = [None] * len(changes), None
+    if per_frame:  # eSpeak's timelines: the spans (unless given), the new words' lengths, the prompt
+        from llada_tts.synthesis import timeline as tl
+
+        before = tl.word_timeline(normalize_text(text), voice, per_frame)
+        after = tl.word_timeline(normalize_text(to), voice, per_frame)
+        at = ([span_frames(*s, n) for s in spans] if spans is not None else tl.source_spans(before, n, changes))
+        phones, speech = tl.edit_timeline(before, after, n, at, changes)
+        spans = [(lo * SPF / L.SAMPLE_RATE, hi * SPF / L.SAMPLE_RATE) for lo, hi in at]
+    regions = merge_regions([span_region(s, c, n, margin, tts.chars_per_second, k)
+                             for s, c, k in zip(spans, changes, speech)])
     head, origin, out_regions = edit_canvas(source, regions)  # [7m], [m]
     m, masked = len(origin), int((origin < 0).sum())
     if m == 0:
@@ -312,7 +322,8 @@ def edit(tts, audio, sample_rate: int | None = None, text: str | None = None, to
     if masked:
         config = infill_config(m, masked, options, min_frames=m)  # no stream end inside the audio
         generator = torch.Generator(device=tts.device).manual_seed(seed)
-        out = sample(tts.model, [tts.prompt(normalize_text(to), voice)], config, generator=generator,
+        prompt = tts.prompt(normalize_text(to), voice) if phones is None else tts.timeline_prompt(phones, voice)
+        out = sample(tts.model, [prompt], config, generator=generator,
                      init=canvas_init(head, config.gen_length, end=True))
         tokens, nfe = out.generated[0, : F * m].cpu().long(), out.nfe
     report = L.validate_audio_tokens(tokens)

@@ -26,7 +26,7 @@ from audio_tokenizer.errors import first_line
 from audio_tokenizer.hub import local_folder
 from llada_tts.checkpoint_meta import CheckpointMeta, read_meta
 from llada_tts.model.adapters import prompt_multiple
-from llada_tts.prompts import tts_prompt
+from llada_tts.prompts import tts_prompt, tts_timeline_prompt
 from llada_tts.sampling import sample
 from llada_tts.sampling.constraints import DEFAULT_CHARS_PER_SECOND
 from llada_tts.synthesis.defaults import DEFAULT_BATCH_SIZE, DEFAULT_MAX_DURATION, batch_token_limit, check_seed
@@ -212,6 +212,14 @@ class LladaTTS:
         """The prompt ids of one chunk, in the checkpoint's front end (as its training rows were)."""
         return tts_prompt(self.tokenizer, text, voice, front_end=self.front_end,
                           multiple=prompt_multiple(self.model.config), speed=speed)
+
+    def timeline_prompt(self, phones: list[int], voice: str | None = None) -> list[int]:
+        """The prompt of a frame-timed checkpoint from its timeline (``frames.FRAME_PHONES`` indices,
+        ``per_frame`` per frame of the canvas): what an edit or a continuation splices together."""
+        from audio_tokenizer.frames import FIRST_ID
+
+        return tts_timeline_prompt(self.tokenizer, [FIRST_ID + int(i) for i in phones], voice,
+                                   multiple=prompt_multiple(self.model.config))
 
     # --- synthesis ------------------------------------------------------------------------------
     def synthesize(self, text: str, voice: str | None = None, *, seed: int | None = None,

@@ -103,8 +103,16 @@ def check_reference(audio, text: str | None, sample_rate: int | None = None, *,
     return trim_reference(wave, normalize_text(text), max_seconds)
 
 
-def reference_prompt(tts, ref: Reference, text: str, voice: str | None = None) -> list[int]:
-    """The prompt of a continuation: the reference's transcript, then the new text (one prompt)."""
+def reference_prompt(tts, ref: Reference, text: str, voice: str | None = None, speed: float = 1.0) -> list[int]:
+    """The prompt of a continuation: the reference's transcript, then the new text (one prompt). A
+    frame-timed checkpoint gets the two timelines, the reference's stretched to its frames."""
+    from audio_tokenizer.frames import PER_FRAME  # (lazy: it loads eSpeak NG)
+
+    if tts.front_end in PER_FRAME:
+        from llada_tts.synthesis.timeline import reference_timeline
+
+        return tts.timeline_prompt(reference_timeline(ref.text, ref.frames, text, voice, PER_FRAME[tts.front_end],
+                                                      speed), voice)
     return tts.prompt(f"{ref.text} {text}", voice)
 
 
@@ -121,12 +129,6 @@ def synthesize_with_reference(tts, request: SynthesisRequest, reference: Referen
     if not isinstance(reference, Reference):
         raise SynthesisError(f"reference must be a Reference (tts.reference(audio, text)), got "
                              f"{type(reference).__name__}")
-    from audio_tokenizer.frames import PER_FRAME  # (lazy: it loads eSpeak NG)
-
-    if tts.front_end in PER_FRAME:
-        raise SynthesisError("voice continuation needs a checkpoint with text or phoneme prompts; this one reads "
-                             f"eSpeak NG frame timelines ({tts.front_end}), which a reference recording does "
-                             "not follow")
     start = time.perf_counter()
     run = tts._prepare(request)
     generator = torch.Generator(device=tts.device).manual_seed(run.seed)
@@ -138,7 +140,7 @@ def synthesize_with_reference(tts, request: SynthesisRequest, reference: Referen
         new = max(p.frames for p in batch)
         min_new = math.floor(run.options.get("min_length", 0.0) * new)
         config = infill_config(k + new, new, run.options, min_frames=k + min_new)
-        out = sample(tts.model, [reference_prompt(tts, reference, p.text, run.voice) for p in batch], config,
+        out = sample(tts.model, [reference_prompt(tts, reference, p.text, run.voice, run.speed) for p in batch], config,
                      generator=generator, init=reference_init(reference, config.gen_length))
         run.nfe += out.nfe
         own = replace(config, gen_length=config.gen_length - R)  # the chunk's own canvas, for its ChunkInfo

@@ -78,10 +78,10 @@ def test_init_errors(tts):
 # --- words and spans -------------------------------------------------------------------------------
 
 def test_word_changes_substitute_insert_delete():
-    assert E.word_changes(TEXT, "The dog sat on the mat.") == [Change(1, 2, ("cat",), ("dog",))]
-    assert E.word_changes(TEXT, "the cat sat quietly on the mat") == [Change(3, 3, (), ("quietly",))]
-    assert E.word_changes(TEXT, "the cat sat on mat") == [Change(4, 5, ("the",), ())]
-    assert E.word_changes("I have 84 cats", "I have cats") == [Change(2, 4, ("eighty", "four"), ())]
+    assert E.word_changes(TEXT, "The dog sat on the mat.") == [Change(1, 2, ("cat",), ("dog",), 1)]
+    assert E.word_changes(TEXT, "the cat sat quietly on the mat") == [Change(3, 3, (), ("quietly",), 3)]
+    assert E.word_changes(TEXT, "the cat sat on mat") == [Change(4, 5, ("the",), (), 4)]
+    assert E.word_changes("I have 84 cats", "I have cats") == [Change(2, 4, ("eighty", "four"), (), 2)]
     assert [c.kind for c in E.word_changes(TEXT, "a cat sat on the big mat")] == ["substitute", "insert"]
     assert E.word_changes(TEXT, "The cat, sat on the MAT!") == []
 

@@ -1,0 +1,181 @@
+"""Speech editing and voice continuation on a real voice, judged by Whisper tiny.en (issue 17).
+
+    python benchmarks/edit_eval.py --model demo --heldout outputs/voice/heldout --limit 20
+
+Editing: each of the first --limit held-out eSpeak recordings gets three edits of one word (its
+middle word replaced, a word inserted before it, the word deleted), spans found automatically
+(eSpeak's word times for a frame-timed checkpoint, Whisper's otherwise). Reported per kind:
+
+    WER        the judge on the edited audio against the new transcript
+    kept       of the output frames taken from the input, the fraction identical token for token
+    resynth    the judge on the whole new sentence synthesised from scratch (same voice, seed)
+    input      the judge on the unedited recordings against their own transcripts
+
+Continuation: for each voice in --voices (the training voices plus one never trained on), --pairs
+(reference, new sentence) pairs from the held-out lines: the reference is the eSpeak rendering of one
+line in that voice, the new text another line. Reported with and without the reference: WER, and the
+speaker similarity of the output to the reference (cosine of resemblyzer embeddings, when resemblyzer
+loads; `pip install --no-deps resemblyzer librosa webrtcvad-wheels`).
+
+Sampler options are the checkpoint's defaults unless --sampler KEY=VALUE is given. report.json in --out
+holds every line.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from audio_tokenizer import espeak
+from audio_tokenizer.corpus import read_metadata
+from audio_tokenizer.fileio import write_atomic
+from audio_tokenizer.judge import corpus_wer, get_asr, word_errors
+
+NEW_WORDS = ("yellow", "garden", "morning", "silver", "window", "happy", "river", "candle")
+UNSEEN_VOICE = "en-us+f4"
+
+
+def one_word_edits(text: str, i: int) -> dict[str, str]:
+    """The line with its middle plain word substituted, preceded by an inserted word, and deleted."""
+    words = text.split()
+    plain = [k for k, w in enumerate(words) if re.fullmatch(r"[A-Za-z]+", w)]
+    k = plain[len(plain) // 2]
+    new = NEW_WORDS[i % len(NEW_WORDS)]
+    return {"substitute": " ".join(words[:k] + [new] + words[k + 1:]),
+            "insert": " ".join(words[:k] + [new] + words[k:]),
+            "delete": " ".join(words[:k] + words[k + 1:])}
+
+
+def similarity_fn():
+    """cosine(a, b) of two 24 kHz waves' resemblyzer speaker embeddings, or None if it does not load."""
+    try:
+        import soxr
+        from resemblyzer import VoiceEncoder, preprocess_wav
+
+        encoder = VoiceEncoder("cpu", verbose=False)
+    except Exception as e:  # noqa: BLE001  (optional: report why and go on)
+        print(f"speaker similarity: not measured (resemblyzer does not load: {type(e).__name__}: {e})")
+        return None
+
+    def embed(wave, sr):
+        return encoder.embed_utterance(preprocess_wav(soxr.resample(np.asarray(wave, np.float32), sr, 16000),
+                                                      source_sr=16000))
+
+    return lambda a, sr_a, b, sr_b: float(np.dot(embed(a, sr_a), embed(b, sr_b)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="demo", help="checkpoint folder, hub id or demo (default demo)")
+    ap.add_argument("--heldout", default="outputs/voice/heldout", help="held-out corpus folder")
+    ap.add_argument("--limit", type=int, default=20, help="held-out lines to edit (default 20)")
+    ap.add_argument("--pairs", type=int, default=5, help="continuation pairs per voice (default 5)")
+    ap.add_argument("--voices", default=None,
+                    help=f"continuation voices, comma-separated (default: the checkpoint's + {UNSEEN_VOICE})")
+    ap.add_argument("--sampler", action="append", default=[], metavar="KEY=VALUE", help="sampler option")
+    ap.add_argument("--skip", default="", help="comma-separated parts to skip: edit, continuation")
+    ap.add_argument("--out", default="outputs/edit_eval", help="report folder (default outputs/edit_eval)")
+    args = ap.parse_args(argv)
+
+    import yaml
+
+    from llada_tts.synthesis import LladaTTS
+
+    options = {}
+    for item in args.sampler:
+        key, sep, value = item.partition("=")
+        if not sep:
+            ap.error(f"--sampler {item!r}: expected KEY=VALUE")
+        options[key.strip()] = yaml.safe_load(value)  # numbers, true/false and names as YAML reads them
+    skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    asr = get_asr("whisper")
+    tts = LladaTTS.from_pretrained(args.model)
+    utts = read_metadata(Path(args.heldout))
+    out = Path(args.out)
+    (out / "audio").mkdir(parents=True, exist_ok=True)
+    report: dict = {"model": args.model, "options": options, "front_end": tts.front_end}
+
+    def save():
+        write_atomic(out / "report.json", json.dumps(report, indent=1))
+
+    def judged(text, wave, sr):
+        heard = asr.transcribe(np.asarray(wave, np.float32), sr)
+        return heard, word_errors(text, heard)
+
+    if "edit" not in skip:
+        lines = utts[: args.limit]
+        rows, pairs = [], {"input": [], "resynth": []}
+        for i, u in enumerate(lines):
+            wave, sr = sf.read(str(u.audio), dtype="float32")
+            pairs["input"].append(judged(u.text, wave, sr)[1])
+            for kind, to in one_word_edits(u.text, i).items():
+                t0 = time.perf_counter()
+                res = tts.edit(wave, sr, text=u.text, to=to, voice=u.voice, seed=i, **options)
+                heard, errors = judged(to, res.waveform, res.sample_rate)
+                sf.write(str(out / "audio" / f"{i:02d}-{kind}.wav"), res.waveform, res.sample_rate)
+                rows.append({"line": i, "kind": kind, "to": to, "heard": heard, "errors": errors,
+                             "kept_fraction": res.kept_fraction, "spans": res.spans, "nfe": res.nfe,
+                             "seconds": time.perf_counter() - t0})
+                pairs.setdefault(kind, []).append(errors)
+                if kind == "substitute":
+                    syn = tts.synthesize(to, voice=u.voice, seed=i, **options)
+                    pairs["resynth"].append(judged(to, syn.waveform, syn.sample_rate)[1])
+            print(f"line {i + 1}/{len(lines)}: " + ", ".join(f"{r['kind']} {r['errors'][0]}/{r['errors'][1]}"
+                                                            for r in rows[-3:]), flush=True)
+            report["edit"] = {"rows": rows, "wer": {k: corpus_wer(v) for k, v in pairs.items()},
+                              "kept_fraction_min": min(r["kept_fraction"] for r in rows)}
+            save()
+        print(f"\n{'edit':<12} {'WER':>6} {'kept':>6}")
+        for kind in ("substitute", "insert", "delete"):
+            kept = min(r["kept_fraction"] for r in rows if r["kind"] == kind)
+            print(f"{kind:<12} {corpus_wer(pairs[kind]):>6.3f} {kept:>6.3f}")
+        print(f"{'resynth':<12} {corpus_wer(pairs['resynth']):>6.3f}\n{'input':<12} {corpus_wer(pairs['input']):>6.3f}")
+
+    if "continuation" not in skip:
+        similarity = similarity_fn()
+        voices = args.voices.split(",") if args.voices else [*tts.voices, UNSEEN_VOICE]
+        rows = []
+        for v, voice in enumerate(voices):
+            for p in range(args.pairs):
+                ref_u = utts[-1 - (v * args.pairs + p)]  # references from the end, new text from the start
+                new_u = utts[v * args.pairs + p]
+                ref_wave, ref_sr = espeak.synthesize(ref_u.text, voice)
+                ref = tts.reference(ref_wave, ref_u.text, sample_rate=ref_sr)
+                tag = voice if voice in tts.voices else None  # an unseen voice: the checkpoint's first
+                row = {"voice": voice, "reference": ref_u.text, "text": new_u.text}
+                for mode, kwargs in (("with", {"reference": ref}), ("without", {})):
+                    res = tts.synthesize(new_u.text, voice=tag, seed=p, **kwargs, **options)
+                    heard, errors = judged(new_u.text, res.waveform, res.sample_rate)
+                    sf.write(str(out / "audio" / f"cont-{voice}-{p}-{mode}.wav"), res.waveform, res.sample_rate)
+                    sim = similarity(res.waveform, res.sample_rate, ref_wave, ref_sr) if similarity else None
+                    row[mode] = {"heard": heard, "errors": errors, "similarity": sim}
+                rows.append(row)
+                print(f"{voice} pair {p + 1}: with {row['with']['errors']} sim {row['with']['similarity']}, "
+                      f"without {row['without']['errors']} sim {row['without']['similarity']}", flush=True)
+                report["continuation"] = {"rows": rows}
+                save()
+        print(f"\n{'voice':<12} {'WER ref':>8} {'sim ref':>8} {'WER none':>9} {'sim none':>9}")
+        summary = {}
+        for voice in voices:
+            mine = [r for r in rows if r["voice"] == voice]
+            s = summary[voice] = {
+                mode: {"wer": corpus_wer([r[mode]["errors"] for r in mine]),
+                       "similarity": (float(np.mean([r[mode]["similarity"] for r in mine])) if similarity else None)}
+                for mode in ("with", "without")}
+            fmt = lambda x: f"{x:.3f}" if x is not None else "-"  # noqa: E731
+            print(f"{voice:<12} {s['with']['wer']:>8.3f} {fmt(s['with']['similarity']):>8} "
+                  f"{s['without']['wer']:>9.3f} {fmt(s['without']['similarity']):>9}")
+        report["continuation"]["summary"] = summary
+        save()
+    print(f"wrote {out / 'report.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
