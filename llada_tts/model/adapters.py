@@ -330,12 +330,18 @@ def uses_byte_rows(ranges) -> bool:
     return ranges == [list(r) for r in BYTE_ROWS]
 
 
+UNUSED_LOGIT = -1e4  # an expanded compact model's logit for ids it has no row for (exp() is 0 in fp16 too)
+
+
 @torch.no_grad()
 def expand_rows(model) -> torch.nn.Module:
     """A compact model made full-vocabulary in place: row k moves to its Orpheus id, other rows are 0.
 
     Tied or untied heads alike; afterwards the config has no ``llada_rows`` and inputs/logits are
-    indexed by full ids directly.
+    indexed by full ids directly. The head gets a bias (a non-persistent buffer: checkpoints stay
+    stock Llama) of 0 on the kept ids and :data:`UNUSED_LOGIT` elsewhere, so the softmax is the
+    compact model's: ids it never had get probability 0, not the share a logit of 0 would take. (A
+    finite value, so guidance's ``cond - uncond`` stays 0 there instead of NaN.)
     """
     ranges = getattr(model.config, ROWS_KEY, None)
     if not ranges:
@@ -354,6 +360,12 @@ def expand_rows(model) -> torch.nn.Module:
     if head is not None:
         head.weight = embed.weight if tied else grow(head.weight)
         head.out_features = L.VOCAB_SIZE
+        bias = head.weight.new_full((L.VOCAB_SIZE,), UNUSED_LOGIT)
+        old = getattr(head, "bias", None)
+        bias[ids.to(bias.device)] = 0.0 if old is None else old.detach()
+        if "bias" in head._parameters:
+            del head._parameters["bias"]
+        head.register_buffer("bias", bias, persistent=False)
     model.config.vocab_size = L.VOCAB_SIZE
     model.config.pad_token_id = L.PAD_ID
     delattr(model.config, ROWS_KEY)
