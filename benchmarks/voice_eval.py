@@ -32,6 +32,7 @@ Rows (all audio-constrained; --rows picks some):
     cfg3-steps48    48 steps with guidance 3
     cfg2-steps24-dual / cfg2-steps12-dual   guidance 2 with the dual cache at 24 / 12 steps
     tps11-dual  11 tokens per step (steps scale with the line, ~24 here) with the dual cache
+    tps14-dual / tps16-dual  14 / 16 tokens per step (~19 / ~16 steps) with the dual cache
 
 report.json in --out holds the config, the originals' WER and every row's summary with each line's
 transcript; --out/<row>/ holds the audio.
@@ -78,6 +79,8 @@ ROWS = {
     # steps that scale with the line (what an exported voice records): 11 tokens per step is about
     # 24 steps on the held-out lines (3.1 s, 37 frames, 259 tokens on average)
     "tps11-dual": {"tokens_per_step": 11, "cache": "dual"},
+    "tps14-dual": {"tokens_per_step": 14, "cache": "dual"},
+    "tps16-dual": {"tokens_per_step": 16, "cache": "dual"},
 }
 
 
