@@ -266,9 +266,10 @@ def edit(tts, audio, sample_rate: int | None = None, text: str | None = None, to
          max_duration: float | None = DEFAULT_MAX_DURATION, **sampler_options) -> EditResult:
     """Make the recording ``audio`` (a path, or samples at ``sample_rate``) whose transcript is
     ``text`` say ``to``. ``spans``: one (start, end) in seconds per word-level change, in order
-    (None: Whisper word timestamps, if installed). ``margin``: frames re-generated on each side of
-    a span. Sampler options as for ``synthesize`` (steps per block of the masked frames). Frames
-    outside the regions are kept token for token. Raises SynthesisError (one line)."""
+    (None: Whisper word timestamps, if installed; eSpeak NG's word times for a frame-timed checkpoint).
+    ``margin``: frames re-generated on each side of a span. Sampler options as for ``synthesize``,
+    over the checkpoint's own defaults (steps per block of the masked frames). Frames outside the
+    regions are kept token for token. Raises SynthesisError (one line)."""
     start_time = time.perf_counter()
     from audio_tokenizer.frames import PER_FRAME  # (lazy: it loads eSpeak NG)
 
@@ -278,11 +279,13 @@ def edit(tts, audio, sample_rate: int | None = None, text: str | None = None, to
     voice = voice.strip() if voice else None
     if voice and tts.voices and voice not in tts.voices:
         raise SynthesisError(f"unknown voice {voice!r}; this checkpoint has: {', '.join(tts.voices)}")
+    if per_frame and not voice and tts.voices:
+        voice = tts.voices[0]  # as synthesis does: a frame-timed checkpoint's rows always named a voice
     if isinstance(margin, bool) or not isinstance(margin, int) or margin < 0:
         raise SynthesisError(f"margin must be a whole number of frames >= 0, got {margin!r}")
     seed = secrets.randbits(31) if seed is None else check_seed(seed)
     max_duration = check_max_duration(max_duration)
-    options = check_sampler_options(sampler_options, max_duration)
+    options = check_sampler_options({**tts.meta.sampler, **sampler_options}, max_duration)  # checkpoint's first
     if not isinstance(text, str) or not words_of(text):
         raise SynthesisError("no transcript: give the words the recording says (--text)")
     if not isinstance(to, str) or not normalize_text(to):

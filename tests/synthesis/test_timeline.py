@@ -137,3 +137,17 @@ def test_a_frame_timed_continuation_stretches_the_reference_timeline(quarters):
     assert phones == stretched + own and len(stretched) == 4 * ref.frames
     result = quarters.synthesize("Good morning.", voice="en-us", reference=ref, seed=0, **FAST)
     assert result.chunks[0].canvas_frames >= len(own) // 4  # the new speech's own canvas
+
+
+def test_a_frame_timed_edit_uses_the_checkpoints_voice_and_sampler_defaults(quarters):
+    text, to = "The cat sat on the mat.", "The dog sat on the mat."
+    wave, sr = espeak.synthesize(text, "en-us")
+    quarters.meta.sampler = {"tokens_per_step": 7, "cache": "dual"}
+    try:
+        r = quarters.edit(wave, sr, text, to, seed=0)  # no voice: the checkpoint's first, as synthesis
+        same = quarters.edit(wave, sr, text, to, voice="en-us", seed=0, tokens_per_step=7, cache="dual")
+    finally:
+        quarters.meta.sampler = {}
+    assert torch.equal(r.tokens, same.tokens) and r.kept_fraction == 1.0
+    masked = int((r.origin < 0).sum()) * F
+    assert r.nfe >= -(-masked // 7)  # 7 tokens per step over the masked frames (the dual cache adds refreshes)
