@@ -7,9 +7,16 @@ middle word replaced, a word inserted before it, the word deleted), spans found 
 (eSpeak's word times for a frame-timed checkpoint, Whisper's otherwise). Reported per kind:
 
     WER        the judge on the edited audio against the new transcript
+    landed     edits whose new word the judge heard and whose removed word it did not (a sentence's
+               WER is mostly the kept audio's and the judge's own errors)
     kept       of the output frames taken from the input, the fraction identical token for token
+    s/edit     wall seconds of one edit (encode, sample, decode)
     resynth    the judge on the whole new sentence synthesised from scratch (same voice, seed)
+    roundtrip  the judge on the unedited recordings through the codec (what kept frames sound like)
     input      the judge on the unedited recordings against their own transcripts
+
+The inputs are eSpeak renderings, whose timing eSpeak's word times (a frame-timed checkpoint's spans)
+match exactly: a best case for span finding, not what arbitrary recordings give.
 
 Continuation: for each voice in --voices (the training voices plus one never trained on), --pairs
 (reference, new sentence) pairs from the held-out lines: the reference is the eSpeak rendering of one
@@ -26,7 +33,6 @@ import argparse
 import json
 import re
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -44,12 +50,25 @@ UNSEEN_VOICE = "en-us+f4"
 def one_word_edits(text: str, i: int) -> dict[str, str]:
     """The line with its middle plain word substituted, preceded by an inserted word, and deleted."""
     words = text.split()
-    plain = [k for k, w in enumerate(words) if re.fullmatch(r"[A-Za-z]+", w)]
+    plain = [k for k, w in enumerate(words) if re.fullmatch(r"[A-Za-z]+", w)] or list(range(len(words)))
     k = plain[len(plain) // 2]
     new = NEW_WORDS[i % len(NEW_WORDS)]
-    return {"substitute": " ".join(words[:k] + [new] + words[k + 1:]),
-            "insert": " ".join(words[:k] + [new] + words[k:]),
-            "delete": " ".join(words[:k] + words[k + 1:])}
+    return {"substitute": (" ".join(words[:k] + [new] + words[k + 1:]), new, words[k]),
+            "insert": (" ".join(words[:k] + [new] + words[k:]), new, None),
+            "delete": (" ".join(words[:k] + words[k + 1:]), None, words[k])}
+
+
+def landed(heard: str, to: str, new: str | None, old: str | None) -> bool:
+    """Did the edit itself land: the new word heard, and the removed word heard no more often than the
+    new transcript says it (the rest of a sentence's WER is mostly the input's and the judge's own)."""
+    from audio_tokenizer.judge import normalize_words
+
+    words, target = normalize_words(heard), normalize_words(to)
+    ok = new is None or normalize_words(new)[0] in words
+    if old is not None:
+        gone = normalize_words(old)[0]
+        ok = ok and words.count(gone) <= target.count(gone)
+    return ok
 
 
 def similarity_fn():
@@ -110,18 +129,20 @@ def main(argv: list[str] | None = None) -> int:
 
     if "edit" not in skip:
         lines = utts[: args.limit]
-        rows, pairs = [], {"input": [], "resynth": []}
+        rows, pairs = [], {"input": [], "roundtrip": [], "resynth": []}
         for i, u in enumerate(lines):
             wave, sr = sf.read(str(u.audio), dtype="float32")
             pairs["input"].append(judged(u.text, wave, sr)[1])
-            for kind, to in one_word_edits(u.text, i).items():
-                t0 = time.perf_counter()
+            round_trip = tts.codec.decode(tts.codec.encode(wave, sr).tokens(), seed=0)  # what kept frames sound like
+            pairs["roundtrip"].append(judged(u.text, round_trip, tts.sample_rate)[1])
+            for kind, (to, new, old) in one_word_edits(u.text, i).items():
                 res = tts.edit(wave, sr, text=u.text, to=to, voice=u.voice, seed=i, **options)
                 heard, errors = judged(to, res.waveform, res.sample_rate)
                 sf.write(str(out / "audio" / f"{i:02d}-{kind}.wav"), res.waveform, res.sample_rate)
                 rows.append({"line": i, "kind": kind, "to": to, "heard": heard, "errors": errors,
-                             "kept_fraction": res.kept_fraction, "spans": res.spans, "nfe": res.nfe,
-                             "seconds": time.perf_counter() - t0})
+                             "landed": landed(heard, to, new, old), "kept_fraction": res.kept_fraction,
+                             "changes": [[list(c.old), list(c.new)] for c in res.changes], "spans": res.spans,
+                             "nfe": res.nfe, "seconds": res.wall_time})
                 pairs.setdefault(kind, []).append(errors)
                 if kind == "substitute":
                     syn = tts.synthesize(to, voice=u.voice, seed=i, **options)
@@ -131,15 +152,23 @@ def main(argv: list[str] | None = None) -> int:
             report["edit"] = {"rows": rows, "wer": {k: corpus_wer(v) for k, v in pairs.items()},
                               "kept_fraction_min": min(r["kept_fraction"] for r in rows)}
             save()
-        print(f"\n{'edit':<12} {'WER':>6} {'kept':>6}")
+        print(f"\n{'edit':<12} {'WER':>6} {'landed':>7} {'kept':>6} {'s/edit':>7}")
         for kind in ("substitute", "insert", "delete"):
-            kept = min(r["kept_fraction"] for r in rows if r["kind"] == kind)
-            print(f"{kind:<12} {corpus_wer(pairs[kind]):>6.3f} {kept:>6.3f}")
-        print(f"{'resynth':<12} {corpus_wer(pairs['resynth']):>6.3f}\n{'input':<12} {corpus_wer(pairs['input']):>6.3f}")
+            mine = [r for r in rows if r["kind"] == kind]
+            print(f"{kind:<12} {corpus_wer(pairs[kind]):>6.3f} {np.mean([r['landed'] for r in mine]):>7.0%} "
+                  f"{min(r['kept_fraction'] for r in mine):>6.3f} {np.mean([r['seconds'] for r in mine]):>7.2f}")
+        for name in ("resynth", "roundtrip", "input"):
+            print(f"{name:<12} {corpus_wer(pairs[name]):>6.3f}")
+        report["edit"]["landed"] = {k: float(np.mean([r["landed"] for r in rows if r["kind"] == k]))
+                                    for k in ("substitute", "insert", "delete")}
+        save()
 
     if "continuation" not in skip:
         similarity = similarity_fn()
         voices = args.voices.split(",") if args.voices else [*tts.voices, UNSEEN_VOICE]
+        if len(utts) < 2 * len(voices) * args.pairs:
+            ap.error(f"--pairs {args.pairs} x {len(voices)} voices needs {2 * len(voices) * args.pairs} held-out "
+                     f"lines (references and new texts apart); {args.heldout} has {len(utts)}")
         rows = []
         for v, voice in enumerate(voices):
             for p in range(args.pairs):

@@ -309,7 +309,14 @@ def edit(tts, audio, sample_rate: int | None = None, text: str | None = None, to
 
         before = tl.word_timeline(normalize_text(text), voice, per_frame)
         after = tl.word_timeline(normalize_text(to), voice, per_frame)
-        at = ([span_frames(*s, n) for s in spans] if spans is not None else tl.source_spans(before, n, changes))
+        # eSpeak speaks some words as one ("in the"): change whole groups, on both sides
+        changes, owner = tl.group_changes(changes, before, after, words_of(text), words_of(to))
+        if spans is None:
+            at = tl.source_spans(before, n, changes)
+        else:  # the given spans of the changes a group holds, joined
+            given = [span_frames(*s, n) for s in spans]
+            at = [(min(given[i][0] for i in range(len(owner)) if owner[i] == g),
+                   max(given[i][1] for i in range(len(owner)) if owner[i] == g)) for g in range(len(changes))]
         phones, speech = tl.edit_timeline(before, after, n, at, changes)
         spans = [(lo * SPF / L.SAMPLE_RATE, hi * SPF / L.SAMPLE_RATE) for lo, hi in at]
     regions = merge_regions([span_region(s, c, n, margin, tts.chars_per_second, k)

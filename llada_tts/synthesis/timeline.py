@@ -49,6 +49,28 @@ class WordTimeline:
         at = self.starts[start] if start < len(self.starts) else self.frames
         return at, at
 
+    def groups(self) -> list[int]:
+        """A group number per word: eSpeak NG speaks some words as one (no word event for "the" in
+        "in the"; one for "well-known", two words once normalised), so their frames cannot be told
+        apart. A word without frames of its own joins the word before (its sound is in that word's
+        span; a leading one joins the next), and words of one written word share a group."""
+        out: list[int] = []
+        for k, (start, end) in enumerate(zip(self.starts, self.ends)):
+            joins = k > 0 and (start == end or (start, end) == (self.starts[k - 1], self.ends[k - 1]))
+            out.append(out[-1] if joins else (out[-1] + 1 if out else 0))
+        if out and self.starts[0] == self.ends[0] and len(out) > 1:  # a leading word without frames
+            out = [g if g != out[0] or k else out[1] for k, g in enumerate(out)]
+        return out
+
+    def whole(self, start: int, end: int) -> tuple[int, int]:
+        """Words [start, end) widened to whole groups; an empty range inside a group widens to it."""
+        g = self.groups()
+        if end > start:
+            return g.index(g[start]), len(g) - g[::-1].index(g[end - 1])
+        if 0 < start < len(g) and g[start] == g[start - 1]:
+            return g.index(g[start]), len(g) - g[::-1].index(g[start])
+        return start, end
+
 
 def word_timeline(text: str, voice: str | None, per_frame: int, rate: int | None = None) -> WordTimeline:
     """eSpeak NG's timeline of ``text`` with the frames of its normalised words (``edit.words_of``).
@@ -62,8 +84,8 @@ def word_timeline(text: str, voice: str | None, per_frame: int, rate: int | None
     frames = len(phones) // per_frame
     written = [(m.start(), m.end(), len(words_of(m.group()))) for m in re.finditer(r"\S+", text)]
     if sum(k for _, _, k in written) != len(words_of(text)):
-        raise SynthesisError(f"cannot time the words of {text[:60]!r} on eSpeak NG's timeline (they normalise "
-                             "differently one by one); give the spans with --span START:END")
+        raise SynthesisError(f"cannot match the words of {text[:60]!r} to eSpeak NG's word timing (they normalise "
+                             "differently one by one); write its numbers and symbols as words")
     first: list[int | None] = [None] * len(written)  # first frame of each written word
     for position, frame in events:
         for i, (lo, hi, _) in enumerate(written):
@@ -78,6 +100,36 @@ def word_timeline(text: str, voice: str | None, per_frame: int, rate: int | None
         starts += [first[i]] * k
         ends += [end] * k
     return WordTimeline(tuple(phones), per_frame, tuple(starts), tuple(ends))
+
+
+def group_changes(changes, source: WordTimeline, target: WordTimeline, old_words: list[str],
+                  new_words: list[str]) -> tuple[list, list[int]]:
+    """(``changes`` widened to whole word groups (``WordTimeline.groups``) on both sides, and merged
+    where they then overlap; for each given change, the widened one it belongs to). Widening one
+    side by k kept words widens the other by the same k words (they are equal), so it repeats until
+    both sides are whole groups. ``old_words`` / ``new_words``: the two texts' normalised words."""
+    from llada_tts.synthesis.edit import Change
+
+    merged: list[list[int]] = []
+    owner = []
+    for c in changes:
+        s, e, a, b = c.start, c.end, c.at, c.at + len(c.new)
+        while True:
+            s2, e2 = source.whole(s, e)
+            a2, b2 = a - (s - s2), b + (e2 - e)
+            a3, b3 = target.whole(a2, b2)
+            s3, e3 = s2 - (a2 - a3), e2 + (b3 - b2)
+            if (s3, e3, a3, b3) == (s, e, a, b):
+                break
+            s, e, a, b = s3, e3, a3, b3
+        if merged and (s < merged[-1][1] or a < merged[-1][3]):
+            m = merged[-1]
+            m[:] = [min(m[0], s), max(m[1], e), min(m[2], a), max(m[3], b)]
+        else:
+            merged.append([s, e, a, b])
+        owner.append(len(merged) - 1)
+    out = [Change(s, e, tuple(old_words[s:e]), tuple(new_words[a:b]), a) for s, e, a, b in merged]
+    return out, owner
 
 
 def stretch(phones, per_frame: int, frames: int) -> list[int]:
@@ -102,14 +154,18 @@ def edit_timeline(source: WordTimeline, target: WordTimeline, n: int, spans: lis
                   changes) -> tuple[list[int], list[int]]:
     """(the output's timeline [m * per_frame], new-word frames per change): ``source`` stretched to the
     recording's ``n`` frames with input frames ``spans[c]`` = [lo, hi) replaced by ``target``'s frames
-    of change c's new words (``Change.at`` .. + len(new)). Spans sorted and disjoint."""
+    of change c's new words (``Change.at`` .. + len(new)), stretched by the same factor (the
+    recording's tempo). Spans in order; one that starts inside the previous starts where it ends."""
     d = source.per_frame
     base = stretch(source.phones, d, n)
     out, speech, pos = [], [], 0
     for (lo, hi), change in zip(spans, changes):
-        if lo < pos:
-            raise SynthesisError("the edit spans overlap; give one span per change, in order, without overlaps")
+        if hi < pos:
+            raise SynthesisError("the edit spans are out of order; give one span per change, in order")
+        lo = max(lo, pos)
         new = target.segment(*target.span(change.at, change.at + len(change.new))) if change.new else []
+        if new and n != source.frames:
+            new = stretch(new, d, max(1, round(len(new) // d * n / max(1, source.frames))))
         out += base[pos * d : lo * d] + new
         speech.append(len(new) // d)
         pos = hi

@@ -64,16 +64,44 @@ def test_edit_timeline_splices_the_new_words_frames_by_hand():
     sub = Change(1, 2, ("b",), ("c",), 1)
     phones, speech = T.edit_timeline(source, target, 6, [(3, 6)], [sub])
     assert phones == [0, 5, 5, 7, 7, 7, 0] and speech == [4]
-    # the recording is twice eSpeak's length: the kept frames are the stretched source's
+    # the recording is twice eSpeak's length: the kept frames are the stretched source's, and the
+    # new words are stretched alike (the recording's tempo)
     phones, speech = T.edit_timeline(source, target, 12, [(6, 12)], [sub])
-    assert phones == [0, 0, 5, 5, 5, 5] + [7, 7, 7, 0] and speech == [4]
+    assert phones == [0, 0, 5, 5, 5, 5] + [7, 7, 7, 7, 7, 7, 0, 0] and speech == [8]
     assert T.source_spans(source, 12, [sub]) == [(6, 12)]
     dele = Change(1, 2, ("b",), (), 1)  # a deletion adds nothing; an insertion replaces nothing
     assert T.edit_timeline(source, target, 6, [(3, 6)], [dele]) == ([0, 5, 5], [0])
     ins = Change(1, 1, (), ("c",), 1)
     assert T.edit_timeline(source, target, 6, [(3, 3)], [ins]) == ([0, 5, 5, 7, 7, 7, 0, 6, 6, 0], [4])
-    with pytest.raises(SynthesisError, match="overlap"):
-        T.edit_timeline(source, target, 6, [(1, 4), (3, 6)], [sub, sub])
+    # given spans that share a frame: the second starts where the first ends
+    assert T.edit_timeline(source, target, 6, [(1, 4), (3, 6)], [sub, sub]) == ([0, 7, 7, 7, 0, 7, 7, 7, 0], [4, 4])
+    with pytest.raises(SynthesisError, match="out of order"):
+        T.edit_timeline(source, target, 6, [(3, 6), (0, 1)], [sub, sub])
+
+
+@pytest.mark.parametrize("text, to, old, new", [
+    ("Put it in the box.", "Put it at the box.", ("in", "the"), ("at", "the")),  # eSpeak: "in the" is one word
+    ("The cat sat on the mat.", "The cat sat on mat.", ("on", "the"), ("on",)),
+    ("The cat sat on the mat.", "The cat sat on a mat.", ("on", "the"), ("on", "a")),
+    ("A well-known man.", "A known man.", ("well", "known"), ("known",)),  # one written word, two words
+    ("A known man.", "A well-known man.", ("known",), ("well", "known")),
+    ("The cat sat on the mat.", "The dog sat on the mat.", ("cat",), ("dog",)),  # nothing to widen
+])
+def test_changes_widen_to_the_words_espeak_speaks_as_one(text, to, old, new):
+    from llada_tts.synthesis.edit import words_of
+
+    before, after = T.word_timeline(text, "en-us", 4), T.word_timeline(to, "en-us", 4)
+    changes = word_changes(text, to)
+    grouped, owner = T.group_changes(changes, before, after, words_of(text), words_of(to))
+    assert [(c.old, c.new) for c in grouped] == [(old, new)] and owner == [0] * len(changes)
+    c = grouped[0]
+    n = before.frames
+    phones, speech = T.edit_timeline(before, after, n, T.source_spans(before, n, grouped), grouped)
+    lo, hi = after.span(c.at, c.at + len(c.new))
+    assert speech == [hi - lo]  # the new group's own frames, whole
+    # the spliced timeline is eSpeak's own timeline of the target, up to prosody at the joins
+    assert abs(len(phones) // 4 - after.frames) <= 1
+    assert sum(x == y for x, y in zip(phones, after.phones)) >= 0.75 * len(after.phones)
 
 
 def test_word_changes_record_where_the_new_words_start():
