@@ -86,8 +86,7 @@ def frame_phonemes(text: str, voice: str = "en-us", rate: int = RATE, per_frame:
 
     Deterministic, so cached: planning a chunk's canvas and building its prompt (or a dataset row's
     readable form and its ids) speak the text once."""
-    wave, sr, events = espeak.synthesize_timed(text, voice=voice, rate=rate)
-    return tuple(timeline_frames(events, len(wave), sr, per_frame))
+    return timed_words(text, voice, rate, per_frame)[0]
 
 
 @functools.lru_cache(maxsize=256)

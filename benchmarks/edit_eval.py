@@ -102,16 +102,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="outputs/edit_eval", help="report folder (default outputs/edit_eval)")
     args = ap.parse_args(argv)
 
-    import yaml
-
     from llada_tts.synthesis import LladaTTS
+    from llada_tts.synthesis.defaults import parse_sampler_items
 
-    options = {}
-    for item in args.sampler:
-        key, sep, value = item.partition("=")
-        if not sep:
-            ap.error(f"--sampler {item!r}: expected KEY=VALUE")
-        options[key.strip()] = yaml.safe_load(value)  # numbers, true/false and names as YAML reads them
+    try:
+        options = parse_sampler_items(args.sampler)
+    except ValueError as e:
+        ap.error(str(e))
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     asr = get_asr("whisper")
     tts = LladaTTS.from_pretrained(args.model)

@@ -12,8 +12,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import yaml
-
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -24,14 +22,13 @@ def main(argv: list[str] | None = None) -> int:
                     help="a default sampler option recorded in llada_tts.json (repeatable), e.g. tokens_per_step=7")
     args = ap.parse_args(argv)
     from llada_tts.demo_voice import export_voice
+    from llada_tts.synthesis.defaults import parse_sampler_items
     from llada_tts.synthesis.errors import SynthesisError
 
-    sampler = {}
-    for item in args.sampler:
-        key, sep, value = item.partition("=")
-        if not sep:
-            ap.error(f"--sampler {item!r}: expected KEY=VALUE")
-        sampler[key.strip()] = yaml.safe_load(value)  # numbers, true/false and names as YAML reads them
+    try:
+        sampler = parse_sampler_items(args.sampler)
+    except ValueError as e:
+        ap.error(str(e))
 
     if not (Path(args.checkpoint) / "config.json").is_file():
         print(f"error: {args.checkpoint} is not a checkpoint folder (no config.json)", file=sys.stderr)

@@ -251,6 +251,21 @@ SamplerOptions.__module__ = __name__
 SamplerOptions.__doc__ = _SamplerOptionsBase.__doc__
 
 
+def parse_sampler_items(items) -> dict:
+    """``["tokens_per_step=11", "cache=dual"]`` (a repeatable ``--sampler KEY=VALUE``) -> a dict, each
+    value as YAML reads it (numbers, true/false, names); ValueError naming an item without "=".
+    Unchecked: ``check_sampler_options`` judges the result."""
+    import yaml
+
+    options = {}
+    for item in items:
+        key, sep, value = str(item).partition("=")
+        if not sep:
+            raise ValueError(f"--sampler {item!r}: expected KEY=VALUE")
+        options[key.strip()] = yaml.safe_load(value)
+    return options
+
+
 def check_sampler_options(options: dict, max_duration: float | None = DEFAULT_MAX_DURATION) -> dict:
     """Validate a request's sampler options (unknown keys, types, ranges, caps) before any model
     work; return them normalised (``SamplerOptions(...).to_kwargs()``). Raises SynthesisError."""
