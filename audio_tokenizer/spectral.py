@@ -16,6 +16,11 @@ def _hz_to_mel(f: float) -> float:  # HTK
 
 @functools.lru_cache(maxsize=32)
 def _mel_filters_cpu(sample_rate: int, n_fft: int, n_mels: int, f_min: float, f_max: float) -> torch.Tensor:
+    with torch.inference_mode(False):  # cached: an inference tensor would break a later training step
+        return _mel_filters(sample_rate, n_fft, n_mels, f_min, f_max)
+
+
+def _mel_filters(sample_rate: int, n_fft: int, n_mels: int, f_min: float, f_max: float) -> torch.Tensor:
     n_freqs = n_fft // 2 + 1
     freqs = torch.linspace(0, sample_rate / 2, n_freqs, dtype=torch.float64)  # [F]
     mels = torch.linspace(_hz_to_mel(f_min), _hz_to_mel(f_max), n_mels + 2, dtype=torch.float64)

@@ -152,15 +152,17 @@ def slot_weights(per_frame: int) -> torch.Tensor:
 
     SNAC slot s codes the span [k / 2^l, (k + 1) / 2^l) of its frame (l = its level, k = its index
     among the frame's codes of that level); part q is [q / d, (q + 1) / d). Rows sum to 1. Cached
-    (every forward pass of a frame model reads it): callers index it, never write to it."""
-    weights = torch.zeros(L.SLOTS_PER_FRAME, per_frame)
+    (every forward pass of a frame model reads it): callers index it, never write to it. Made outside
+    inference mode even when first asked for inside it (sampling), so training can use it later."""
+    weights = [[0.0] * per_frame for _ in range(L.SLOTS_PER_FRAME)]
     seen: dict[int, int] = {}
     for slot, level in enumerate(L.SLOT_LEVELS):
         k = seen[level] = seen.get(level, -1) + 1
         a, b = k / 2 ** level, (k + 1) / 2 ** level
         for q in range(per_frame):
-            weights[slot, q] = max(0.0, min(b, (q + 1) / per_frame) - max(a, q / per_frame)) / (b - a)
-    return weights
+            weights[slot][q] = max(0.0, min(b, (q + 1) / per_frame) - max(a, q / per_frame)) / (b - a)
+    with torch.inference_mode(False):
+        return torch.tensor(weights)
 
 
 def phones_per_frame(config) -> int:

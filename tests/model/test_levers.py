@@ -183,3 +183,20 @@ def test_trained_levers_resume_and_save(tmp_path):
     raw = json.loads((result.checkpoint / "config.json").read_text())
     assert raw["vocab_size"] == 29196 and raw[adapters.SLOT_MASKS_KEY] == list(adapters.SLOT_MASK_IDS)
     assert result.state.global_step > 0
+
+
+def test_cached_constants_made_while_sampling_still_train():
+    """Cached tensors first asked for inside inference mode (sampling, codec encoding) are made as
+    normal tensors: a later training step that multiplies by them must not fail."""
+    from audio_tokenizer import spectral
+
+    adapters.slot_weights.cache_clear()
+    spectral._mel_filters_cpu.cache_clear()
+    with torch.inference_mode():
+        adapters.slot_weights(4)
+        spectral.mel_filters(24000, 1024, 80)
+    x = torch.ones(7, 4, requires_grad=True)
+    (x * adapters.slot_weights(4)).sum().backward()
+    m = torch.ones(80, 513, requires_grad=True)
+    (m * spectral.mel_filters(24000, 1024, 80)).sum().backward()
+    assert torch.equal(x.grad, adapters.slot_weights(4)) and not spectral.mel_filters(24000, 1024, 80).is_inference()
