@@ -61,14 +61,23 @@ spec = json.loads(open(sys.argv[1]).read())
 t = Trainer(TrainConfig(**spec))
 t.save = lambda label: None  # the memory of training steps only
 net = t.accelerator.unwrap_model(t.model)
+weights = {p.untyped_storage().data_ptr() for p in net.parameters()}
+saved = [0]  # bytes of the tensors autograd keeps for backward, weights left out (inside checkpointed
+             # layers checkpoint's own hooks take over, so these see only what they keep: the layer inputs)
+def pack(x):
+    if x.untyped_storage().data_ptr() not in weights:
+        saved[0] += x.numel() * x.element_size()
+    return x
 built = hwm_kb()
 start = time.perf_counter()
-t.train()
+with torch.autograd.graph.saved_tensors_hooks(pack, lambda x: x):
+    t.train()
 seconds = time.perf_counter() - start
 peak = hwm_kb()
 json.dump(dict(losses=[m["loss"] for _, m in sorted(read_metrics(spec["save_folder"]).items())],
                checkpointing=bool(net.is_gradient_checkpointing), built_mb=built / 1024, peak_mb=peak / 1024,
-               train_mb=(peak - built) / 1024, seconds=seconds), open(sys.argv[2], "w"))
+               train_mb=(peak - built) / 1024, saved_mb=saved[0] / 2**20, seconds=seconds),
+          open(sys.argv[2], "w"))
 """
 
 
@@ -110,7 +119,7 @@ def test_bf16_on_cpu_trains_finite_and_tracks_fp32(tmp_path, offline_tokenizer):
 
 
 @pytest.mark.slow
-def test_gradient_checkpointing_same_losses_less_peak_memory(tmp_path, offline_tokenizer):
+def test_gradient_checkpointing_same_losses_less_saved_memory(tmp_path, offline_tokenizer):
     # long rows (72 frames, ~530 tokens) and the 6-layer "voice" body, so decoder-layer activations are a
     # large part of a step's memory (compact embeddings keep the head small); 2 updates of 4 rows
     cols = toy_tts_rows(offline_tokenizer, n_rows=8, frames=72, codes=64, texts=["hi", "yo"], voices=["a", "b"])
@@ -123,7 +132,8 @@ def test_gradient_checkpointing_same_losses_less_peak_memory(tmp_path, offline_t
                                                 "gradient_checkpointing": True}, "gc")
     assert ckpt["checkpointing"] and not plain["checkpointing"]
     assert len(plain["losses"]) == 2 and ckpt["losses"] == plain["losses"]  # recomputation: the same numbers
-    # peak RSS over the training steps, above what the built model and data already held (measured on this
-    # machine: ~900 MB without, ~675 MB with checkpointing)
-    assert ckpt["train_mb"] < plain["train_mb"] - 100, (plain, ckpt)
-    assert ckpt["peak_mb"] < plain["peak_mb"], (plain, ckpt)
+    # the activations autograd keeps for backward over both updates (storages, weights left out): exact
+    # and machine-independent, unlike peak RSS, which the allocator blurs (CI measured 729 vs 663 MB of
+    # training RSS where this machine saw ~900 vs ~675). Measured: 1,151 MB without, 514 MB with (the head,
+    # its loss and the embeddings are not checkpointed)
+    assert ckpt["saved_mb"] < plain["saved_mb"] / 2, (plain, ckpt)
