@@ -33,6 +33,9 @@ Rows (all audio-constrained; --rows picks some):
     cfg2-steps24-dual / cfg2-steps12-dual   guidance 2 with the dual cache at 24 / 12 steps
     tps11-dual  11 tokens per step (steps scale with the line, ~24 here) with the dual cache
     tps14-dual / tps16-dual  14 / 16 tokens per step (~19 / ~16 steps) with the dual cache
+    tps11-dual-t0.2 / tps11-dual-t0   say's default at temperature 0.2 / 0 (greedy) instead of 0.5
+    tps11-dual-cfg1 / tps22-dual-cfg1 say's default with guidance 1 (two passes per step), and at half
+                the steps (the same number of passes as the default)
 
 report.json in --out holds the config, the originals' WER and every row's summary with each line's
 transcript; --out/<row>/ holds the audio.
@@ -81,12 +84,16 @@ ROWS = {
     "tps11-dual": {"tokens_per_step": 11, "cache": "dual"},
     "tps14-dual": {"tokens_per_step": 14, "cache": "dual"},
     "tps16-dual": {"tokens_per_step": 16, "cache": "dual"},
+    "tps11-dual-t0.2": {"tokens_per_step": 11, "cache": "dual", "temperature": 0.2},
+    "tps11-dual-t0": {"tokens_per_step": 11, "cache": "dual", "temperature": 0.0},
+    "tps11-dual-cfg1": {"tokens_per_step": 11, "cache": "dual", "cfg_scale": 1.0},
+    "tps22-dual-cfg1": {"tokens_per_step": 22, "cache": "dual", "cfg_scale": 1.0},
 }
 
 
-def originals_wer(folder: Path, limit: int | None, asr) -> float:
-    """Corpus WER of the judge on the held-out eSpeak recordings themselves."""
-    utts = read_metadata(folder)[:limit] if limit else read_metadata(folder)
+def originals_wer(folder: Path, limit: int | None, asr, start: int = 0) -> float:
+    """Corpus WER of the judge on the held-out eSpeak recordings themselves (lines start..start+limit)."""
+    utts = read_metadata(folder)[start:start + limit if limit else None]
     pairs = []
     for u in utts:
         wave, sr = sf.read(str(u.audio), dtype="float32")
@@ -111,7 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default="demo", help="checkpoint folder, hub id or demo (default demo)")
     ap.add_argument("--codec", default=None, help="codec (default: the checkpoint's)")
     ap.add_argument("--heldout", default="outputs/voice/heldout", help="held-out corpus folder")
-    ap.add_argument("--limit", type=int, default=60, help="first N held-out lines (default 60)")
+    ap.add_argument("--limit", type=int, default=60, help="N held-out lines (default 60)")
+    ap.add_argument("--start", type=int, default=0,
+                    help="skip the first N held-out lines (default 0; e.g. --start 60 for lines no choice was made on)")
     ap.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated rows from {', '.join(ROWS)}")
     ap.add_argument("--temperature", type=float, default=None, help="sampling temperature for every row")
     ap.add_argument("--out", default="outputs/voice/eval", help="report folder (default outputs/voice/eval)")
@@ -124,9 +133,13 @@ def main(argv: list[str] | None = None) -> int:
     from llada_tts.synthesis import LladaTTS
 
     asr = get_asr("whisper")
-    items = load_items(args.heldout, limit=args.limit)
+    if args.start < 0:
+        ap.error(f"--start must be >= 0, got {args.start}")
+    items = load_items(args.heldout)[args.start:args.start + args.limit]
+    if not items:
+        ap.error(f"{args.heldout} has no lines after --start {args.start}")
     tts = LladaTTS.from_pretrained(args.model, codec=args.codec)
-    base = originals_wer(Path(args.heldout), args.limit, asr)
+    base = originals_wer(Path(args.heldout), args.limit, asr, args.start)
     print(f"{len(items)} held-out lines; eSpeak originals' WER {base:.3f} -> WER target <= {base + 0.15:.3f}")
     results = {}
     out = Path(args.out)
@@ -141,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['median_duration_ratio'] or 0:>5.2f} {r['ended_fraction']:>6.0%} {r['failed']:>6}", flush=True)
         # after every row, so an interrupted table keeps the rows it finished
         write_atomic(out / "report.json", json.dumps({"model": args.model, "heldout": args.heldout,
-                                                      "lines": len(items), "originals_wer": base,
+                                                      "start": args.start, "lines": len(items), "originals_wer": base,
                                                       "rows": results}, indent=1))
     print(f"wrote {out / 'report.json'}")
     return 0
