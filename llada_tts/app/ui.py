@@ -32,6 +32,9 @@ def build_demo(tts, max_chars: int = 1000, examples=EXAMPLES, max_duration: floa
     methods, remaskings, caches = (OPTIONS[k].choices for k in ("method", "remasking", "cache"))
     cfg, temp, thr, block = (OPTIONS[k] for k in ("cfg_scale", "temperature", "threshold", "block_length"))
     voices = list(tts.voices)
+    # the checkpoint's own sampler defaults (the demo voice: temperature 0.2), so the sliders send them
+    own = dict(getattr(tts.meta, "sampler", None) or {})
+    own_cfg, own_temp = own.get("cfg_scale", 0.0), own.get("temperature", DEFAULT_TEMPERATURE)
     voice_info = ("one the model was trained with" if voices
                   else "this checkpoint lists no voices; type one or keep (none)")
     with gr.Blocks(title="llada-tts", delete_cache=(3600, 3600)) as demo:
@@ -77,9 +80,9 @@ def build_demo(tts, max_chars: int = 1000, examples=EXAMPLES, max_duration: floa
                             with gr.Row():
                                 threshold = gr.Slider(0.0, thr.high, value=0.0, step=0.01, label="Confidence threshold",
                                                       info="0 = off (fixed schedule)")
-                                cfg_scale = gr.Slider(cfg.low, cfg.ui_high, value=0.0, step=0.1, label="CFG scale",
+                                cfg_scale = gr.Slider(cfg.low, cfg.ui_high, value=own_cfg, step=0.1, label="CFG scale",
                                                       info="classifier-free guidance; 0 = off (half the compute)")
-                                temperature = gr.Slider(temp.low, temp.ui_high, value=DEFAULT_TEMPERATURE, step=0.05,
+                                temperature = gr.Slider(temp.low, temp.ui_high, value=own_temp, step=0.05,
                                                         label="Temperature", info="0 = greedy")
                             with gr.Row():
                                 duration = gr.Number(value=0, minimum=0, maximum=max_duration, label="Duration (s)",

@@ -184,7 +184,8 @@ SAMPLER_OPTIONS = (
     Option("cfg_scale", "real", flag="--cfg", low=0.0, label="cfg scale", note="0 = no guidance", ui_high=5.0,
            help="classifier-free guidance scale (default 0 = off; > 0 doubles the forward passes)"),
     Option("temperature", "real", flag="--temperature", low=0.0, ui_high=2.0,
-           help=f"sampling temperature (default {DEFAULT_TEMPERATURE}; 0 = greedy)"),
+           help=f"sampling temperature (default: the checkpoint's own, else {DEFAULT_TEMPERATURE}; the demo voice "
+                "uses 0.2; 0 = greedy)"),
     Option("top_k", "int", flag="--top-k", low=1, metavar="K",
            help="sample each token among its K most likely codes (default: all; no effect at temperature 0)"),
     Option("remasking", "choice", flag="--remasking", choices=REMASKING,
