@@ -32,9 +32,11 @@ def build_demo(tts, max_chars: int = 1000, examples=EXAMPLES, max_duration: floa
     methods, remaskings, caches = (OPTIONS[k].choices for k in ("method", "remasking", "cache"))
     cfg, temp, thr, block = (OPTIONS[k] for k in ("cfg_scale", "temperature", "threshold", "block_length"))
     voices = list(tts.voices)
-    # the checkpoint's own sampler defaults (the demo voice: temperature 0.2), so the sliders send them
-    own = dict(getattr(tts.meta, "sampler", None) or {})
+    # the checkpoint's own sampler defaults (the demo voice: dual cache, temperature 0.2), so the widgets
+    # show and send them
+    own = getattr(tts.meta, "sampler", None) or {}
     own_cfg, own_temp = own.get("cfg_scale", 0.0), own.get("temperature", DEFAULT_TEMPERATURE)
+    own_cache = own.get("cache") or caches[0]
     voice_info = ("one the model was trained with" if voices
                   else "this checkpoint lists no voices; type one or keep (none)")
     with gr.Blocks(title="llada-tts", delete_cache=(3600, 3600)) as demo:
@@ -66,7 +68,7 @@ def build_demo(tts, max_chars: int = 1000, examples=EXAMPLES, max_duration: floa
                                 method = gr.Dropdown(choices=list(methods), value=methods[1], label="Method")
                                 remasking = gr.Dropdown(choices=list(remaskings), value=remaskings[0],
                                                         label="Remasking")
-                                cache = gr.Dropdown(choices=list(caches), value=caches[0], label="KV cache",
+                                cache = gr.Dropdown(choices=list(caches), value=own_cache, label="KV cache",
                                                     elem_id="cache",
                                                     info="prefix / dual: faster, approximate (Fast-dLLM)")
                             with gr.Row():

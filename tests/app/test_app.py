@@ -391,14 +391,16 @@ def test_cli_command_loads_the_app_lazily():
 
 
 def test_sliders_start_at_the_checkpoints_own_sampler_defaults(tts, monkeypatch):
-    """A voice that records temperature / guidance defaults (the demo voice: temperature 0.2) gets them
-    from the page too: the sliders always send their value, so a fixed 0.5 would override the voice."""
+    """A voice that records temperature / guidance / cache defaults (the demo voice: temperature 0.2, dual
+    cache) gets them from the page too: the sliders always send their value, so a fixed 0.5 would
+    override the voice, and the cache box shows what runs."""
     import dataclasses
 
     def sliders(demo):
         return {c["props"]["label"]: c["props"]["value"] for c in demo.config["components"]
-                if c["props"].get("label") in ("Temperature", "CFG scale")}
+                if c["props"].get("label") in ("Temperature", "CFG scale", "KV cache")}
 
-    assert sliders(app.build_demo(tts, examples=[])) == {"Temperature": 0.5, "CFG scale": 0.0}
-    monkeypatch.setattr(tts, "meta", dataclasses.replace(tts.meta, sampler={"temperature": 0.2, "cfg_scale": 1.0}))
-    assert sliders(app.build_demo(tts, examples=[])) == {"Temperature": 0.2, "CFG scale": 1.0}
+    assert sliders(app.build_demo(tts, examples=[])) == {"Temperature": 0.5, "CFG scale": 0.0, "KV cache": "none"}
+    monkeypatch.setattr(tts, "meta", dataclasses.replace(tts.meta, sampler={"temperature": 0.2, "cfg_scale": 1.0,
+                                                                            "cache": "dual"}))
+    assert sliders(app.build_demo(tts, examples=[])) == {"Temperature": 0.2, "CFG scale": 1.0, "KV cache": "dual"}
