@@ -115,11 +115,22 @@ def whisper_available() -> bool:
 
 @functools.lru_cache(maxsize=2)
 def _whisper_model(source: str, device: str, compute_type: str, cpu_threads: int):
-    """One loaded model per (source, settings) per process: the judge is read-only, loading costs ~1 s."""
+    """One loaded model per (source, settings) per process: the judge is read-only, loading costs ~1 s.
+    Loading sets the process's shared OpenMP pool to ``cpu_threads``; torch's thread count is put back,
+    so a judge in the same process as synthesis never slows it down (it did: RTFs measured beside the
+    judge ran on one thread)."""
+    import sys
+
     from faster_whisper import WhisperModel
 
-    return WhisperModel(source, device=device, compute_type=compute_type, cpu_threads=cpu_threads,
-                        local_files_only=True)
+    torch = sys.modules.get("torch")  # never imported here just for this
+    threads = torch.get_num_threads() if torch is not None else None
+    try:
+        return WhisperModel(source, device=device, compute_type=compute_type, cpu_threads=cpu_threads,
+                            local_files_only=True)
+    finally:
+        if torch is not None and torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
 
 
 class FasterWhisperASR:

@@ -130,3 +130,20 @@ def test_whisper_model_overrides(tmp_path, whisper):
         get_asr(f"faster-whisper:{tmp_path}")
     with pytest.raises(ASRError, match="not in the local Hugging Face cache"):
         get_asr("whisper:llada-tts-tests/no-such-whisper-model")  # never downloads
+
+
+def test_loading_the_judge_leaves_torchs_threads_alone(whisper):
+    """CTranslate2 sets the process's OpenMP pool to the judge's one thread when a model loads; torch's
+    count is put back, so synthesis next to the judge (voice_eval, the eval command) keeps its cores."""
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(3)
+        judge._whisper_model.cache_clear()  # a real load, not the cached model
+        asr = get_asr("whisper")
+        assert torch.get_num_threads() == 3
+        asr.transcribe(np.zeros(16000, dtype=np.float32), 16000)  # transcribing leaves it alone too
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
