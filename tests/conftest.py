@@ -1,10 +1,13 @@
 """Shared fixtures: tiny real objects built offline (no hub, no network)."""
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
-torch.set_num_threads(min(2, torch.get_num_threads()))
+# One thread per pytest-xdist worker (the suite runs on 2 workers: python -m pytest -n 2), else up to two.
+torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else min(2, torch.get_num_threads()))
 
 
 @pytest.fixture(scope="session")
