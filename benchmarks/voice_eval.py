@@ -123,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="skip the first N held-out lines (default 0; e.g. --start 60 for lines no choice was made on)")
     ap.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated rows from {', '.join(ROWS)}")
     ap.add_argument("--temperature", type=float, default=None, help="sampling temperature for every row")
+    ap.add_argument("--dtype", choices=("auto", "float32", "bfloat16"), default="auto",
+                    help="the model's dtype (auto: as say: bfloat16 on a CPU with native bf16, else float32)")
     ap.add_argument("--out", default="outputs/voice/eval", help="report folder (default outputs/voice/eval)")
     args = ap.parse_args(argv)
     rows = [r.strip() for r in args.rows.split(",") if r.strip()]
@@ -138,9 +140,14 @@ def main(argv: list[str] | None = None) -> int:
     items = load_items(args.heldout)[args.start:args.start + args.limit]
     if not items:
         ap.error(f"{args.heldout} has no lines after --start {args.start}")
-    tts = LladaTTS.from_pretrained(args.model, codec=args.codec)
+    import torch
+
+    tts = LladaTTS.from_pretrained(args.model, codec=args.codec,
+                                   dtype=None if args.dtype == "auto" else getattr(torch, args.dtype))
+    dtype = str(next(tts.model.parameters()).dtype).removeprefix("torch.")
     base = originals_wer(Path(args.heldout), args.limit, asr, args.start)
-    print(f"{len(items)} held-out lines; eSpeak originals' WER {base:.3f} -> WER target <= {base + 0.15:.3f}")
+    print(f"{len(items)} held-out lines; eSpeak originals' WER {base:.3f} -> WER target <= {base + 0.15:.3f}; "
+          f"model in {dtype} on {torch.get_num_threads()} threads")
     results = {}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -153,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<10} {r['wer']:>6.3f} {r['nfe'] or 0:>6.0f} {r['rtf'] or 0:>6.3f} "
               f"{r['median_duration_ratio'] or 0:>5.2f} {r['ended_fraction']:>6.0%} {r['failed']:>6}", flush=True)
         # after every row, so an interrupted table keeps the rows it finished
-        write_atomic(out / "report.json", json.dumps({"model": args.model, "heldout": args.heldout,
+        write_atomic(out / "report.json", json.dumps({"model": args.model, "dtype": dtype, "heldout": args.heldout,
                                                       "start": args.start, "lines": len(items), "originals_wer": base,
                                                       "rows": results}, indent=1))
     print(f"wrote {out / 'report.json'}")

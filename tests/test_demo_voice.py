@@ -10,7 +10,7 @@ from safetensors import safe_open
 from audio_tokenizer import layout as L
 from llada_tts import demo_voice
 from llada_tts.checkpoint_meta import META_FILE, CheckpointMeta
-from llada_tts.model import adapters, config_for_size, create_model, save_model
+from llada_tts.model import adapters, config_for_size, create_model, save_model, speech_dtype
 from llada_tts.prompts import tts_prompt
 from llada_tts.synthesis import LladaTTS
 from llada_tts.synthesis.errors import SynthesisError
@@ -53,14 +53,17 @@ def test_exported_voice_loads_with_the_offline_tokenizer_and_aligned_phoneme_pro
     assert sr == 24000 and len(wave) > 0
 
 
-def test_an_fp16_voice_computes_in_float32_on_a_cpu_unless_asked(voice_dir):
-    """Half-precision matmuls are slow on CPUs (the demo voice: RTF 0.62 in fp16, 0.33 in float32)."""
+def test_an_fp16_voice_computes_in_the_cpus_fast_dtype_unless_asked(voice_dir):
+    """fp16 matmuls are emulated and slow on CPUs (the demo voice: RTF 0.62 in fp16, 0.33 in float32, one thread):
+    a CPU runs a voice in bfloat16 where it multiplies bf16 natively (AMX), else in float32."""
     out, model = voice_dir
     tts = LladaTTS.from_pretrained(str(out))
-    assert tts.model.dtype == torch.float32
+    cpu = speech_dtype("cpu")
+    assert tts.model.dtype == cpu in (torch.bfloat16, torch.float32)
     embed = tts.model.get_input_embeddings().weight
     rows = adapters.row_ids(model.config.llada_rows)
-    assert torch.equal(embed[rows], model.get_input_embeddings().weight.detach().half().float())
+    assert torch.equal(embed[rows], model.get_input_embeddings().weight.detach().half().to(cpu))
+    assert LladaTTS.from_pretrained(str(out), dtype=torch.float32).model.dtype == torch.float32
     assert LladaTTS.from_pretrained(str(out), dtype=torch.float16).model.dtype == torch.float16
 
 
@@ -168,17 +171,21 @@ def judged_voice():
 
 def test_the_shipped_voice_is_understood_by_the_judge(judged_voice):
     """A regression guard, not the target: the judge hears most of what the shipped voice says (a
-    broken prompt, sampler or codec path scores near 1.0). Measured when it shipped: 0.441 against
-    eSpeak's 0.260 on these sentences (the first voice: 0.480 against 0.252)."""
+    broken prompt, sampler or codec path scores near 1.0). Measured on these sentences: 0.441 against
+    eSpeak's 0.260 in float32 (the first voice: 0.480 against 0.252), 0.402 against 0.236 in bfloat16
+    on another machine."""
     ours, theirs = judged_voice
     assert ours <= theirs + 0.30
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15's bar is not reached on these sentences: the shipped voice scored "
-                                       "0.441 against eSpeak's 0.260 here (it meets it on the 90 fresh held-out "
-                                       "lines, 0.429 against 0.334, and on seed 12, 0.354 against 0.205)")
+@pytest.mark.xfail(strict=False, reason="issue 15's bar sits inside the noise on these 12 sentences: the shipped "
+                                        "voice's gap was 0.181 (float32) and 0.165 (bfloat16, another machine's "
+                                        "judge) against a bar of 0.15; it is met on 150 held-out lines (0.429 / "
+                                        "0.467 against 0.337 / 0.345), see the README")
 def test_the_shipped_voice_meets_the_issue_bar(judged_voice):
-    """Issue 15's target: at most 0.15 worse than eSpeak NG's own recordings. Strict: when a voice
-    that meets it ships, this fails until the xfail mark is removed."""
+    """Issue 15's target: at most 0.15 worse than eSpeak NG's own recordings. Not strict: the gap on 12
+    sentences moves by more than its margin with the machine (the judge's own WER on the same eSpeak
+    audio: 0.260 on one, 0.236 on another) and the dtype, so a pass here says little; the summary
+    line (XPASS / XFAIL) reports which."""
     ours, theirs = judged_voice
     assert ours <= theirs + 0.15

@@ -67,7 +67,8 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
                         "else hubertsiuzdak/snac_24khz)")
     g.add_argument("--device", choices=DEVICES, default="auto", help="where to run (auto: cuda, then mps, then cpu)")
     g.add_argument("--dtype", choices=DTYPES, default="auto",
-                   help="model weights dtype (auto: bfloat16 on a bf16-capable GPU, else float32)")
+                   help="model weights dtype (auto: bfloat16 on a bf16-capable GPU or on a CPU with native bf16 "
+                        "(AMX), else float32; on a CPU the audio logits stay float32)")
 
 
 def seed_number(text: str) -> int:
@@ -139,12 +140,18 @@ def resolve_device(name: str) -> str:
     return name
 
 
-def resolve_dtype(name: str, device: str):
+def resolve_dtype(name: str, device: str, speech: bool = False):
+    """--dtype as a torch dtype. auto: bfloat16 on a bf16-capable GPU; for speech checkpoints also on a
+    CPU that multiplies bf16 natively (``model.speech_dtype``); else float32."""
     import torch
 
     if name == "auto":
         if device == "cuda" and torch.cuda.is_bf16_supported():
             return torch.bfloat16
+        if speech and device == "cpu":
+            from llada_tts.model import speech_dtype
+
+            return speech_dtype(device)
         return torch.float32
     if device == "cpu" and name == "float16":
         raise CliError("--dtype float16 is not supported on CPU; use float32 or bfloat16")
@@ -162,7 +169,7 @@ def load_tts(args: argparse.Namespace):
     from llada_tts.synthesis import LladaTTS, SynthesisError
 
     device = resolve_device(args.device)
-    dtype = resolve_dtype(args.dtype, device)
+    dtype = resolve_dtype(args.dtype, device, speech=True)
     hf_logging.disable_progress_bar()  # our own progress bar is enough
     try:
         return LladaTTS.from_pretrained(model_name(args), codec=args.codec, device=device, dtype=dtype)

@@ -39,7 +39,7 @@ class FullLogitsRunner:
         if not self.audio:
             return logits
         cand = slot_candidates().to(logits.device)[slots_of(range(lo - region_start, end - region_start))]
-        return torch.gather(logits, -1, cand.unsqueeze(0).expand(logits.shape[0], -1, -1))  # [B, n, C]
+        return torch.gather(logits, -1, cand.unsqueeze(0).expand(logits.shape[0], -1, -1)).float()  # [B, n, C]
 
 
 def is_hf_causal_lm(model) -> bool:
@@ -66,8 +66,12 @@ class HFRunner:
                 raise ValueError(f"audio decoding needs the {L.VOCAB_SIZE}-row llada-tts vocabulary, "
                                  f"the model has {self.weight.shape[0]} rows")
             cand = slot_candidates().to(self.weight.device)  # [7, C]
-            self.cand_weight = self.weight[cand]  # [7, C, H]
-            self.cand_bias = None if self.bias is None else self.bias[cand]  # [7, C]
+            # On a CPU the candidate rows are float32 even for a bf16 body (the CPU default where bf16 is
+            # native): the logits rank candidates and confidences. A GPU keeps the model's dtype (a
+            # float32 copy of an Orpheus-3B head would be ~350 MB per call).
+            dtype = torch.float32 if self.weight.device.type == "cpu" else self.weight.dtype
+            self.cand_weight = self.weight[cand].to(dtype)  # [7, C, H]
+            self.cand_bias = None if self.bias is None else self.bias[cand].to(dtype)  # [7, C]
 
     def _hidden(self, input_ids, attention_mask, position_ids, lo, end, phase):
         if phase == "full":
@@ -89,6 +93,7 @@ class HFRunner:
         hidden = self._hidden(input_ids, attention_mask, position_ids, lo, end, phase)  # [B, n, H]
         if not self.audio:
             return F.linear(hidden, self.weight, self.bias)  # [B, n, V]
+        hidden = hidden.to(self.cand_weight.dtype)
         slots = slots_of(range(lo - region_start, end - region_start)).to(hidden.device)  # [n]
         out = hidden.new_empty(*hidden.shape[:2], self.cand_weight.shape[1])  # [B, n, C]
         for s in slots.unique().tolist():

@@ -135,14 +135,15 @@ class LladaTTS:
                         dtype: torch.dtype | None = None) -> LladaTTS:
         """Load a checkpoint (local folder or hub id: weights, tokenizer, llada_tts.json) and a codec
         (folder or hub id; None: the checkpoint's recorded codec, else SNAC 24 kHz). ``dtype`` None:
-        float32 on a CPU (half-precision matmuls are slow there: the fp16 demo voice ran at real-time
-        factor 0.62 against 0.33 in float32 on 2 cores), the checkpoint's own dtype elsewhere.
+        ``model.speech_dtype(device)``: on a CPU bfloat16 where it multiplies bf16 in AMX tiles, else
+        float32 (emulated half precision is slow: the fp16 demo voice ran at real-time factor 0.62
+        against 0.33 in float32, one thread); the checkpoint's own dtype elsewhere.
         SynthesisError (one line) for anything unusable."""
         from safetensors import SafetensorError
 
         from audio_tokenizer.codec import DEFAULT_CODEC, SnacCodec
         from llada_tts import demo_voice
-        from llada_tts.model import load_model
+        from llada_tts.model import load_model, speech_dtype
         from llada_tts.vocab import build_offline_tokenizer, load_tokenizer
 
         try:
@@ -154,8 +155,8 @@ class LladaTTS:
         except FileNotFoundError as e:
             raise SynthesisError(f"model: {e}") from e
         local, path = found is not None, found or Path(name)
-        if dtype is None and torch.device(device).type == "cpu":
-            dtype = torch.float32
+        if dtype is None:
+            dtype = speech_dtype(device)
         try:
             net = load_model(str(path) if local else name, dtype=dtype, device=device)
         except SafetensorError as e:  # a truncated download or copy

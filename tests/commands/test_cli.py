@@ -26,6 +26,7 @@ from synthesis_fixtures import (  # noqa: F401  (fixtures)
 
 from audio_tokenizer import layout as L
 from llada_tts.cli import COMMANDS, build_parser, main
+from llada_tts.model import speech_dtype
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST_ARGS = ["--steps", str(FAST["steps"]), "--block-length", str(FAST["block_length"])]
@@ -211,7 +212,7 @@ def test_info(capsys, model_args, tiny_model_dir, tiny_codec_dir):
     c = info["checkpoint"]
     assert c["source"] == str(tiny_model_dir.resolve())
     assert ((c["layers"], c["hidden_size"], c["vocab_size"], c["is_causal"], c["dtype"])
-            == (2, 64, L.VOCAB_SIZE, False, "float32"))
+            == (2, 64, L.VOCAB_SIZE, False, str(speech_dtype("cpu")).removeprefix("torch.")))  # --dtype auto
     assert c["voices"] == VOICES and c["chars_per_second"] == CHARS_PER_SECOND and c["sampler_defaults"] == {}
     assert c["parameters"] == L.VOCAB_SIZE * 64 + c["non_embedding_parameters"]  # tied embeddings counted once
     assert info["codec"]["source"] == str(tiny_codec_dir) and info["codec"]["sample_rate"] == 24000

@@ -208,3 +208,23 @@ def test_min_frames_is_validated():
         SamplerConfig(gen_length=28, block_length=28, steps=4, min_frames=1).validate()
     with pytest.raises(ValueError, match="longer than the canvas"):
         SamplerConfig(gen_length=28, block_length=28, steps=4, audio=True, min_frames=5).validate()
+
+
+def test_audio_logits_stay_float32_for_a_bf16_body(model):
+    """A bf16 body (the CPU default where bf16 is native) still scores the candidates in float32: the
+    banded head projects the float32 hidden states onto float32 candidate rows."""
+    import copy
+
+    from llada_tts.sampling.constraints import slots_of
+    from llada_tts.sampling.runner import HFRunner
+
+    bf16 = copy.deepcopy(model).to(torch.bfloat16)
+    x = torch.tensor([PROMPT + [L.MASK_ID] * 14])  # [1, 22]
+    lo, end, start = len(PROMPT), len(PROMPT) + 14, len(PROMPT)
+    logits = HFRunner(bf16, audio=True)(x, None, None, lo, end, start)  # [1, 14, C]
+    assert logits.dtype == torch.float32
+    hidden = bf16.model(input_ids=x).last_hidden_state[:, lo:end].float()  # [1, 14, H]
+    rows = bf16.get_output_embeddings().weight.float()[slot_candidates()[slots_of(range(14))]]  # [14, C, H]
+    expected = torch.einsum("bnh,nch->bnc", hidden, rows)
+    torch.testing.assert_close(logits, expected, rtol=1e-5, atol=1e-5)
+    assert not torch.equal(logits, expected.bfloat16().float())  # not rounded to bf16 anywhere

@@ -293,3 +293,26 @@ def test_sampler_options_are_one_typed_definition_validated_on_construction():
     assert (rows["steps"]["minimum"], rows["steps"]["maximum"], rows["steps"]["flag"]) == (1, 168, "--steps")
     assert rows["cache"]["choices"] == ["none", "prefix", "dual"] and rows["threshold"]["minimum_exclusive"]
     assert describe_options(None)[1]["maximum"] is None
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        text = open("/proc/cpuinfo").read()
+    except OSError:
+        pytest.skip("no /proc/cpuinfo to read the CPU's flags from")
+    return {f for line in text.splitlines() if line.startswith("flags") for f in line.split(":", 1)[1].split()}
+
+
+def test_speech_runs_in_bfloat16_on_a_cpu_with_native_bf16_else_float32(tiny_model_dir, tiny_codec_dir):
+    """The CPU default follows the CPU's own flags (AMX tiles: bf16 matmuls ~5x float32; without them
+    bf16 is emulated and slower); an explicit dtype always wins."""
+    from llada_tts.model import fast_cpu_bf16, speech_dtype
+
+    native = "amx_tile" in _cpu_flags()
+    assert fast_cpu_bf16() == native
+    assert speech_dtype("cpu") == (torch.bfloat16 if native else torch.float32)
+    assert speech_dtype("meta") is None  # a GPU keeps the checkpoint's own dtype
+    default = LladaTTS.from_pretrained(str(tiny_model_dir), codec=str(tiny_codec_dir))
+    assert next(default.model.parameters()).dtype == speech_dtype("cpu")
+    fp32 = LladaTTS.from_pretrained(str(tiny_model_dir), codec=str(tiny_codec_dir), dtype=torch.float32)
+    assert next(fp32.model.parameters()).dtype == torch.float32
