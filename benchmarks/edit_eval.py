@@ -99,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"continuation voices, comma-separated (default: the checkpoint's + {UNSEEN_VOICE})")
     ap.add_argument("--sampler", action="append", default=[], metavar="KEY=VALUE", help="sampler option")
     ap.add_argument("--skip", default="", help="comma-separated parts to skip: edit, continuation")
+    ap.add_argument("--dtype", choices=("auto", "float32", "bfloat16"), default="auto",
+                    help="the model's dtype (auto: as say: bfloat16 on a CPU with AMX, else float32)")
     ap.add_argument("--out", default="outputs/edit_eval", help="report folder (default outputs/edit_eval)")
     args = ap.parse_args(argv)
 
@@ -111,11 +113,14 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(str(e))
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     asr = get_asr("whisper")
-    tts = LladaTTS.from_pretrained(args.model)
+    import torch
+
+    tts = LladaTTS.from_pretrained(args.model, dtype=None if args.dtype == "auto" else getattr(torch, args.dtype))
     utts = read_metadata(Path(args.heldout))
     out = Path(args.out)
     (out / "audio").mkdir(parents=True, exist_ok=True)
-    report: dict = {"model": args.model, "options": options, "front_end": tts.front_end}
+    report: dict = {"model": args.model, "dtype": str(tts.model.dtype).removeprefix("torch."), "options": options,
+                    "front_end": tts.front_end}
 
     def save():
         write_atomic(out / "report.json", json.dumps(report, indent=1))
