@@ -197,6 +197,7 @@ def test_two_cpu_processes_keep_identical_weights(data, tmp_path):
     (tmp_path / "cfg.json").write_text(json.dumps(dataclasses.asdict(cfg)))
     (tmp_path / "rank.py").write_text(RANK_SCRIPT)
     launch = _cli("-m", "accelerate.commands.launch", "--config_file", str(ROOT / "recipes/accelerate/cpu_2proc.yaml"),
+                  "--main_process_port", "0",  # any free port: never the default 29500 another run may hold
                   str(tmp_path / "rank.py"), str(tmp_path / "cfg.json"))
     out = launch.communicate(timeout=900)[0]
     assert launch.returncode == 0, out[-4000:]
