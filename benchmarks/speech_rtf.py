@@ -39,20 +39,21 @@ def main(argv: list[str] | None = None) -> int:
     texts = make_open_sentences(args.sentences, seed=args.seed, split="heldout")
     print(f"{args.model}: {len(texts)} held-out sentences, say's defaults, this machine's CPU "
           f"(native bf16: {fast_cpu_bf16()})")
-    print(f"{'threads':>7} " + " ".join(f"{str(d).removeprefix('torch.'):>9}" for d in dtypes))
-    for n in threads:
-        torch.set_num_threads(n)
-        cells = []
-        for dtype in dtypes:
-            tts = LladaTTS.from_pretrained(args.model, dtype=dtype)
+    rtf: dict[tuple[int, torch.dtype], float] = {}
+    for dtype in dtypes:  # each model loads once
+        tts = LladaTTS.from_pretrained(args.model, dtype=dtype)
+        for n in threads:
+            torch.set_num_threads(n)
             tts.synthesize(texts[0], seed=0)  # warm-up
             wall = audio = 0.0
             for i, text in enumerate(texts):
                 start = time.perf_counter()
                 result = tts.synthesize(text, seed=i)
                 wall, audio = wall + time.perf_counter() - start, audio + result.duration
-            cells.append(wall / audio)
-        print(f"{n:>7} " + " ".join(f"{c:>9.3f}" for c in cells), flush=True)
+            rtf[n, dtype] = wall / audio
+    print(f"{'threads':>7} " + " ".join(f"{str(d).removeprefix('torch.'):>9}" for d in dtypes))
+    for n in threads:
+        print(f"{n:>7} " + " ".join(f"{rtf[n, d]:>9.3f}" for d in dtypes))
     print(f"({audio:.1f} s of audio per cell; RTF = wall time / audio time)")
     return 0
 
